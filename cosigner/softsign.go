@@ -1,0 +1,86 @@
+package cosigner
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cosigner/cosigner/privval"
+)
+
+// Softsign signs with whole ed25519 keys held in this process, one key and
+// one sign state per chain. It is the single-node mode, for testnets and for
+// operators coming from TMKMS.
+type Softsign struct {
+	log    *slog.Logger
+	chains map[string]*softChain
+}
+
+type softChain struct {
+	key   ed25519.PrivateKey
+	state *SignState
+}
+
+var _ privval.Signer = (*Softsign)(nil)
+
+// NewSoftsign returns a Softsign with no chains.
+func NewSoftsign(log *slog.Logger) *Softsign {
+	return &Softsign{log: log, chains: map[string]*softChain{}}
+}
+
+// AddChain makes s sign for chainID with key, guarded by state. It must be
+// called before s serves requests.
+func (s *Softsign) AddChain(chainID string, key ed25519.PrivateKey, state *SignState) error {
+	if _, ok := s.chains[chainID]; ok {
+		return fmt.Errorf("chain %q added twice", chainID)
+	}
+	if state.chainID != chainID {
+		return fmt.Errorf("sign state of chain %q given for chain %q", state.chainID, chainID)
+	}
+	s.chains[chainID] = &softChain{key: key, state: state}
+	return nil
+}
+
+func (s *Softsign) chain(chainID string) (*softChain, error) {
+	c, ok := s.chains[chainID]
+	if !ok {
+		return nil, fmt.Errorf("no key for chain %q", chainID)
+	}
+	return c, nil
+}
+
+// PubKey returns the public key of chainID's key.
+func (s *Softsign) PubKey(_ context.Context, chainID string) (ed25519.PublicKey, error) {
+	c, err := s.chain(chainID)
+	if err != nil {
+		return nil, err
+	}
+	return c.key.Public().(ed25519.PublicKey), nil
+}
+
+// Sign signs req under the chain's sign-state rules. The vote extension, if
+// asked for, is signed fresh every time, as FilePV does: extensions are not
+// slashable and may legitimately differ between retries.
+func (s *Softsign) Sign(_ context.Context, req *privval.SignRequest) (*privval.SignResponse, error) {
+	c, err := s.chain(req.ChainID)
+	if err != nil {
+		return nil, err
+	}
+	sig, ts, err := c.state.Sign(req, func(msg []byte) ([]byte, error) {
+		return ed25519.Sign(c.key, msg), nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrConflict) || errors.Is(err, ErrRegression) {
+			s.log.Warn("refused double sign", "chain", req.ChainID, "height", req.Height,
+				"round", req.Round, "step", req.Step.String(), "err", err)
+		}
+		return nil, err
+	}
+	resp := &privval.SignResponse{Signature: sig, Timestamp: ts}
+	if req.ExtSignBytes != nil {
+		resp.ExtSignature = ed25519.Sign(c.key, req.ExtSignBytes)
+	}
+	return resp, nil
+}
