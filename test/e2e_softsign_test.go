@@ -1,0 +1,124 @@
+package test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cosigner/cosigner/test/harness"
+)
+
+// minBlocks is how many blocks each chain must commit with our signatures.
+const minBlocks = 20
+
+// TestSoftsignChains runs a single-validator chain of every supported
+// CometBFT version whose only signer is `cosigner start` in softsign mode,
+// and checks our precommit in every commit and the absence of evidence.
+// On 0.38 and 1.0 vote extensions are enabled from height 2, so the chain
+// only advances if our extension signatures verify.
+func TestSoftsignChains(t *testing.T) {
+	bin := requireCosigner(t)
+	type chainCase struct {
+		version string
+		unix    bool
+	}
+	var cases []chainCase
+	for _, v := range harness.Versions {
+		cases = append(cases, chainCase{version: v})
+	}
+	cases = append(cases, chainCase{version: "v0.38.17", unix: true})
+	for _, tc := range cases {
+		name := tc.version + "/tcp"
+		if tc.unix {
+			name = tc.version + "/unix"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			node := harness.NewNode(t, harness.NodeConfig{Version: tc.version, ChainID: "softsign-1", Unix: tc.unix})
+			cs := harness.SetupSoftsign(t, bin, node)
+			cs.Start()
+			node.Start(ctx)
+			top := node.WaitHeight(ctx, minBlocks+2, 3*time.Minute)
+
+			n, err := node.VerifyChain(ctx, node.PubKey, 1, top-1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs := cs.Records()
+			if err := harness.CheckNoDoubleSign(recs); err != nil {
+				t.Error(err)
+			}
+			checkSignedEveryHeight(t, recs, 1, top-1)
+			t.Logf("%s: %d commits verified with our signature (heights 1..%d), %d signatures logged, vote extensions from height %d",
+				name, n, top-1, len(recs), node.VoteExtensionsHeight)
+		})
+	}
+}
+
+// checkSignedEveryHeight checks that the cosigner's log shows a proposal, a
+// prevote and a precommit for every height in [from, to].
+func checkSignedEveryHeight(t *testing.T, recs []harness.SignRecord, from, to int64) {
+	t.Helper()
+	have := map[int64][]string{}
+	for _, r := range recs {
+		have[r.Height] = append(have[r.Height], r.Step)
+	}
+	for h := from; h <= to; h++ {
+		for _, step := range []string{"proposal", "prevote", "precommit"} {
+			if !slices.Contains(have[h], step) {
+				t.Errorf("height %d: no %q signature in the cosigner's log", h, step)
+			}
+		}
+	}
+}
+
+// TestSoftsignRestart SIGKILLs the signer mid-chain and starts it again:
+// the chain goes on, no (height, round, step) is signed for two different
+// blocks across both processes, and the state file is at least as high as
+// the last signature.
+func TestSoftsignRestart(t *testing.T) {
+	bin := requireCosigner(t)
+	t.Parallel()
+	ctx := context.Background()
+	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "restart-1"})
+	cs := harness.SetupSoftsign(t, bin, node)
+	cs.Start()
+	node.Start(ctx)
+	node.WaitHeight(ctx, 8, 2*time.Minute)
+
+	cs.Kill()
+	killedAt, err := node.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs.Start()
+	top := node.WaitHeight(ctx, killedAt+10, 2*time.Minute)
+	cs.Stop()
+
+	recs := cs.Records()
+	if err := harness.CheckNoDoubleSign(recs); err != nil {
+		t.Error(err)
+	}
+	var last harness.SignRecord
+	runs := map[int]int{}
+	for _, r := range recs {
+		runs[r.Run]++
+		if r.Height > last.Height {
+			last = r
+		}
+	}
+	if runs[1] == 0 || runs[2] == 0 {
+		t.Errorf("signatures per run: %v, want both runs to sign", runs)
+	}
+	st := cs.StateShow()
+	if st.Height < last.Height {
+		t.Errorf("state file height %d is below the last signed height %d (%s)", st.Height, last.Height, st.Raw)
+	}
+	if _, err := node.VerifyChain(ctx, node.PubKey, 1, top-1); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed at height %d, chain reached %d; %d signatures before the kill, %d after; state %s",
+		killedAt, top, runs[1], runs[2], st.Raw)
+}
