@@ -1,0 +1,302 @@
+package latency
+
+import (
+	"crypto/ed25519"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
+	"github.com/cometbft/cometbft/libs/log"
+	cmtprivval "github.com/cometbft/cometbft/privval"
+	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/cosigner/cosigner/test/harness"
+)
+
+const chainID = "latency-1"
+
+// A target starts a signer for chainID that dials the fake node at addr
+// (tcp://host:port, SecretConnection) and returns the signer's public key.
+// It stops the signer at the end of the test. Adding a signer setup to the
+// comparison is one such function and one line in targets.
+type target struct {
+	name  string
+	start func(tb testing.TB, addr string) ed25519.PublicKey
+}
+
+var targets = []target{
+	{"cosigner-softsign", startSoftsign},
+	{"cometbft-filepv", startFilePV},
+	// Threshold clusters, once `cosigner` can run them:
+	// {"cosigner-2of3", func(tb testing.TB, addr string) ed25519.PublicKey { return startThreshold(tb, addr, 2, 3) }},
+	// {"cosigner-3of5", func(tb testing.TB, addr string) ed25519.PublicKey { return startThreshold(tb, addr, 3, 5) }},
+}
+
+var (
+	cosignerBin string
+	cosignerErr error
+)
+
+// TestMain builds ./cmd/cosigner once (or uses $COSIGNER_BIN) when a
+// measurement is requested.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	var dir string
+	wanted := os.Getenv("COSIGNER_LATENCY") != "" || flagSet("test.bench")
+	switch {
+	case !wanted:
+	case os.Getenv("COSIGNER_BIN") != "":
+		cosignerBin = os.Getenv("COSIGNER_BIN")
+	default:
+		var err error
+		if dir, err = os.MkdirTemp("", "cosigner-latency-"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		cosignerBin, cosignerErr = harness.BuildCosigner(dir)
+	}
+	code := m.Run()
+	if dir != "" {
+		os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+func flagSet(name string) bool {
+	f := flag.Lookup(name)
+	return f != nil && f.Value.String() != ""
+}
+
+func requireCosigner(tb testing.TB) string {
+	tb.Helper()
+	if cosignerBin == "" && cosignerErr == nil {
+		tb.Skip("set COSIGNER_LATENCY=1 or run with -bench")
+	}
+	if cosignerErr != nil {
+		msg := cosignerErr.Error()
+		for _, missing := range []string{"no Go files", "is not a main package", "directory not found", "cannot find package"} {
+			if strings.Contains(msg, missing) {
+				tb.Skipf("the cosigner CLI has not landed yet: %v", cosignerErr)
+			}
+		}
+		tb.Fatalf("build cosigner: %v", cosignerErr)
+	}
+	return cosignerBin
+}
+
+// startSoftsign runs `cosigner start` in softsign mode with a fresh key and
+// a durable sign state.
+func startSoftsign(tb testing.TB, addr string) ed25519.PublicKey {
+	bin := requireCosigner(tb)
+	keyFile := filepath.Join(tb.TempDir(), "priv_validator_key.json")
+	pub, err := harness.WriteNewValidatorKey(keyFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := harness.NewCosigner(tb, bin, chainID, addr)
+	c.MustRun("keys", "import", "--home", c.Home, "--chain-id", chainID, keyFile)
+	c.MustRun("state", "init", "--home", c.Home, "--chain-id", chainID)
+	c.Start()
+	return pub
+}
+
+// startFilePV runs CometBFT v0.38.17's own remote signer with a FilePV.
+func startFilePV(tb testing.TB, addr string) ed25519.PublicKey {
+	return harness.StartReferenceSigner(tb, addr, chainID, "")
+}
+
+// Stats summarises one target's request latencies.
+type Stats struct {
+	Target              string
+	N                   int
+	P50, P90, P99, Max  time.Duration
+	SignaturesPerSecond float64
+}
+
+func (s Stats) String() string {
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 3, 64) }
+	return fmt.Sprintf("%-20s n=%-5d p50=%sms p90=%sms p99=%sms max=%sms %.0f sig/s",
+		s.Target, s.N, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max), s.SignaturesPerSecond)
+}
+
+// fakeNode is the node's side: CometBFT v0.38.17's listener endpoint and
+// signer client on a loopback tcp port.
+func fakeNode(tb testing.TB) (addr string, client *cmtprivval.SignerClient) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	endpoint := cmtprivval.NewSignerListenerEndpoint(log.NewNopLogger(),
+		cmtprivval.NewTCPListener(ln, cmted25519.GenPrivKey()))
+	client, err = cmtprivval.NewSignerClient(endpoint, chainID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = endpoint.Stop() })
+	return "tcp://" + ln.Addr().String(), client
+}
+
+// measure connects tgt to a fake node and signs heights heights (after a few
+// unmeasured warm-up heights), each a proposal, a prevote and a precommit
+// with an extension. Every signature is verified after the timed loop.
+func measure(tb testing.TB, tgt target, heights int) Stats {
+	tb.Helper()
+	addr, client := fakeNode(tb)
+	pub := tgt.start(tb, addr)
+	if err := client.WaitForConnection(30 * time.Second); err != nil {
+		tb.Fatalf("%s did not connect: %v", tgt.name, err)
+	}
+	got, err := client.GetPubKey()
+	if err != nil {
+		tb.Fatalf("%s: pubkey: %v", tgt.name, err)
+	}
+	if !slices.Equal(got.Bytes(), pub) {
+		tb.Fatalf("%s: pubkey %X, want %X", tgt.name, got.Bytes(), []byte(pub))
+	}
+	valAddr := cmted25519.PubKey(pub).Address()
+
+	const warmup = 5
+	var (
+		lat       = make([]time.Duration, 0, 3*heights)
+		votes     []*cmtproto.Vote
+		proposals []*cmtproto.Proposal
+	)
+	var start time.Time
+	for h := int64(1); h <= int64(warmup+heights); h++ {
+		if h == warmup+1 {
+			start = time.Now()
+		}
+		measured := h > warmup
+		bid := cmtproto.BlockID{
+			Hash:          hash(h, 1),
+			PartSetHeader: cmtproto.PartSetHeader{Total: 1, Hash: hash(h, 2)},
+		}
+		p := &cmtproto.Proposal{Type: cmtproto.ProposalType, Height: h, Round: 0, PolRound: -1, BlockID: bid, Timestamp: time.Now().UTC()}
+		t0 := time.Now()
+		if err := client.SignProposal(chainID, p); err != nil {
+			tb.Fatalf("%s: proposal %d: %v", tgt.name, h, err)
+		}
+		d := time.Since(t0)
+		if measured {
+			lat = append(lat, d)
+			proposals = append(proposals, p)
+		}
+		for _, typ := range []cmtproto.SignedMsgType{cmtproto.PrevoteType, cmtproto.PrecommitType} {
+			v := &cmtproto.Vote{Type: typ, Height: h, Round: 0, BlockID: bid, Timestamp: time.Now().UTC(), ValidatorAddress: valAddr}
+			if typ == cmtproto.PrecommitType {
+				v.Extension = []byte("latency")
+			}
+			t0 := time.Now()
+			if err := client.SignVote(chainID, v); err != nil {
+				tb.Fatalf("%s: %v %d: %v", tgt.name, typ, h, err)
+			}
+			d := time.Since(t0)
+			if measured {
+				lat = append(lat, d)
+				votes = append(votes, v)
+			}
+		}
+	}
+	elapsed := time.Since(start)
+
+	for _, p := range proposals {
+		if !ed25519.Verify(pub, types.ProposalSignBytes(chainID, p), p.Signature) {
+			tb.Fatalf("%s: proposal %d: signature does not verify", tgt.name, p.Height)
+		}
+	}
+	for _, v := range votes {
+		if !ed25519.Verify(pub, types.VoteSignBytes(chainID, v), v.Signature) {
+			tb.Fatalf("%s: %v %d: signature does not verify", tgt.name, v.Type, v.Height)
+		}
+		if v.Type == cmtproto.PrecommitType && !ed25519.Verify(pub, types.VoteExtensionSignBytes(chainID, v), v.ExtensionSignature) {
+			tb.Fatalf("%s: precommit %d: extension signature does not verify", tgt.name, v.Height)
+		}
+	}
+	return summarise(tgt.name, lat, elapsed)
+}
+
+func summarise(name string, lat []time.Duration, elapsed time.Duration) Stats {
+	slices.Sort(lat)
+	q := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		i := int(p*float64(len(lat))+0.5) - 1
+		return lat[max(0, min(i, len(lat)-1))]
+	}
+	s := Stats{Target: name, N: len(lat), P50: q(0.50), P90: q(0.90), P99: q(0.99)}
+	if len(lat) > 0 {
+		s.Max = lat[len(lat)-1]
+		s.SignaturesPerSecond = float64(len(lat)) / elapsed.Seconds()
+	}
+	return s
+}
+
+// hash returns 32 bytes that differ per height and tag.
+func hash(h int64, tag byte) []byte {
+	b := make([]byte, 32)
+	b[0] = tag
+	for i := range 8 {
+		b[1+i] = byte(h >> (8 * i))
+	}
+	return b
+}
+
+func heightsFromEnv(tb testing.TB) int {
+	s := os.Getenv("COSIGNER_LATENCY_HEIGHTS")
+	if s == "" {
+		return 300
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		tb.Fatalf("COSIGNER_LATENCY_HEIGHTS=%q: want a positive integer", s)
+	}
+	return n
+}
+
+// TestLatency measures every target in turn and logs a table.
+func TestLatency(t *testing.T) {
+	if os.Getenv("COSIGNER_LATENCY") == "" {
+		t.Skip("set COSIGNER_LATENCY=1 to measure signer latency")
+	}
+	heights := heightsFromEnv(t)
+	var results []Stats
+	for _, tgt := range targets {
+		t.Run(tgt.name, func(t *testing.T) {
+			s := measure(t, tgt, heights)
+			t.Log(s)
+			results = append(results, s)
+		})
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "request->reply as the node sees it, %d heights x (proposal, prevote, precommit+extension):\n", heights)
+	for _, s := range results {
+		fmt.Fprintln(&b, s)
+	}
+	t.Log(b.String())
+}
+
+// BenchmarkLatency runs each target for b.N heights and reports the
+// percentiles as custom metrics.
+func BenchmarkLatency(b *testing.B) {
+	for _, tgt := range targets {
+		b.Run(tgt.name, func(b *testing.B) {
+			s := measure(b, tgt, b.N)
+			b.ReportMetric(float64(s.P50)/1e6, "p50-ms")
+			b.ReportMetric(float64(s.P90)/1e6, "p90-ms")
+			b.ReportMetric(float64(s.P99)/1e6, "p99-ms")
+			b.ReportMetric(float64(s.Max)/1e6, "max-ms")
+			b.ReportMetric(s.SignaturesPerSecond, "sig/s")
+		})
+	}
+}
