@@ -1,0 +1,369 @@
+package threshold
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+
+	"filippo.io/edwards25519"
+)
+
+func mustHex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// smallOrder are encodings of points of order 1, 2, 4 and 8.
+var smallOrder = []string{
+	"0100000000000000000000000000000000000000000000000000000000000000",
+	"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+	"0000000000000000000000000000000000000000000000000000000000000000",
+	"0000000000000000000000000000000000000000000000000000000000000080",
+	"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+	"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+	"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+	"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+}
+
+func TestDecodeElement(t *testing.T) {
+	b := edwards25519.NewGeneratorPoint().Bytes()
+	if _, err := decodeElement(b); err != nil {
+		t.Fatalf("base point: %v", err)
+	}
+
+	for _, s := range smallOrder {
+		enc := mustHex(t, s)
+		p, err := new(edwards25519.Point).SetBytes(enc)
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if new(edwards25519.Point).MultByCofactor(p).Equal(edwards25519.NewIdentityPoint()) != 1 {
+			t.Fatalf("%s is not of small order", s)
+		}
+		if _, err := decodeElement(enc); !errors.Is(err, errIdentity) && !errors.Is(err, errNotPrimeOrder) {
+			t.Errorf("small-order point %s: %v", s, err)
+		}
+		// B + T has a torsion component: refused.
+		mixed := new(edwards25519.Point).Add(edwards25519.NewGeneratorPoint(), p)
+		if _, err := decodeElement(mixed.Bytes()); s != smallOrder[0] && !errors.Is(err, errNotPrimeOrder) {
+			t.Errorf("B + %s: %v", s, err)
+		}
+	}
+
+	for name, s := range map[string]string{
+		"identity with sign bit": "0100000000000000000000000000000000000000000000000000000000000080",
+		"y = p + 1":              "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		"y = -1 with sign bit":   "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+	} {
+		if _, err := decodeElement(mustHex(t, s)); !errors.Is(err, errNonCanonical) {
+			t.Errorf("%s: %v, want non-canonical", name, err)
+		}
+	}
+	if _, err := decodeElement(b[:31]); err == nil {
+		t.Error("31-byte point accepted")
+	}
+	notOnCurve := mustHex(t, "0200000000000000000000000000000000000000000000000000000000000000")
+	if _, err := decodeElement(notOnCurve); err == nil {
+		t.Error("y = 2 accepted")
+	}
+}
+
+func TestDecodeScalar(t *testing.T) {
+	for name, s := range map[string]string{
+		"L":         "edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010",
+		"L + 1":     "eed3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010",
+		"2^256 - 1": "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+	} {
+		if _, err := decodeScalar(mustHex(t, s)); !errors.Is(err, errNonCanonical) {
+			t.Errorf("%s: %v, want non-canonical", name, err)
+		}
+	}
+	if _, err := decodeScalar(mustHex(t, "ecd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")); err != nil {
+		t.Errorf("L - 1: %v", err)
+	}
+}
+
+// vectorEncodings returns encodings of each type built from the RFC 9591
+// vectors: the fuzzers' seeds.
+func vectorEncodings(t testing.TB) (keyShares, groupKeys, commitments, sigShares [][]byte) {
+	v := loadVectors(t)
+	group, shares := vectorGroup(t, v)
+	groupKeys = append(groupKeys, group.Bytes())
+	var list []Commitment
+	nonces := map[uint16]*Nonce{}
+	for _, out := range v.RoundOne.Outputs {
+		n, err := NewNonce(shares[out.ID], bytes.NewReader(append(append([]byte(nil), out.HidingRandomness...), out.BindingRandomness...)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nonces[out.ID] = n
+		list = append(list, n.Commitment())
+		commitments = append(commitments, n.Commitment().Bytes())
+	}
+	for id := uint16(1); id <= 3; id++ {
+		keyShares = append(keyShares, shares[id].Bytes())
+	}
+	pkg, err := NewSigningPackage(group, v.Inputs.Message, list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range list {
+		s, err := SignShare(shares[c.ID()], nonces[c.ID()], pkg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigShares = append(sigShares, s.Bytes())
+	}
+	return
+}
+
+func TestEncodingVectors(t *testing.T) {
+	keyShares, groupKeys, commitments, sigShares := vectorEncodings(t)
+	v := loadVectors(t)
+
+	// Pin the formats.
+	wantCommitment := "0001" + hex.EncodeToString(v.RoundOne.Outputs[0].HidingCommitment) + hex.EncodeToString(v.RoundOne.Outputs[0].BindingCommitment)
+	if got := hex.EncodeToString(commitments[0]); got != wantCommitment {
+		t.Errorf("commitment encoding %s, want %s", got, wantCommitment)
+	}
+	wantSigShare := "0003" + hex.EncodeToString(v.RoundTwo.Outputs[1].SigShare)
+	if got := hex.EncodeToString(sigShares[1]); got != wantSigShare {
+		t.Errorf("signature share encoding %s, want %s", got, wantSigShare)
+	}
+	wantGroup := "010302" + hex.EncodeToString(v.Inputs.GroupPublicKey)
+	if got := hex.EncodeToString(groupKeys[0]); !strings.HasPrefix(got, wantGroup) || len(groupKeys[0]) != 3+64 {
+		t.Errorf("group key encoding %s, want %s…", got, wantGroup)
+	}
+	wantKeyShare := "010002" + hex.EncodeToString(v.Inputs.Shares[1].Share) + hex.EncodeToString(groupKeys[0])
+	if got := hex.EncodeToString(keyShares[1]); got != wantKeyShare {
+		t.Errorf("key share encoding %s, want %s", got, wantKeyShare)
+	}
+
+	for _, b := range keyShares {
+		k, err := DecodeKeyShare(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := VerifyShare(k, ed25519.PublicKey(v.Inputs.GroupPublicKey)); err != nil {
+			t.Error(err)
+		}
+		if !bytes.Equal(k.Bytes(), b) {
+			t.Error("key share does not round trip")
+		}
+	}
+	for _, b := range groupKeys {
+		g, err := DecodeGroupKey(b)
+		if err != nil || !bytes.Equal(g.Bytes(), b) {
+			t.Errorf("group key round trip: %v", err)
+		}
+	}
+	for _, b := range commitments {
+		c, err := DecodeCommitment(b)
+		if err != nil || !bytes.Equal(c.Bytes(), b) {
+			t.Errorf("commitment round trip: %v", err)
+		}
+	}
+	for _, b := range sigShares {
+		s, err := DecodeSignatureShare(b)
+		if err != nil || !bytes.Equal(s.Bytes(), b) {
+			t.Errorf("signature share round trip: %v", err)
+		}
+	}
+}
+
+func TestEncodingJSON(t *testing.T) {
+	keyShares, groupKeys, commitments, sigShares := vectorEncodings(t)
+	k, _ := DecodeKeyShare(keyShares[0])
+	g, _ := DecodeGroupKey(groupKeys[0])
+	c, _ := DecodeCommitment(commitments[0])
+	s, _ := DecodeSignatureShare(sigShares[0])
+
+	type doc struct {
+		KeyShare   *KeyShare
+		Group      *GroupKey
+		Commitment Commitment
+		Share      SignatureShare
+	}
+	in := doc{k, g, c, s}
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out doc
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.KeyShare.Bytes(), k.Bytes()) || !out.Group.Equal(g) || !out.Commitment.Equal(c) || !bytes.Equal(out.Share.Bytes(), s.Bytes()) {
+		t.Errorf("JSON round trip changed the values: %s", data)
+	}
+
+	var bad doc
+	if err := json.Unmarshal([]byte(`{"Commitment": "AAAA"}`), &bad); err == nil {
+		t.Error("a 3-byte commitment decoded from JSON")
+	}
+	if err := json.Unmarshal([]byte(`{"Share": "not base64"}`), &bad); err == nil {
+		t.Error("bad base64 decoded")
+	}
+	if _, err := (Commitment{}).MarshalText(); err == nil {
+		t.Error("the zero Commitment encoded")
+	}
+	if _, err := (SignatureShare{}).MarshalText(); err == nil {
+		t.Error("a signature share with identifier 0 encoded")
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	keyShares, groupKeys, commitments, sigShares := vectorEncodings(t)
+	ks, gk, cm, ss := keyShares[0], groupKeys[0], commitments[0], sigShares[0]
+	identity := mustHex(t, smallOrder[0])
+	order8 := mustHex(t, smallOrder[4])
+	nonCanonicalScalar := mustHex(t, "edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")
+	with := func(b []byte, off int, patch []byte) []byte {
+		out := bytes.Clone(b)
+		copy(out[off:], patch)
+		return out
+	}
+
+	for _, tc := range []struct {
+		name   string
+		decode func([]byte) error
+		in     []byte
+	}{
+		{"commitment short", decodeCommitmentErr, cm[:65]},
+		{"commitment long", decodeCommitmentErr, append(bytes.Clone(cm), 0)},
+		{"commitment id 0", decodeCommitmentErr, with(cm, 0, []byte{0, 0})},
+		{"commitment identity hiding", decodeCommitmentErr, with(cm, 2, identity)},
+		{"commitment small-order binding", decodeCommitmentErr, with(cm, 34, order8)},
+		{"signature share short", decodeSigShareErr, ss[:33]},
+		{"signature share id 0", decodeSigShareErr, with(ss, 0, []byte{0, 0})},
+		{"signature share non-canonical", decodeSigShareErr, with(ss, 2, nonCanonicalScalar)},
+		{"group key empty", decodeGroupKeyErr, nil},
+		{"group key version", decodeGroupKeyErr, with(gk, 0, []byte{2})},
+		{"group key threshold 1", decodeGroupKeyErr, append([]byte{1, 3, 1}, gk[3:35]...)},
+		{"group key minority", decodeGroupKeyErr, with(gk, 1, []byte{4})},
+		{"group key truncated", decodeGroupKeyErr, gk[:len(gk)-1]},
+		{"group key identity", decodeGroupKeyErr, with(gk, 35, identity)},
+		{"key share version", decodeKeyShareErr, with(ks, 0, []byte{0})},
+		{"key share id 0", decodeKeyShareErr, with(ks, 1, []byte{0, 0})},
+		{"key share id beyond N", decodeKeyShareErr, with(ks, 1, []byte{0, 4})},
+		{"key share non-canonical secret", decodeKeyShareErr, with(ks, 3, nonCanonicalScalar)},
+		{"key share zero secret", decodeKeyShareErr, with(ks, 3, make([]byte, 32))},
+		{"key share short", decodeKeyShareErr, ks[:34]},
+		{"key share bad group", decodeKeyShareErr, with(ks, 35+3, order8)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.decode(tc.in); err == nil {
+				t.Errorf("%x decoded", tc.in)
+			}
+		})
+	}
+
+	t.Run("error does not quote the secret", func(t *testing.T) {
+		secret := bytes.Repeat([]byte{0xff}, 32)
+		_, err := DecodeKeyShare(with(ks, 3, secret))
+		if err == nil || strings.Contains(err.Error(), hex.EncodeToString(secret)) {
+			t.Errorf("error %v", err)
+		}
+	})
+
+	t.Run("receiver unchanged on error", func(t *testing.T) {
+		c, _ := DecodeCommitment(cm)
+		before := c
+		if err := c.UnmarshalBinary(cm[:10]); err == nil || !c.Equal(before) {
+			t.Error("failed UnmarshalBinary changed the commitment")
+		}
+	})
+}
+
+func decodeCommitmentErr(b []byte) error { _, err := DecodeCommitment(b); return err }
+func decodeSigShareErr(b []byte) error   { _, err := DecodeSignatureShare(b); return err }
+func decodeGroupKeyErr(b []byte) error   { _, err := DecodeGroupKey(b); return err }
+func decodeKeyShareErr(b []byte) error   { _, err := DecodeKeyShare(b); return err }
+
+func FuzzDecodeKeyShare(f *testing.F) {
+	keyShares, _, _, _ := vectorEncodings(f)
+	for _, b := range keyShares {
+		f.Add(b)
+		f.Add(b[:len(b)-1])
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, err := DecodeKeyShare(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(k.Bytes(), b) {
+			t.Errorf("%x re-encodes to %x", b, k.Bytes())
+		}
+		text, err := k.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k2 KeyShare
+		if err := k2.UnmarshalText(text); err != nil || !bytes.Equal(k2.Bytes(), b) {
+			t.Errorf("text round trip: %v", err)
+		}
+	})
+}
+
+func FuzzDecodeGroupKey(f *testing.F) {
+	_, groupKeys, _, _ := vectorEncodings(f)
+	for _, b := range groupKeys {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		g, err := DecodeGroupKey(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(g.Bytes(), b) {
+			t.Errorf("%x re-encodes to %x", b, g.Bytes())
+		}
+	})
+}
+
+func FuzzDecodeCommitment(f *testing.F) {
+	_, _, commitments, _ := vectorEncodings(f)
+	for _, b := range commitments {
+		f.Add(b)
+	}
+	for _, s := range smallOrder {
+		f.Add(append(append([]byte{0, 1}, mustHex(f, s)...), commitments[0][34:]...))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := DecodeCommitment(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(c.Bytes(), b) {
+			t.Errorf("%x re-encodes to %x", b, c.Bytes())
+		}
+		if !bytes.Equal(c.Hiding().Bytes(), b[2:34]) || !bytes.Equal(c.Binding().Bytes(), b[34:]) {
+			t.Error("decoded points differ from their encodings")
+		}
+	})
+}
+
+func FuzzDecodeSignatureShare(f *testing.F) {
+	_, _, _, sigShares := vectorEncodings(f)
+	for _, b := range sigShares {
+		f.Add(b)
+	}
+	f.Add(append([]byte{0, 1}, mustHex(f, "edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010")...))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := DecodeSignatureShare(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(s.Bytes(), b) {
+			t.Errorf("%x re-encodes to %x", b, s.Bytes())
+		}
+	})
+}
