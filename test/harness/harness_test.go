@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 )
@@ -42,5 +43,41 @@ func TestReferenceSignerChain(t *testing.T) {
 				t.Fatalf("verified %d commits, want >= 7", n)
 			}
 		})
+	}
+}
+
+// TestReferenceSignerTestnet checks the testnet helper: four validators on
+// 127.0.0.2-5, validator 0 signing through CometBFT's own remote signer.
+func TestReferenceSignerTestnet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs CometBFT nodes")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	tn := NewTestnet(t, TestnetConfig{Version: "v0.38.17", ChainID: "testnet-1"})
+	signer := tn.Signer()
+	StartReferenceSigner(t, signer.SignerAddr, tn.ChainID, signer.ValidatorKeyFile)
+	tn.Start(ctx)
+	var top int64
+	for _, n := range tn.Nodes {
+		top = n.WaitHeight(ctx, 8, 90*time.Second)
+	}
+	present := 0
+	for h := int64(1); h < top; h++ {
+		raw, err := tn.Nodes[1].CommitJSON(ctx, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch err := VerifyCommitSignature(raw, tn.ChainID, signer.PubKey); {
+		case err == nil:
+			present++
+		case errors.Is(err, ErrNotInCommit):
+			t.Logf("height %d: %v", h, err)
+		default:
+			t.Fatal(err)
+		}
+	}
+	if present < int(top-1)/2 {
+		t.Fatalf("our precommit is in %d of %d commits", present, top-1)
 	}
 }

@@ -56,9 +56,10 @@ type Node struct {
 	// never.
 	VoteExtensionsHeight int64
 
-	t    testing.TB
-	proc *Process
-	runs int
+	t     testing.TB
+	proc  *Process
+	runs  int
+	peers string // persistent_peers
 }
 
 // NewNode initialises a single-validator chain's node under t.TempDir()
@@ -82,20 +83,8 @@ func NewNode(t testing.TB, cfg NodeConfig) *Node {
 	if out, err := exec.Command(n.Bin, "init", "--home", n.Home).CombinedOutput(); err != nil {
 		t.Fatalf("cometbft %s init: %v\n%s", n.Version, err, out)
 	}
-	if cfg.Unix {
-		// Socket paths are limited to ~108 bytes; t.TempDir() can be longer.
-		dir, err := os.MkdirTemp("", "cs-sock-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		n.SignerAddr = "unix://" + filepath.Join(dir, "privval.sock")
-	} else {
-		port, err := FreePort(n.IP)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.SignerAddr = fmt.Sprintf("tcp://%s:%d", n.IP, port)
+	if err := n.setSignerAddr(cfg.Unix); err != nil {
+		t.Fatal(err)
 	}
 	if err := n.pickPorts(); err != nil {
 		t.Fatal(err)
@@ -112,6 +101,9 @@ func NewNode(t testing.TB, cfg NodeConfig) *Node {
 	}
 	if err := n.moveKey(filepath.Join(filepath.Dir(n.Home), "validator_key.json")); err != nil {
 		t.Fatal(err)
+	}
+	if vals, err := n.GenesisValidators(); err != nil || len(vals) != 1 {
+		t.Fatalf("genesis of a single-validator chain: %d validators, %v", len(vals), err)
 	}
 	return n
 }
@@ -140,7 +132,7 @@ func (n *Node) writeConfig() error {
 		"": {
 			"proxy_app":            `"kvstore"`,
 			"priv_validator_laddr": fmt.Sprintf("%q", n.SignerAddr),
-			"moniker":              fmt.Sprintf("%q", "cosigner-test"),
+			"moniker":              fmt.Sprintf("%q", filepath.Base(n.Home)),
 		},
 		"rpc": {
 			"laddr":       fmt.Sprintf(`"tcp://%s:%d"`, n.IP, n.RPCPort),
@@ -148,6 +140,7 @@ func (n *Node) writeConfig() error {
 		},
 		"p2p": {
 			"laddr":              fmt.Sprintf(`"tcp://%s:%d"`, n.IP, n.P2PPort),
+			"persistent_peers":   fmt.Sprintf("%q", n.peers),
 			"addr_book_strict":   "false",
 			"allow_duplicate_ip": "true",
 		},
@@ -248,8 +241,8 @@ func (n *Node) editGenesis(veHeight int64) error {
 }
 
 // moveKey moves the node's priv_validator_key.json to dst, replaces it with
-// a fresh unrelated key, and checks that the genesis validator is the moved
-// key and not the node's new one.
+// a fresh unrelated key, and checks that the moved key is a genesis
+// validator and the node's new one is not.
 func (n *Node) moveKey(dst string) error {
 	src := filepath.Join(n.Home, "config", "priv_validator_key.json")
 	if err := os.Rename(src, dst); err != nil {
@@ -265,22 +258,25 @@ func (n *Node) moveKey(dst string) error {
 	if err != nil {
 		return err
 	}
-	genesisPub, err := n.GenesisValidatorPubKey()
+	vals, err := n.GenesisValidators()
 	if err != nil {
 		return err
 	}
-	if !genesisPub.Equal(n.PubKey) {
-		return fmt.Errorf("genesis validator %x is not the moved key %x", genesisPub, n.PubKey)
+	found := false
+	for _, v := range vals {
+		if v.Equal(decoy) {
+			return fmt.Errorf("node still holds a genesis validator key")
+		}
+		found = found || v.Equal(n.PubKey)
 	}
-	if genesisPub.Equal(decoy) {
-		return fmt.Errorf("node still holds the genesis validator key")
+	if !found {
+		return fmt.Errorf("the moved key %X is not a genesis validator", []byte(n.PubKey))
 	}
 	return nil
 }
 
-// GenesisValidatorPubKey returns the public key of the genesis file's only
-// validator.
-func (n *Node) GenesisValidatorPubKey() (ed25519.PublicKey, error) {
+// GenesisValidators returns the public keys of the genesis validators.
+func (n *Node) GenesisValidators() ([]ed25519.PublicKey, error) {
 	data, err := os.ReadFile(n.genesisPath())
 	if err != nil {
 		return nil, err
@@ -296,14 +292,15 @@ func (n *Node) GenesisValidatorPubKey() (ed25519.PublicKey, error) {
 	if err := json.Unmarshal(data, &g); err != nil {
 		return nil, err
 	}
-	if len(g.Validators) != 1 {
-		return nil, fmt.Errorf("genesis has %d validators, want 1", len(g.Validators))
+	var keys []ed25519.PublicKey
+	for _, v := range g.Validators {
+		pub, err := base64.StdEncoding.DecodeString(v.PubKey.Value)
+		if err != nil || len(pub) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("genesis validator pub_key %q is not an ed25519 key", v.PubKey.Value)
+		}
+		keys = append(keys, pub)
 	}
-	pub, err := base64.StdEncoding.DecodeString(g.Validators[0].PubKey.Value)
-	if err != nil || len(pub) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("genesis validator pub_key %q is not an ed25519 key", g.Validators[0].PubKey.Value)
-	}
-	return pub, nil
+	return keys, nil
 }
 
 // Start starts the node and waits until its RPC answers, which happens only
@@ -314,8 +311,8 @@ func (n *Node) Start(ctx context.Context) {
 	n.t.Helper()
 	for attempt := 1; ; attempt++ {
 		n.runs++
-		logPath := filepath.Join(filepath.Dir(n.Home), fmt.Sprintf("node-%d.log", n.runs))
-		n.proc = StartProcess(n.t, "cometbft "+n.Version, logPath, nil, n.Bin, "start", "--home", n.Home)
+		logPath := filepath.Join(filepath.Dir(n.Home), fmt.Sprintf("%s-%d.log", filepath.Base(n.Home), n.runs))
+		n.proc = StartProcess(n.t, "cometbft "+n.Version+" "+filepath.Base(n.Home), logPath, nil, n.Bin, "start", "--home", n.Home)
 		err := n.waitRPC(ctx)
 		if err == nil {
 			return

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -143,6 +144,11 @@ type rpcCommit struct {
 	} `json:"signed_header"`
 }
 
+// ErrNotInCommit is returned by VerifyCommitSignature when the commit holds
+// no precommit by the validator for the committed block: in a
+// several-validator chain a late precommit may legitimately be missing.
+var ErrNotInCommit = errors.New("no precommit for the block in the commit")
+
 // VerifyCommitSignature checks that the /commit result raw holds a precommit
 // for the committed block by the validator with public key pub, and that its
 // signature verifies over the canonical vote sign bytes, rebuilt with
@@ -195,10 +201,10 @@ func VerifyCommitSignature(raw json.RawMessage, chainID string, pub ed25519.Publ
 		}
 	}
 	if ours < 0 {
-		return fmt.Errorf("commit at height %d has no signature by %s", height, addr)
+		return fmt.Errorf("commit at height %d: validator %s: %w", height, addr, ErrNotInCommit)
 	}
 	if f := commit.Signatures[ours].BlockIDFlag; f != types.BlockIDFlagCommit {
-		return fmt.Errorf("commit at height %d: our precommit has block id flag %d, want %d (commit)", height, f, types.BlockIDFlagCommit)
+		return fmt.Errorf("commit at height %d: our precommit has block id flag %d, want %d (commit): %w", height, f, types.BlockIDFlagCommit, ErrNotInCommit)
 	}
 	signBytes := commit.VoteSignBytes(chainID, int32(ours))
 	if !ed25519.Verify(pub, signBytes, commit.Signatures[ours].Signature) {
