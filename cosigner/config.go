@@ -30,18 +30,67 @@ type Config struct {
 	// StateDir holds one sign-state file per chain.
 	StateDir string `toml:"state_dir"`
 
-	Metrics MetricsConfig `toml:"metrics"`
-	Chains  []ChainConfig `toml:"chain"`
+	Metrics   MetricsConfig   `toml:"metrics"`
+	Threshold ThresholdConfig `toml:"threshold"`
+	Chains    []ChainConfig   `toml:"chain"`
 
 	// home is the directory the config was loaded from; relative paths
 	// resolve against it.
 	home string
+	// allowNoChains lets commands that only read keys load a configuration
+	// whose chains are still to be filled in (a fresh shard output).
+	allowNoChains bool
 }
 
 // MetricsConfig configures the Prometheus endpoint.
 type MetricsConfig struct {
 	// Listen is a host:port for /metrics; empty disables the endpoint.
 	Listen string `toml:"listen"`
+}
+
+// ThresholdConfig configures threshold mode: this cosigner's share and its
+// cluster. `cosigner shard` writes it.
+type ThresholdConfig struct {
+	// ID is this cosigner's FROST identifier, 1..Shares.
+	ID int `toml:"id"`
+	// Threshold is M: how many cosigners sign together. M > Shares/2.
+	Threshold int `toml:"threshold"`
+	// Shares is N, the number of cosigners.
+	Shares int `toml:"shares"`
+	// ShareFile holds this cosigner's key share (secret, 0600).
+	ShareFile string `toml:"share_file"`
+	// GroupFile holds the group public key and Feldman commitments.
+	GroupFile string `toml:"group_file"`
+	// TLSDir holds the cluster CA certificate and this cosigner's cluster
+	// certificate and key.
+	TLSDir string `toml:"tls_dir"`
+	// RaftDir holds Raft's log, stable store and snapshots.
+	RaftDir string `toml:"raft_dir"`
+	// MaxHeightAhead is how far above its own high-water mark (or the
+	// cluster's last signed height, whichever is higher) a cosigner still
+	// signs: a stolen cluster certificate must not burn future heights.
+	MaxHeightAhead int64 `toml:"max_height_ahead"`
+	// Peers lists every cosigner, this one included.
+	Peers []PeerConfig `toml:"peer"`
+}
+
+// PeerConfig is one cosigner of the cluster.
+type PeerConfig struct {
+	ID int `toml:"id"`
+	// Address is the host:port of its gRPC service.
+	Address string `toml:"address"`
+	// RaftAddress is the host:port of its Raft transport.
+	RaftAddress string `toml:"raft_address"`
+}
+
+// Self returns this cosigner's own peer entry.
+func (t *ThresholdConfig) Self() (PeerConfig, bool) {
+	for _, p := range t.Peers {
+		if p.ID == t.ID {
+			return p, true
+		}
+	}
+	return PeerConfig{}, false
 }
 
 // ChainConfig is one chain this cosigner signs for.
@@ -60,7 +109,8 @@ type ChainConfig struct {
 
 // Modes.
 const (
-	ModeSoftsign = "softsign"
+	ModeSoftsign  = "softsign"
+	ModeThreshold = "threshold"
 )
 
 // DefaultConfig returns a configuration with every default filled in and no
@@ -71,6 +121,13 @@ func DefaultConfig() *Config {
 		LogLevel:    "info",
 		IdentityKey: "identity_key.json",
 		StateDir:    "state",
+		Threshold: ThresholdConfig{
+			ShareFile:      "share.json",
+			GroupFile:      "group.json",
+			TLSDir:         "tls",
+			RaftDir:        "raft",
+			MaxHeightAhead: DefaultMaxHeightAhead,
+		},
 	}
 }
 
@@ -99,8 +156,10 @@ func (c *Config) Validate() error {
 
 	switch c.Mode {
 	case ModeSoftsign:
+	case ModeThreshold:
+		errs = append(errs, c.Threshold.validate()...)
 	default:
-		bad("mode = %q: allowed is %q", c.Mode, ModeSoftsign)
+		bad("mode = %q: allowed are %q and %q", c.Mode, ModeSoftsign, ModeThreshold)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -118,7 +177,7 @@ func (c *Config) Validate() error {
 			bad("metrics.listen = %q: want host:port (%v)", c.Metrics.Listen, err)
 		}
 	}
-	if len(c.Chains) == 0 {
+	if len(c.Chains) == 0 && !c.allowNoChains {
 		bad("no [[chain]] configured: add one with id, key and nodes")
 	}
 	seen := map[string]bool{}
@@ -135,6 +194,9 @@ func (c *Config) Validate() error {
 		seen[ch.ID] = true
 		if c.Mode == ModeSoftsign && ch.Key == "" {
 			bad("%s: key is empty: name the key file (cosigner keys import writes keys/<chain-id>.json)", where)
+		}
+		if c.Mode == ModeThreshold && ch.Key != "" {
+			bad("%s: key = %q: threshold mode signs with [threshold] share_file; remove the key", where, ch.Key)
 		}
 		if ch.Bech32Prefix != "" && !bech32PrefixPattern.MatchString(ch.Bech32Prefix) {
 			bad("%s: bech32_prefix = %q: want lower-case letters and digits, like \"cosmos\" or \"kira\"", where, ch.Bech32Prefix)
@@ -154,6 +216,62 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// DefaultMaxHeightAhead is the default of threshold.max_height_ahead.
+const DefaultMaxHeightAhead = 10000
+
+func (t *ThresholdConfig) validate() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if t.Shares < 2 || t.Shares > 255 {
+		bad("threshold.shares = %d: allowed are 2 to 255 cosigners", t.Shares)
+	}
+	if t.Threshold < 2 || t.Threshold > t.Shares {
+		bad("threshold.threshold = %d: allowed are 2 to threshold.shares (%d)", t.Threshold, t.Shares)
+	} else if 2*t.Threshold <= t.Shares {
+		bad("threshold.threshold = %d of %d shares: it must be more than half (at least %d), or two quorums could sign different blocks",
+			t.Threshold, t.Shares, t.Shares/2+1)
+	}
+	if t.ID < 1 || t.ID > t.Shares {
+		bad("threshold.id = %d: allowed are 1 to threshold.shares (%d)", t.ID, t.Shares)
+	}
+	for _, f := range []struct{ key, val string }{
+		{"share_file", t.ShareFile}, {"group_file", t.GroupFile}, {"tls_dir", t.TLSDir}, {"raft_dir", t.RaftDir},
+	} {
+		if f.val == "" {
+			bad("threshold.%s is empty", f.key)
+		}
+	}
+	if t.MaxHeightAhead < 1 {
+		bad("threshold.max_height_ahead = %d: must be at least 1", t.MaxHeightAhead)
+	}
+	if len(t.Peers) != t.Shares {
+		bad("threshold.peer lists %d cosigners, threshold.shares says %d: list every cosigner, this one included", len(t.Peers), t.Shares)
+	}
+	ids := map[int]bool{}
+	addrs := map[string]bool{}
+	for i, p := range t.Peers {
+		if p.ID < 1 || p.ID > t.Shares {
+			bad("threshold.peer[%d].id = %d: allowed are 1 to %d", i, p.ID, t.Shares)
+		}
+		if ids[p.ID] {
+			bad("threshold.peer[%d].id = %d appears twice", i, p.ID)
+		}
+		ids[p.ID] = true
+		for _, a := range []struct{ key, val string }{{"address", p.Address}, {"raft_address", p.RaftAddress}} {
+			if _, port, err := net.SplitHostPort(a.val); err != nil || port == "" {
+				bad("threshold.peer[%d].%s = %q: want host:port", i, a.key, a.val)
+			} else if addrs[a.val] {
+				bad("threshold.peer[%d].%s = %q is used twice", i, a.key, a.val)
+			}
+			addrs[a.val] = true
+		}
+	}
+	if _, ok := t.Self(); !ok && t.ID >= 1 {
+		bad("threshold.id = %d is not in the threshold.peer list: add this cosigner's own entry", t.ID)
+	}
+	return errs
 }
 
 // ValidateNodeAddress checks a node address: tcp://host:port or
@@ -208,13 +326,20 @@ func (ch *ChainConfig) Prefix() string {
 
 // LoadConfig reads home/cosigner.toml strictly (unknown keys are errors),
 // fills defaults and validates it.
-func LoadConfig(home string) (*Config, error) {
+func LoadConfig(home string) (*Config, error) { return loadConfig(home, false) }
+
+// LoadConfigForKeys is LoadConfig for commands that only read keys: it
+// accepts a configuration without chains, as `cosigner shard` writes one
+// when no chain id is given.
+func LoadConfigForKeys(home string) (*Config, error) { return loadConfig(home, true) }
+
+func loadConfig(home string, allowNoChains bool) (*Config, error) {
 	path := filepath.Join(home, ConfigFileName)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	cfg, err := ParseConfig(data)
+	cfg, err := parseConfig(data, allowNoChains)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -224,8 +349,11 @@ func LoadConfig(home string) (*Config, error) {
 
 // ParseConfig decodes TOML strictly over DefaultConfig and validates the
 // result.
-func ParseConfig(data []byte) (*Config, error) {
+func ParseConfig(data []byte) (*Config, error) { return parseConfig(data, false) }
+
+func parseConfig(data []byte, allowNoChains bool) (*Config, error) {
 	cfg := DefaultConfig()
+	cfg.allowNoChains = allowNoChains
 	dec := toml.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cfg); err != nil {
@@ -255,7 +383,7 @@ func ParseConfig(data []byte) (*Config, error) {
 func (c *Config) Marshal() []byte {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# cosigner configuration. Relative paths are relative to this file's directory.\n\n")
-	fmt.Fprintf(&b, "# softsign: this process holds each chain's whole key.\n")
+	fmt.Fprintf(&b, "# softsign: this process holds each chain's whole key; threshold: one share of it, see [threshold].\n")
 	fmt.Fprintf(&b, "mode = %q\n", c.Mode)
 	fmt.Fprintf(&b, "# debug, info, warn or error.\n")
 	fmt.Fprintf(&b, "log_level = %q\n", c.LogLevel)
@@ -265,11 +393,32 @@ func (c *Config) Marshal() []byte {
 	fmt.Fprintf(&b, "state_dir = %q\n\n", c.StateDir)
 	fmt.Fprintf(&b, "[metrics]\n# host:port for Prometheus /metrics; empty disables it.\n")
 	fmt.Fprintf(&b, "listen = %q\n", c.Metrics.Listen)
+	if c.Mode == ModeThreshold {
+		t := &c.Threshold
+		fmt.Fprintf(&b, "\n[threshold]\n")
+		fmt.Fprintf(&b, "# This cosigner's FROST identifier, and M of N: any %d of the %d cosigners sign.\n", t.Threshold, t.Shares)
+		fmt.Fprintf(&b, "id = %d\nthreshold = %d\nshares = %d\n", t.ID, t.Threshold, t.Shares)
+		fmt.Fprintf(&b, "# Key share (secret, 0600) and the group key with its Feldman commitments.\n")
+		fmt.Fprintf(&b, "share_file = %q\ngroup_file = %q\n", t.ShareFile, t.GroupFile)
+		fmt.Fprintf(&b, "# Cluster CA certificate, this cosigner's certificate and key; Raft's data.\n")
+		fmt.Fprintf(&b, "tls_dir = %q\nraft_dir = %q\n", t.TLSDir, t.RaftDir)
+		fmt.Fprintf(&b, "# Refuse to sign more than this many heights above the highest height known signed.\n")
+		fmt.Fprintf(&b, "max_height_ahead = %d\n", t.MaxHeightAhead)
+		for _, p := range t.Peers {
+			fmt.Fprintf(&b, "\n[[threshold.peer]]\nid = %d\naddress = %q\nraft_address = %q\n", p.ID, p.Address, p.RaftAddress)
+		}
+	}
+	if len(c.Chains) == 0 {
+		fmt.Fprintf(&b, "\n# Fill in the chain this cluster signs for, then run 'cosigner state init'.\n")
+		fmt.Fprintf(&b, "# [[chain]]\n# id = \"kira-1\"\n# bech32_prefix = \"kira\"\n# nodes = [\"tcp://10.0.0.2:26659\"]\n")
+	}
 	for _, ch := range c.Chains {
 		fmt.Fprintf(&b, "\n[[chain]]\n")
 		fmt.Fprintf(&b, "id = %q\n", ch.ID)
-		fmt.Fprintf(&b, "# Whole key for softsign (CometBFT priv_validator_key.json format).\n")
-		fmt.Fprintf(&b, "key = %q\n", ch.Key)
+		if c.Mode == ModeSoftsign {
+			fmt.Fprintf(&b, "# Whole key for softsign (CometBFT priv_validator_key.json format).\n")
+			fmt.Fprintf(&b, "key = %q\n", ch.Key)
+		}
 		fmt.Fprintf(&b, "# Account prefix: keys show prints <prefix>valconspub and <prefix>valcons.\n")
 		fmt.Fprintf(&b, "bech32_prefix = %q\n", ch.Prefix())
 		fmt.Fprintf(&b, "# priv_validator_laddr of the validator and of any sentries: tcp://host:port or unix:///path.\n")
