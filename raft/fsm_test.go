@@ -1,0 +1,180 @@
+package raft
+
+import (
+	"bytes"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+)
+
+func rec(chain string, h int64, r int32, s int8, sig string) Record {
+	return Record{
+		ChainID:   chain,
+		Height:    h,
+		Round:     r,
+		Step:      s,
+		SignBytes: []byte("bytes-" + sig),
+		Signature: []byte(sig),
+		Timestamp: time.Date(2026, 11, 23, 12, 0, 0, int(h), time.UTC),
+	}
+}
+
+func applyRecord(t *testing.T, f *FSM, index uint64, r Record) any {
+	t.Helper()
+	data, err := encodeRecord(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.Apply(&hraft.Log{Index: index, Type: hraft.LogCommand, Data: data})
+}
+
+func TestFSMOnlyMovesForward(t *testing.T) {
+	steps := []struct {
+		name    string
+		rec     Record
+		applied bool
+		wantSig string // the chain's signature afterwards
+	}{
+		{"first", rec("a", 10, 0, 2, "s1"), true, "s1"},
+		{"next step", rec("a", 10, 0, 3, "s2"), true, "s2"},
+		{"same HRS again", rec("a", 10, 0, 3, "other"), false, "s2"},
+		{"lower step", rec("a", 10, 0, 2, "low"), false, "s2"},
+		{"next round, lower step", rec("a", 10, 1, 1, "s3"), true, "s3"},
+		{"lower round", rec("a", 10, 0, 3, "low"), false, "s3"},
+		{"lower height", rec("a", 9, 5, 3, "low"), false, "s3"},
+		{"next height", rec("a", 11, 0, 1, "s4"), true, "s4"},
+		{"other chain is independent", rec("b", 1, 0, 1, "b1"), true, "s4"},
+	}
+	f := NewFSM()
+	for i, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			changed := f.Changed()
+			res := applyRecord(t, f, uint64(i+1), st.rec)
+			got, ok := res.(ApplyResult)
+			if !ok {
+				t.Fatalf("Apply returned %#v", res)
+			}
+			if got.Applied != st.applied {
+				t.Errorf("Applied = %v, want %v", got.Applied, st.applied)
+			}
+			select {
+			case <-changed:
+				if !st.applied {
+					t.Error("Changed fired for an ignored record")
+				}
+			default:
+				if st.applied {
+					t.Error("Changed did not fire for an applied record")
+				}
+			}
+			last, ok := f.Last("a")
+			if !ok || string(last.Signature) != st.wantSig {
+				t.Errorf("Last(a) = %q, %v; want %q", last.Signature, ok, st.wantSig)
+			}
+		})
+	}
+	if _, ok := f.Last("nope"); ok {
+		t.Error("Last of an unknown chain reported a record")
+	}
+	// Last returns a copy.
+	last, _ := f.Last("a")
+	last.Signature[0] = 'X'
+	if again, _ := f.Last("a"); string(again.Signature) != "s4" {
+		t.Error("mutating Last's result changed the FSM")
+	}
+}
+
+func TestFSMRejectsMalformedEntries(t *testing.T) {
+	f := NewFSM()
+	good, err := encodeRecord(rec("a", 1, 0, 1, "s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	noChain, err := encodeRecord(Record{Height: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty", nil, "empty log entry"},
+		{"unknown type", append([]byte{9}, good[1:]...), "unknown log entry type 9"},
+		{"bad json", []byte{entryRecordV1, '{'}, "decode sign state record"},
+		{"unknown field", append([]byte{entryRecordV1}, []byte(`{"chain_id":"a","height":1,"evil":1}`)...), "unknown field"},
+		{"no chain", noChain, "without chain id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := f.Apply(&hraft.Log{Index: 7, Type: hraft.LogCommand, Data: tt.data})
+			err, ok := res.(error)
+			if !ok || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Apply = %v, want an error containing %q", res, tt.want)
+			}
+		})
+	}
+	if _, ok := f.Last("a"); ok {
+		t.Error("a malformed entry changed the state")
+	}
+}
+
+func TestFSMSnapshotRestore(t *testing.T) {
+	f := NewFSM()
+	applyRecord(t, f, 1, rec("a", 5, 1, 3, "sa"))
+	b := rec("b", 7, 0, 2, "sb")
+	b.ExtensionSignature = []byte("ext")
+	applyRecord(t, f, 2, b)
+
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A record applied after Snapshot is not in it.
+	applyRecord(t, f, 3, rec("a", 6, 0, 1, "later"))
+
+	store := hraft.NewInmemSnapshotStore()
+	sink, err := store.Create(hraft.SnapshotVersionMax, 2, 1, hraft.Configuration{}, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	_, rc, err := store.Open(sink.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := NewFSM()
+	applyRecord(t, g, 1, rec("stale", 1, 0, 1, "gone")) // replaced by Restore
+	changed := g.Changed()
+	if err := g.Restore(rc); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Error("Restore did not signal Changed")
+	}
+	if _, ok := g.Last("stale"); ok {
+		t.Error("Restore kept state that was not in the snapshot")
+	}
+	for _, want := range []Record{rec("a", 5, 1, 3, "sa"), b} {
+		got, ok := g.Last(want.ChainID)
+		if !ok || got.Compare(want) != 0 || !bytes.Equal(got.Signature, want.Signature) ||
+			!bytes.Equal(got.SignBytes, want.SignBytes) || !bytes.Equal(got.ExtensionSignature, want.ExtensionSignature) ||
+			!got.Timestamp.Equal(want.Timestamp) {
+			t.Errorf("restored %q = %+v, want %+v", want.ChainID, got, want)
+		}
+	}
+
+	for _, bad := range []string{`{"version":2,"records":[]}`, `{"version":1,"records":[{"chain_id":""}]}`, `{`} {
+		if err := NewFSM().Restore(io.NopCloser(strings.NewReader(bad))); err == nil {
+			t.Errorf("Restore(%s) succeeded", bad)
+		}
+	}
+}
