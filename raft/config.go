@@ -111,7 +111,7 @@ func (c Config) Validate() error {
 		fail("ID %d out of range 1..%d", c.ID, maxPeerID)
 	}
 	if c.BindAddress != "" {
-		if err := checkHostPort(c.BindAddress); err != nil {
+		if err := checkHostPort(c.BindAddress, true); err != nil {
 			fail("BindAddress %q: %v", c.BindAddress, err)
 		}
 	}
@@ -131,7 +131,7 @@ func (c Config) Validate() error {
 			fail("Peers[%d].ID %d appears twice", i, p.ID)
 		}
 		ids[p.ID] = true
-		if err := checkHostPort(p.Address); err != nil {
+		if err := checkHostPort(p.Address, false); err != nil {
 			fail("Peers[%d].Address %q: %v", i, p.Address, err)
 		} else if other, ok := addrs[p.Address]; ok {
 			fail("Peers[%d].Address %q is also the address of peer %d", i, p.Address, other)
@@ -168,13 +168,22 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-func checkHostPort(s string) error {
-	_, port, err := net.SplitHostPort(s)
+// checkHostPort checks a host:port; port 0 (any free port) only if
+// allowZero.
+func checkHostPort(s string, allowZero bool) error {
+	host, port, err := net.SplitHostPort(s)
 	if err != nil {
 		return err
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("port %q is not a number 0..65535", port)
+	if host == "" && !allowZero {
+		return errors.New("no host; others must be able to dial it")
+	}
+	lo := 1
+	if allowZero {
+		lo = 0
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < lo || n > 65535 {
+		return fmt.Errorf("port %q is not a number %d..65535", port, lo)
 	}
 	return nil
 }

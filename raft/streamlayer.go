@@ -96,7 +96,7 @@ func NewStreamLayer(c StreamConfig) (*StreamLayer, error) {
 		pending:   make(map[net.Conn]struct{}),
 	}
 	if c.Advertise != "" {
-		if err := checkHostPort(c.Advertise); err != nil {
+		if err := checkHostPort(c.Advertise, false); err != nil {
 			return nil, fmt.Errorf("raft stream layer: advertise address %q: %w", c.Advertise, err)
 		}
 		s.addr = tcpAddr(c.Advertise)
