@@ -35,15 +35,15 @@ func ReadFrame(r *bufio.Reader) ([]byte, error) {
 		}
 		n |= uint64(c&0x7f) << (7 * i)
 		if n > MaxFrameSize {
-			return nil, fmt.Errorf("%w: length prefix says more than %d bytes", ErrFrameTooLarge, MaxFrameSize)
+			return nil, fmt.Errorf("%w: length prefix says %d bytes, limit %d", ErrFrameTooLarge, n, MaxFrameSize)
 		}
 		if c < 0x80 {
 			break
 		}
-		// A length within MaxFrameSize fits two bytes; anything longer is an
-		// overlong encoding.
-		if i >= 1 {
-			return nil, fmt.Errorf("%w: length prefix longer than 2 bytes", ErrFrameTooLarge)
+		// Two bytes hold lengths up to 16383; a third means more than
+		// MaxFrameSize (or an overlong encoding, which CometBFT never sends).
+		if i == 1 {
+			return nil, fmt.Errorf("%w: length prefix says more than 16383 bytes, limit %d", ErrFrameTooLarge, MaxFrameSize)
 		}
 	}
 	b := make([]byte, n)
