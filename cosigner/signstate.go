@@ -135,8 +135,10 @@ func (f *stateFile) mark() (Mark, error) {
 			return Mark{}, fmt.Errorf("signbytes are for %d/%d/%d, the state says %d/%d/%d",
 				info.Height, info.Round, info.Step, m.Height, m.Round, m.Step)
 		}
-		if len(m.Signature) != 64 {
-			return Mark{}, fmt.Errorf("signbytes without a 64-byte signature")
+		// Threshold cosigners record sign bytes without a signature: they
+		// release shares, and the cluster keeps the signature.
+		if len(m.Signature) != 0 && len(m.Signature) != 64 {
+			return Mark{}, fmt.Errorf("signature is %d bytes, want 64", len(m.Signature))
 		}
 	}
 	return m, nil
@@ -199,6 +201,11 @@ func (s *SignState) Sign(req *privval.SignRequest, sign SignFunc) (sig []byte, t
 		return nil, time.Time{}, err
 	}
 	if same {
+		if len(m.Signature) == 0 {
+			// Only a threshold cosigner's state lacks signatures; a softsign
+			// started on it has nothing to resend.
+			return nil, time.Time{}, fmt.Errorf("%w: %d/%d/%s was signed but the state holds no signature to resend", ErrConflict, m.Height, m.Round, m.Step)
+		}
 		if bytes.Equal(req.SignBytes, m.SignBytes) {
 			return m.Signature, req.Timestamp, nil
 		}
@@ -227,6 +234,47 @@ func (s *SignState) Sign(req *privval.SignRequest, sign SignFunc) (sig []byte, t
 	}
 	s.mark = next
 	return sig, req.Timestamp, nil
+}
+
+// Admit applies the rules of a threshold cosigner, which releases a
+// signature share rather than a signature: a request above the mark is
+// recorded durably before Admit returns nil; a request at the mark with the
+// same content, or content differing only by timestamp, is admitted again
+// (a share over the same vote is no double sign, and the leader may have
+// lost the signature); anything else is ErrRegression or ErrConflict and
+// leaves the mark unchanged. The caller releases its share only after a nil
+// return.
+func (s *SignState) Admit(req *privval.SignRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if req.ChainID != s.chainID {
+		return fmt.Errorf("sign state of chain %q asked to admit a request for %q", s.chainID, req.ChainID)
+	}
+	m := s.mark
+	same, err := compareHRS(m, req)
+	if err != nil {
+		return err
+	}
+	if same {
+		if bytes.Equal(req.SignBytes, m.SignBytes) {
+			return nil
+		}
+		only, err := privval.OnlyTimestampDiffers(m.SignBytes, req.SignBytes)
+		if err != nil {
+			return fmt.Errorf("compare with signed payload: %w", err)
+		}
+		if only {
+			return nil
+		}
+		return fmt.Errorf("%w: %s", ErrConflict, conflictSummary(m, req))
+	}
+	next := Mark{Height: req.Height, Round: req.Round, Step: req.Step, SignBytes: req.SignBytes}
+	if err := writeFileDurable(s.path, encodeState(s.chainID, next), 0o600); err != nil {
+		return fmt.Errorf("record sign state (share withheld): %w", err)
+	}
+	s.mark = next
+	return nil
 }
 
 // compareHRS reports whether req is at the mark's height/round/step, or an

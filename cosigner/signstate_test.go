@@ -195,7 +195,8 @@ func TestLoadSignStateErrors(t *testing.T) {
 		{"unknown field", write("u.json", `{"chain_id":"test-chain","height":"5","round":0,"step":0,"extra":1}`), ErrStateCorrupt},
 		{"other chain", write("o.json", `{"chain_id":"other","height":"5","round":0,"step":0}`), ErrStateCorrupt},
 		{"signbytes for another HRS", write("x.json", string(encodeState(testChain, Mark{Height: 8, Step: privval.StepPrevote, SignBytes: goodMark.SignBytes, Signature: goodMark.Signature}))), ErrStateCorrupt},
-		{"signbytes without signature", write("y.json", string(encodeState(testChain, Mark{Height: 7, Step: privval.StepPrevote, SignBytes: goodMark.SignBytes}))), ErrStateCorrupt},
+		{"short signature", write("y.json", string(encodeState(testChain, Mark{Height: 7, Step: privval.StepPrevote, SignBytes: goodMark.SignBytes, Signature: goodMark.Signature[:63]}))), ErrStateCorrupt},
+		{"share state without signature", write("z.json", string(encodeState(testChain, Mark{Height: 7, Step: privval.StepPrevote, SignBytes: goodMark.SignBytes}))), nil},
 		{"good", write("g.json", string(encodeState(testChain, goodMark))), nil},
 	}
 	for _, tt := range tests {

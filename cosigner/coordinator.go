@@ -1,0 +1,618 @@
+package cosigner
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cosigner/cosigner/privval"
+	"github.com/cosigner/cosigner/raft"
+	"github.com/cosigner/cosigner/threshold"
+)
+
+// PeerClient is how the leader reaches one cosigner, itself included. Both
+// methods must honour ctx's deadline. Sign returns a *Refusal when the
+// cosigner refused; any other error is a transport failure.
+type PeerClient interface {
+	// Commitments asks the cosigner for n fresh nonce commitments.
+	Commitments(ctx context.Context, n int) ([]PublishedCommitment, error)
+	// Sign asks the cosigner for its signature shares of req.
+	Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error)
+}
+
+// ClusterState is the cluster's replicated sign state as the leader uses it:
+// the last record of each chain, and a way to replicate a new one.
+type ClusterState interface {
+	Last(chainID string) (raft.Record, bool)
+	Propose(ctx context.Context, r raft.Record) error
+}
+
+// LocalPeer serves the leader's own shares in-process.
+type LocalPeer struct{ Signer *ShareSigner }
+
+var _ PeerClient = LocalPeer{}
+
+// Commitments draws n fresh nonces from the local pool.
+func (l LocalPeer) Commitments(_ context.Context, n int) ([]PublishedCommitment, error) {
+	return l.Signer.Pool().Generate(n)
+}
+
+// Sign signs with the local share.
+func (l LocalPeer) Sign(_ context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
+	return l.Signer.Sign(req)
+}
+
+// CoordinatorConfig tunes the leader's coordinator.
+type CoordinatorConfig struct {
+	// AttemptTimeout bounds one round of share RPCs.
+	AttemptTimeout time.Duration
+	// Deadline bounds a whole sign request, retries included; the node
+	// gives up after 5 s, so this stays well below.
+	Deadline time.Duration
+	// PoolTarget is how many commitments the leader keeps per cosigner, and
+	// PoolLow the level that triggers a top-up.
+	PoolTarget, PoolLow int
+}
+
+// DefaultCoordinatorConfig returns timeouts for a LAN or a WireGuard link.
+func DefaultCoordinatorConfig() CoordinatorConfig {
+	return CoordinatorConfig{AttemptTimeout: time.Second, Deadline: 3 * time.Second, PoolTarget: 64, PoolLow: 16}
+}
+
+// peer is the leader's view of one cosigner.
+type peer struct {
+	id     int
+	client PeerClient
+
+	mu      sync.Mutex
+	commits []PublishedCommitment // fresh commitments, oldest first
+	bootID  BootID
+	rtt     time.Duration // smoothed share RPC round trip
+	healthy bool
+	lastErr error
+	// suspectUntil: the cosigner sent an invalid share; it is chosen last
+	// until then, whatever its transport health says.
+	suspectUntil time.Time
+}
+
+// suspectPeriod is how long a cosigner that sent an invalid share is chosen
+// only as a last resort.
+const suspectPeriod = time.Minute
+
+func (p *peer) suspect(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.suspectUntil = time.Now().Add(suspectPeriod)
+	p.lastErr = err
+}
+
+// usable reports whether p is healthy and not suspect.
+func (p *peer) usable(now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.healthy && now.After(p.suspectUntil)
+}
+
+// pop takes k commitments, or reports that too few are held.
+func (p *peer) pop(k int) ([]PublishedCommitment, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.commits) < k {
+		return nil, false
+	}
+	out := slices.Clone(p.commits[:k])
+	p.commits = p.commits[k:]
+	return out, true
+}
+
+func (p *peer) held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.commits)
+}
+
+// add stores fresh commitments; a new boot id drops the old ones, whose
+// nonces died with the cosigner's previous process.
+func (p *peer) add(cs []PublishedCommitment) {
+	if len(cs) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cs[0].BootID != p.bootID {
+		p.commits = nil
+		p.bootID = cs[0].BootID
+	}
+	for _, c := range cs {
+		if c.BootID == p.bootID {
+			p.commits = append(p.commits, c)
+		}
+	}
+}
+
+func (p *peer) result(rtt time.Duration, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastErr = err
+	p.healthy = err == nil
+	if err != nil {
+		// Its outstanding commitments may belong to a dead process.
+		p.commits = nil
+		return
+	}
+	if p.rtt == 0 {
+		p.rtt = rtt
+	} else {
+		p.rtt = (7*p.rtt + rtt) / 8
+	}
+}
+
+// PeerStatus is the leader's view of one cosigner, for status and metrics.
+type PeerStatus struct {
+	ID          int
+	Healthy     bool
+	RTT         time.Duration
+	Commitments int
+	LastError   string
+}
+
+// Coordinator is the leader's Signer: it answers duplicates from the
+// cluster's state, gathers M signature shares in one round trip, checks
+// them, aggregates one ed25519 signature, verifies it, replies, and
+// replicates the new state. It is safe for concurrent use.
+type Coordinator struct {
+	cfg   CoordinatorConfig
+	group *threshold.GroupKey
+	self  int
+	state ClusterState
+	log   *slog.Logger
+	peers []*peer // by id order; read-only after construction
+	refil chan struct{}
+	repl  chan raft.Record // to Run's replicator
+
+	// mu guards last: the newest record this leader produced per chain,
+	// ahead of Raft.
+	mu   sync.Mutex
+	last map[string]raft.Record
+	// signMu serialises sign requests per coordinator: requests of one
+	// chain must not race each other past the duplicate check.
+	signMu sync.Mutex
+}
+
+var _ privval.Signer = (*Coordinator)(nil)
+
+// NewCoordinator returns a coordinator for group, reaching cosigner i
+// through peers[i]; self is this cosigner's id.
+func NewCoordinator(cfg CoordinatorConfig, group *threshold.GroupKey, self int, peers map[int]PeerClient, state ClusterState, log *slog.Logger) (*Coordinator, error) {
+	if len(peers) != group.N() {
+		return nil, fmt.Errorf("coordinator: %d peers for a group of %d", len(peers), group.N())
+	}
+	if _, ok := peers[self]; !ok {
+		return nil, fmt.Errorf("coordinator: cosigner %d (self) has no client", self)
+	}
+	c := &Coordinator{cfg: cfg, group: group, self: self, state: state, log: log,
+		refil: make(chan struct{}, 1), repl: make(chan raft.Record, 256), last: map[string]raft.Record{}}
+	for id := 1; id <= group.N(); id++ {
+		client, ok := peers[id]
+		if !ok {
+			return nil, fmt.Errorf("coordinator: cosigner %d has no client", id)
+		}
+		c.peers = append(c.peers, &peer{id: id, client: client, healthy: true})
+	}
+	return c, nil
+}
+
+// PubKey returns the group public key, whatever the chain.
+func (c *Coordinator) PubKey(_ context.Context, _ string) (ed25519.PublicKey, error) {
+	return c.group.PublicKey(), nil
+}
+
+// Peers reports the leader's view of every cosigner.
+func (c *Coordinator) Peers() []PeerStatus {
+	out := make([]PeerStatus, len(c.peers))
+	for i, p := range c.peers {
+		healthy := p.usable(time.Now())
+		p.mu.Lock()
+		out[i] = PeerStatus{ID: p.id, Healthy: healthy, RTT: p.rtt, Commitments: len(p.commits)}
+		if p.lastErr != nil {
+			out[i].LastError = p.lastErr.Error()
+		}
+		p.mu.Unlock()
+	}
+	return out
+}
+
+// Run keeps every cosigner's commitments topped up until ctx ends: at start
+// (a new leader holds none), after each signature, and every second for
+// cosigners that failed. It also replicates new records through Raft.
+func (c *Coordinator) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.replicator(ctx)
+	}()
+	defer wg.Wait()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		c.refill(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.refil:
+		case <-tick.C:
+		}
+	}
+}
+
+// refill tops up, in parallel, each cosigner whose pool is low.
+func (c *Coordinator) refill(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, p := range c.peers {
+		if p.held() >= c.cfg.PoolLow {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.fetch(ctx, p, c.cfg.PoolTarget-p.held())
+		}()
+	}
+	wg.Wait()
+}
+
+func (c *Coordinator) fetch(ctx context.Context, p *peer, n int) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	defer cancel()
+	start := time.Now()
+	cs, err := p.client.Commitments(ctx, n)
+	if err == nil {
+		err = c.checkCommitments(p.id, cs)
+	}
+	if err != nil {
+		if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
+			c.log.Debug("nonce commitments unavailable", "peer", p.id, "err", err)
+		}
+		p.result(0, err)
+		return
+	}
+	p.result(time.Since(start), nil)
+	p.add(cs)
+}
+
+func (c *Coordinator) checkCommitments(id int, cs []PublishedCommitment) error {
+	for _, pc := range cs {
+		if int(pc.Commitment.ID()) != id {
+			return fmt.Errorf("cosigner %d sent a commitment of cosigner %d", id, pc.Commitment.ID())
+		}
+	}
+	return nil
+}
+
+func (c *Coordinator) nudge() {
+	select {
+	case c.refil <- struct{}{}:
+	default:
+	}
+}
+
+// lastRecord returns the newest record of chainID known to this leader.
+func (c *Coordinator) lastRecord(chainID string) (raft.Record, bool) {
+	c.mu.Lock()
+	mine, okMine := c.last[chainID]
+	c.mu.Unlock()
+	theirs, okTheirs := c.state.Last(chainID)
+	switch {
+	case okMine && okTheirs:
+		if theirs.Compare(mine) > 0 {
+			return theirs, true
+		}
+		return mine, true
+	case okMine:
+		return mine, true
+	}
+	return theirs, okTheirs
+}
+
+// Sign produces the signature of req with M cosigners.
+func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*privval.SignResponse, error) {
+	c.signMu.Lock()
+	defer c.signMu.Unlock()
+
+	// Duplicates and conflicts with what the cluster already signed.
+	var cached *raft.Record
+	if rec, ok := c.lastRecord(req.ChainID); ok {
+		m := Mark{Height: rec.Height, Round: rec.Round, Step: privval.Step(rec.Step), SignBytes: rec.SignBytes, Signature: rec.Signature}
+		same, err := compareHRS(m, req)
+		if err != nil {
+			return nil, err
+		}
+		if same {
+			if !bytes.Equal(req.SignBytes, rec.SignBytes) {
+				only, err := privval.OnlyTimestampDiffers(rec.SignBytes, req.SignBytes)
+				if err != nil {
+					return nil, fmt.Errorf("compare with signed payload: %w", err)
+				}
+				if !only {
+					err := fmt.Errorf("%w: %s", ErrConflict, conflictSummary(m, req))
+					c.log.Warn("refused double sign", "chain", req.ChainID, "height", req.Height, "round", req.Round, "step", req.Step.String(), "err", err)
+					return nil, err
+				}
+			}
+			cached = &rec
+			if req.ExtSignBytes == nil {
+				return &privval.SignResponse{Signature: rec.Signature, Timestamp: rec.Timestamp}, nil
+			}
+		}
+	}
+
+	deadline := c.cfg.Deadline
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < deadline {
+		deadline = time.Until(d)
+	}
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+
+	msgs := [][]byte{req.SignBytes}
+	if req.ExtSignBytes != nil {
+		msgs = append(msgs, req.ExtSignBytes)
+	}
+	sigs, err := c.gather(ctx, req, msgs)
+	defer c.nudge()
+	if err != nil {
+		return nil, err
+	}
+	resp := &privval.SignResponse{Signature: sigs[0], Timestamp: req.Timestamp}
+	if len(sigs) == 2 {
+		resp.ExtSignature = sigs[1]
+	}
+	if cached != nil {
+		// A repeated vote keeps its first signature and timestamp; only its
+		// extension is signed afresh.
+		resp.Signature, resp.Timestamp = cached.Signature, cached.Timestamp
+		return resp, nil
+	}
+	rec := raft.Record{ChainID: req.ChainID, Height: req.Height, Round: req.Round, Step: int8(req.Step),
+		SignBytes: req.SignBytes, Signature: resp.Signature, ExtensionSignature: resp.ExtSignature, Timestamp: req.Timestamp}
+	c.mu.Lock()
+	c.last[req.ChainID] = rec
+	c.mu.Unlock()
+	c.replicate(rec)
+	return resp, nil
+}
+
+// replicate hands rec to the replicator, off the hot path. If the queue is
+// full the record is dropped: a later one supersedes it, and every
+// cosigner's own durable mark already protects the signature.
+func (c *Coordinator) replicate(rec raft.Record) {
+	select {
+	case c.repl <- rec:
+	default:
+		c.log.Warn("replication queue full; record skipped", "chain", rec.ChainID, "height", rec.Height)
+	}
+}
+
+// replicator proposes queued records through Raft until ctx ends.
+func (c *Coordinator) replicator(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case rec := <-c.repl:
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			if err := c.state.Propose(pctx, rec); err != nil {
+				c.log.Warn("replicate sign state", "chain", rec.ChainID, "height", rec.Height, "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// gather runs share rounds until one yields verified signatures of every
+// message, excluding cosigners that failed, within ctx.
+func (c *Coordinator) gather(ctx context.Context, req *privval.SignRequest, msgs [][]byte) ([][]byte, error) {
+	excluded := map[int]bool{}
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		quorum, commits, err := c.choose(ctx, len(msgs), excluded)
+		if err != nil {
+			if lastErr != nil {
+				return nil, fmt.Errorf("%w (after: %w)", err, lastErr)
+			}
+			return nil, err
+		}
+		sigs, failed, err := c.round(ctx, req, msgs, quorum, commits)
+		if err == nil {
+			return sigs, nil
+		}
+		var refusal *Refusal
+		if errors.As(err, &refusal) && refusal.Final() {
+			return nil, err
+		}
+		lastErr = err
+		if len(failed) == 0 || attempt >= c.group.N() {
+			return nil, err
+		}
+		for _, id := range failed {
+			excluded[id] = true
+		}
+		c.log.Warn("share round failed, retrying", "chain", req.ChainID, "height", req.Height, "round", req.Round,
+			"step", req.Step.String(), "attempt", attempt, "failed", failed, "err", err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("no signature before the deadline: %w", lastErr)
+		}
+	}
+}
+
+// choose picks M cosigners, healthiest and fastest first (itself first when
+// healthy), with k commitments each, fetching commitments inline for a
+// chosen cosigner that has run out.
+func (c *Coordinator) choose(ctx context.Context, k int, excluded map[int]bool) ([]*peer, [][]PublishedCommitment, error) {
+	type cand struct {
+		p       *peer
+		healthy bool
+		rtt     time.Duration
+	}
+	var cands []cand
+	now := time.Now()
+	for _, p := range c.peers {
+		if excluded[p.id] {
+			continue
+		}
+		usable := p.usable(now)
+		p.mu.Lock()
+		cands = append(cands, cand{p, usable, p.rtt})
+		p.mu.Unlock()
+	}
+	slices.SortStableFunc(cands, func(a, b cand) int {
+		if a.healthy != b.healthy {
+			if a.healthy {
+				return -1
+			}
+			return 1
+		}
+		if (a.p.id == c.self) != (b.p.id == c.self) {
+			if a.p.id == c.self {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.rtt, b.rtt)
+	})
+	m := c.group.Threshold()
+	var quorum []*peer
+	var commits [][]PublishedCommitment
+	for _, cd := range cands {
+		if len(quorum) == m {
+			break
+		}
+		cs, ok := cd.p.pop(k)
+		if !ok {
+			c.fetch(ctx, cd.p, c.cfg.PoolTarget)
+			if cs, ok = cd.p.pop(k); !ok {
+				excluded[cd.p.id] = true
+				continue
+			}
+		}
+		quorum = append(quorum, cd.p)
+		commits = append(commits, cs)
+	}
+	if len(quorum) < m {
+		var down []int
+		for id := range excluded {
+			down = append(down, id)
+		}
+		slices.Sort(down)
+		return nil, nil, fmt.Errorf("no quorum: %d of the %d cosigners needed are reachable (unavailable: %v)", len(quorum), m, down)
+	}
+	return quorum, commits, nil
+}
+
+// round sends one Sign RPC to each cosigner of quorum in parallel, then
+// aggregates and verifies. It returns the cosigners to blame on failure.
+func (c *Coordinator) round(ctx context.Context, req *privval.SignRequest, msgs [][]byte, quorum []*peer, commits [][]PublishedCommitment) ([][]byte, []int, error) {
+	// Message k's commitment list: commitment k of each cosigner, sorted by
+	// id (quorum is not in id order).
+	order := make([]int, len(quorum))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(quorum[a].id, quorum[b].id) })
+	share := &ShareRequest{ChainID: req.ChainID, Messages: make([]ShareMessage, len(msgs))}
+	pkgs := make([]*threshold.SigningPackage, len(msgs))
+	for k, msg := range msgs {
+		list := make([]PublishedCommitment, len(quorum))
+		plain := make([]threshold.Commitment, len(quorum))
+		for j, i := range order {
+			list[j] = commits[i][k]
+			plain[j] = commits[i][k].Commitment
+		}
+		kind := ShareKind(req.Step)
+		if k == 1 {
+			kind = KindVoteExtension
+		}
+		share.Messages[k] = ShareMessage{Kind: kind, Height: req.Height, Round: req.Round, SignBytes: msg, Commitments: list}
+		var err error
+		if pkgs[k], err = threshold.NewSigningPackage(c.group, msg, plain); err != nil {
+			return nil, nil, err
+		}
+	}
+
+	attemptCtx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	defer cancel()
+	type reply struct {
+		shares []threshold.SignatureShare
+		err    error
+	}
+	replies := make([]reply, len(quorum))
+	var wg sync.WaitGroup
+	for i, p := range quorum {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			start := time.Now()
+			shares, err := p.client.Sign(attemptCtx, share)
+			if err == nil && len(shares) != len(msgs) {
+				err = fmt.Errorf("cosigner %d returned %d shares for %d messages", p.id, len(shares), len(msgs))
+			}
+			var refusal *Refusal
+			if errors.As(err, &refusal) && refusal.Final() {
+				p.result(time.Since(start), nil) // healthy; the request was wrong
+			} else {
+				p.result(time.Since(start), err)
+			}
+			replies[i] = reply{shares, err}
+		}()
+	}
+	wg.Wait()
+
+	var failed []int
+	var errs []error
+	for i, r := range replies {
+		if r.err != nil {
+			var refusal *Refusal
+			if errors.As(r.err, &refusal) && refusal.Final() {
+				return nil, nil, r.err
+			}
+			failed = append(failed, quorum[i].id)
+			errs = append(errs, fmt.Errorf("cosigner %d: %w", quorum[i].id, r.err))
+		}
+	}
+	if len(failed) > 0 {
+		return nil, failed, errors.Join(errs...)
+	}
+
+	sigs := make([][]byte, len(msgs))
+	for k := range msgs {
+		zs := make([]threshold.SignatureShare, len(quorum))
+		for i, r := range replies {
+			zs[i] = r.shares[k]
+		}
+		sig, err := threshold.Aggregate(pkgs[k], zs)
+		if err != nil {
+			var blame []int
+			for _, id := range threshold.Culprits(err) {
+				blame = append(blame, int(id))
+			}
+			for _, id := range blame {
+				c.peers[id-1].suspect(err)
+				c.log.Warn("invalid signature share", "peer", id, "chain", req.ChainID, "height", req.Height, "err", err)
+			}
+			return nil, blame, err
+		}
+		if !ed25519.Verify(c.group.PublicKey(), msgs[k], sig) {
+			// Aggregate verified it; this would be a bug, never a reply.
+			return nil, nil, errors.New("aggregate signature does not verify")
+		}
+		sigs[k] = sig
+	}
+	return sigs, nil, nil
+}
