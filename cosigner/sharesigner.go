@@ -17,9 +17,9 @@ type ShareKind int8
 
 // Share kinds.
 const (
-	KindProposal      = ShareKind(privval.StepProposal)
-	KindPrevote       = ShareKind(privval.StepPrevote)
-	KindPrecommit     = ShareKind(privval.StepPrecommit)
+	KindProposal                = ShareKind(privval.StepProposal)
+	KindPrevote                 = ShareKind(privval.StepPrevote)
+	KindPrecommit               = ShareKind(privval.StepPrecommit)
 	KindVoteExtension ShareKind = 4
 )
 

@@ -30,11 +30,11 @@ func (f *flexInt) UnmarshalJSON(b []byte) error {
 }
 
 type foreignState struct {
-	Height    flexInt          `json:"height"`
-	Round     flexInt          `json:"round"`
-	Step      flexInt          `json:"step"`
-	Signature []byte           `json:"signature"`
-	SignBytes string           `json:"signbytes"`
+	Height    flexInt `json:"height"`
+	Round     flexInt `json:"round"`
+	Step      flexInt `json:"step"`
+	Signature []byte  `json:"signature"`
+	SignBytes string  `json:"signbytes"`
 }
 
 // ParseForeignState reads the sign state of another signer for chainID:
