@@ -17,6 +17,7 @@ import (
 	hraft "github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // Errors callers branch on; check them with errors.Is.
@@ -166,7 +167,7 @@ func NewNode(cfg Config, opts Options) (n *Node, err error) {
 		BoltOptions: &bbolt.Options{Timeout: time.Second},
 	})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("raft node: %s is locked by another process; is another cosigner using data dir %s?", dbPath, cfg.DataDir)
 		}
 		return nil, fmt.Errorf("raft node: open %s: %w", dbPath, err)
