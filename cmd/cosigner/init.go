@@ -1,0 +1,99 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/cosigner/cosigner/cosigner"
+	"github.com/cosigner/cosigner/privval"
+	"github.com/spf13/cobra"
+)
+
+func newInitCmd() *cobra.Command {
+	var chainID, prefix, metrics string
+	var nodes []string
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a home directory for one chain and its nodes",
+		Long: `init creates cosigner.toml, a SecretConnection identity key and the key and
+state directories. It refuses to touch an existing home. More chains and nodes
+are added by editing cosigner.toml.`,
+		Example: `  cosigner init --home ~/.cosigner --chain-id kira-1 --node tcp://10.0.0.2:26659 --bech32-prefix kira
+  cosigner keys import --home ~/.cosigner priv_validator_key.json
+  cosigner state init --home ~/.cosigner --chain-id kira-1 --height 1234567`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "chain-id", "node"); err != nil {
+				return err
+			}
+			home := homeFlag(cmd)
+			cfg := cosigner.DefaultConfig()
+			cfg.Metrics.Listen = metrics
+			cfg.Chains = []cosigner.ChainConfig{{
+				ID:           chainID,
+				Key:          filepath.Join("keys", chainID+".json"),
+				Bech32Prefix: prefix,
+				Nodes:        nodes,
+			}}
+			if err := cfg.Validate(); err != nil {
+				return usageError{err}
+			}
+			cfgPath := filepath.Join(home, cosigner.ConfigFileName)
+			if _, err := os.Stat(cfgPath); err == nil {
+				return withHint(fmt.Errorf("%s already exists", cfgPath),
+					"edit it to add chains or nodes, or choose another --home")
+			}
+			for _, d := range []string{home, filepath.Join(home, "keys"), filepath.Join(home, cfg.StateDir)} {
+				if err := os.MkdirAll(d, 0o700); err != nil {
+					return fmt.Errorf("create %s: %w", d, err)
+				}
+			}
+			_, id, err := ed25519.GenerateKey(rand.Reader)
+			if err != nil {
+				return err
+			}
+			idPath := filepath.Join(home, cfg.IdentityKey)
+			if err := writeNewFile(idPath, cosigner.MarshalNodeKey(id)); err != nil {
+				return err
+			}
+			if err := writeNewFile(cfgPath, cfg.Marshal()); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "created %s\n", cfgPath)
+			fmt.Fprintf(out, "identity node id: %s\n", privval.NodeID(id.Public().(ed25519.PublicKey)))
+			fmt.Fprintf(out, "next: cosigner keys import --home %s <priv_validator_key.json>\n", home)
+			fmt.Fprintf(out, "      cosigner state init --home %s --chain-id %s --height <current height>\n", home, chainID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain id to sign for (required)")
+	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr: tcp://host:port or unix:///path (required, repeatable)")
+	cmd.Flags().StringVar(&prefix, "bech32-prefix", cosigner.DefaultBech32Prefix, "chain's bech32 account prefix, for keys show")
+	cmd.Flags().StringVar(&metrics, "metrics-listen", "", "host:port for Prometheus metrics (empty: off)")
+	return cmd
+}
+
+// writeNewFile writes a 0600 file and refuses to replace an existing one.
+func writeNewFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return withHint(fmt.Errorf("%s already exists", path), "cosigner never overwrites key or state files; move it away first if you mean to replace it")
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/cosigner/cosigner/cosigner"
+	"github.com/spf13/cobra"
+)
+
+func newKeysCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "keys",
+		Short: "Import and show consensus keys",
+	}
+	cmd.AddCommand(newKeysImportCmd(), newKeysShowCmd())
+	return cmd
+}
+
+// loadConfig loads the home's configuration, marking failures as
+// configuration errors (exit 2).
+func loadConfig(home string) (*cosigner.Config, error) {
+	return configOrHint(cosigner.LoadConfig(home))
+}
+
+// loadConfigForKeys also accepts a configuration without chains.
+func loadConfigForKeys(home string) (*cosigner.Config, error) {
+	return configOrHint(cosigner.LoadConfigForKeys(home))
+}
+
+func configOrHint(cfg *cosigner.Config, err error) (*cosigner.Config, error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, usageError{withHint(err, "run 'cosigner init' (or 'cosigner shard') first, or pass the right --home")}
+	}
+	if err != nil {
+		return nil, usageError{err}
+	}
+	return cfg, nil
+}
+
+// pickChain returns the chain named by --chain-id, or the only chain.
+func pickChain(cfg *cosigner.Config, id string) (*cosigner.ChainConfig, error) {
+	if id == "" {
+		if len(cfg.Chains) == 1 {
+			return &cfg.Chains[0], nil
+		}
+		return nil, usagef("%d chains are configured: pass --chain-id", len(cfg.Chains))
+	}
+	ch, ok := cfg.Chain(id)
+	if !ok {
+		return nil, usagef("chain %q is not in %s", id, filepath.Join(cfg.Home(), cosigner.ConfigFileName))
+	}
+	return ch, nil
+}
+
+func newKeysImportCmd() *cobra.Command {
+	var chainID string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Import a priv_validator_key.json or TMKMS softsign key for a chain",
+		Long: `import reads a CometBFT priv_validator_key.json or a TMKMS softsign key (base64
+of the 32-byte seed, or of 64 bytes seed||pubkey), checks it and stores it as the
+chain's key file (0600, priv_validator_key.json format). It refuses to replace
+an existing key unless --force is given. After importing, move the original
+key off the validator node.`,
+		Example: `  cosigner keys import --home ~/.cosigner ~/.sekaid/config/priv_validator_key.json
+  cosigner keys import --home ~/.cosigner --chain-id kira-1 /etc/tmkms/secrets/kira-consensus.key`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(homeFlag(cmd))
+			if err != nil {
+				return err
+			}
+			ch, err := pickChain(cfg, chainID)
+			if err != nil {
+				return err
+			}
+			key, err := cosigner.LoadKey(args[0])
+			if err != nil {
+				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
+			}
+			dst := cfg.Path(ch.Key)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+				return err
+			}
+			data := cosigner.MarshalPrivValidatorKey(key)
+			if force {
+				err = os.WriteFile(dst, data, 0o600)
+			} else {
+				err = writeNewFile(dst, data)
+			}
+			if err != nil {
+				return err
+			}
+			info := cosigner.DescribePubKey(key.Public().(ed25519.PublicKey), ch.Prefix())
+			fmt.Fprintf(cmd.OutOrStdout(), "imported key for chain %s into %s\npubkey: %s\naddress: %s\n", ch.ID, dst, info.Bech32, info.Address)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain the key signs for (default: the only configured chain)")
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing key file")
+	return cmd
+}
+
+func newKeysShowCmd() *cobra.Command {
+	var chainID, prefix string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "show",
+		Short: "Show a chain's consensus public key and validator address",
+		Long: `show prints the consensus public key as hex, base64, Cosmos JSON and bech32
+(<prefix>valconspub), and the validator address. On a threshold cosigner's home
+(a 'cosigner shard' output directory) it shows the group public key, after
+checking this cosigner's share against the group's commitments: compare it with
+the key the chain knows to confirm that sharding kept the validator key.`,
+		Example: `  cosigner keys show --home ~/.cosigner
+  cosigner keys show --home shards/cosigner-1 --bech32-prefix kira
+  cosigner keys show --home ~/.cosigner --chain-id kira-1 --json`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfigForKeys(homeFlag(cmd))
+			if err != nil {
+				return err
+			}
+			var pub ed25519.PublicKey
+			var label string
+			if chainID != "" || len(cfg.Chains) > 0 {
+				ch, err := pickChain(cfg, chainID)
+				if err != nil {
+					return err
+				}
+				label = ch.ID
+				if prefix == "" {
+					prefix = ch.Prefix()
+				}
+				if cfg.Mode == cosigner.ModeSoftsign {
+					key, err := cosigner.LoadKey(cfg.Path(ch.Key))
+					if err != nil {
+						return withHint(err, "import the chain's key with 'cosigner keys import --home %s <file>'", cfg.Home())
+					}
+					pub = key.Public().(ed25519.PublicKey)
+				}
+			}
+			if cfg.Mode == cosigner.ModeThreshold {
+				t := cfg.Threshold
+				share, err := cosigner.LoadShare(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile))
+				if err != nil {
+					return withHint(err, "copy this cosigner's directory from the 'cosigner shard' output unchanged")
+				}
+				pub = share.Group().PublicKey()
+				fmt.Fprintf(cmd.ErrOrStderr(), "share %d of a %d-of-%d key verified against the group commitments\n",
+					share.ID(), t.Threshold, t.Shares)
+			}
+			if prefix == "" {
+				prefix = cosigner.DefaultBech32Prefix
+			}
+			info := cosigner.DescribePubKey(pub, prefix)
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(struct {
+					ChainID string `json:"chain_id,omitempty"`
+					cosigner.PubKeyInfo
+				}{label, info})
+			}
+			if label != "" {
+				fmt.Fprintf(out, "chain:       %s\n", label)
+			}
+			fmt.Fprintf(out, "hex:         %s\n", info.Hex)
+			fmt.Fprintf(out, "base64:      %s\n", info.Base64)
+			fmt.Fprintf(out, "cosmos-json: %s\n", info.CosmosJSON)
+			fmt.Fprintf(out, "bech32:      %s\n", info.Bech32)
+			fmt.Fprintf(out, "address:     %s\n", info.Address)
+			fmt.Fprintf(out, "valcons:     %s\n", info.Bech32Addr)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain to show (default: the only configured chain)")
+	cmd.Flags().StringVar(&prefix, "bech32-prefix", "", "bech32 account prefix (default: the chain's bech32_prefix)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/cosigner/cosigner/cosigner"
+	"github.com/spf13/cobra"
+)
+
+func newShardCmd() *cobra.Command {
+	var keyFile, out, chainID, prefix string
+	var m, n int
+	var peers, nodes []string
+	cmd := &cobra.Command{
+		Use:   "shard",
+		Short: "Split a validator key into threshold shares, one directory per cosigner",
+		Long: `shard splits a CometBFT priv_validator_key.json (or a TMKMS base64 key) into N
+FROST shares, any M of which sign (M must be more than N/2, so two quorums always
+share a cosigner). It writes DIR/cosigner-1 ... DIR/cosigner-N, each a complete
+cosigner home: cosigner.toml, the key share (0600), the group key with its
+Feldman commitments, a cluster TLS certificate from a one-off CA whose key is
+discarded, and a SecretConnection identity.
+
+--peer host:port (once per cosigner, in id order) sets each cosigner's gRPC
+address; its Raft transport uses the next port. Without --peer the cluster runs
+on loopback (cosigner i on 127.0.0.1:27100+10i). --chain-id and --node fill the
+chain section; otherwise fill it in before 'cosigner state init'.`,
+		Example: `  cosigner shard --key priv_validator_key.json --threshold 2 --shares 3 --out shards \
+    --peer 10.8.0.11:7100 --peer 10.8.0.12:7100 --peer 10.8.0.13:7100 \
+    --chain-id kira-1 --node tcp://10.8.0.1:26659 --bech32-prefix kira`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := requireFlags(cmd, "key", "threshold", "shares", "out"); err != nil {
+				return err
+			}
+			if 2*m <= n {
+				return usagef("--threshold %d of --shares %d: the threshold must be more than half the shares (at least %d), or two quorums could sign different blocks", m, n, n/2+1)
+			}
+			if chainID != "" {
+				if err := cosigner.ValidateChainID(chainID); err != nil {
+					return usageError{err}
+				}
+				if len(nodes) == 0 {
+					return usagef("--chain-id %s needs at least one --node (the node's priv_validator_laddr)", chainID)
+				}
+			}
+			for _, a := range nodes {
+				if err := cosigner.ValidateNodeAddress(a); err != nil {
+					return usageError{err}
+				}
+			}
+			key, err := cosigner.LoadKey(keyFile)
+			if err != nil {
+				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
+			}
+			group, err := cosigner.Shard(key, out, cosigner.ShardOptions{
+				Threshold: m, Shares: n, Peers: peers, ChainID: chainID, Nodes: nodes, Bech32Prefix: prefix,
+			})
+			if errors.Is(err, cosigner.ErrShardOutExists) {
+				return withHint(err, "shard never overwrites; choose a new --out")
+			}
+			if err != nil {
+				return usageError{err}
+			}
+			if prefix == "" {
+				prefix = cosigner.DefaultBech32Prefix
+			}
+			info := cosigner.DescribePubKey(group.PublicKey(), prefix)
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "split validator %s (%s) into %d shares, any %d of which sign\n\n", info.Address, info.Bech32, n, m)
+			for i := 1; i <= n; i++ {
+				host := "127.0.0.1 (loopback cluster)"
+				if len(peers) > 0 {
+					host = strings.Split(peers[i-1], ":")[0]
+				}
+				fmt.Fprintf(w, "  %s  ->  cosigner %d on %s\n", cosigner.ShardDir(out, i), i, host)
+			}
+			fmt.Fprintf(w, `
+next:
+  1. copy each directory to its host (scp -r, keep the modes; share.json and tls/cluster.key are secret)
+  2. on each host: cosigner state init --home <dir> --chain-id <chain> --height <current height>
+  3. on each host: cosigner start --home <dir>
+  4. confirm with 'cosigner keys show --home <dir>' that the key above is the validator's
+  5. move %s off-line: with the shares in place, no machine should hold the whole key
+`, keyFile)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&keyFile, "key", "", "priv_validator_key.json or TMKMS key to split (required)")
+	cmd.Flags().IntVar(&m, "threshold", 0, "M: cosigners needed to sign (required, more than half of --shares)")
+	cmd.Flags().IntVar(&n, "shares", 0, "N: number of cosigners, 2 to 255 (required)")
+	cmd.Flags().StringVar(&out, "out", "", "output directory; must not exist (required)")
+	cmd.Flags().StringArrayVar(&peers, "peer", nil, "gRPC host:port of each cosigner, in id order (repeatable)")
+	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain to sign for")
+	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr (repeatable)")
+	cmd.Flags().StringVar(&prefix, "bech32-prefix", "", "bech32 account prefix for display and config")
+	return cmd
+}
