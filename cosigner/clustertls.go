@@ -331,6 +331,9 @@ func (c *ClusterTLS) ServerTLSConfig() *tls.Config {
 		Certificates: []tls.Certificate{c.cert},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    c.pool,
+		// Cluster links are long-lived, so resumption saves little; without
+		// it every connection proves its certificate afresh.
+		SessionTicketsDisabled: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			// crypto/tls has checked the chain; this checks the identity.
 			_, err := PeerID(cs)
