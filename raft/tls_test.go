@@ -22,7 +22,7 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	pub, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -50,7 +50,7 @@ func newTestCA(t *testing.T) *testCA {
 	return &testCA{cert: cert, key: key, pool: pool}
 }
 
-func (ca *testCA) issue(t *testing.T, id int) tls.Certificate {
+func (ca *testCA) issue(t testing.TB, id int) tls.Certificate {
 	t.Helper()
 	pub, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -81,7 +81,7 @@ type identity struct {
 	cert tls.Certificate
 }
 
-func (ca *testCA) identity(t *testing.T, id int) identity {
+func (ca *testCA) identity(t testing.TB, id int) identity {
 	return identity{ca: ca, cert: ca.issue(t, id)}
 }
 
