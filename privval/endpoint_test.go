@@ -97,6 +97,7 @@ func listen(t *testing.T, network, addr string) (net.Listener, string) {
 type cometNode struct {
 	endpoint *cmtprivval.SignerListenerEndpoint
 	client   *cmtprivval.SignerClient
+	ln       net.Listener
 	addr     string // listener address, to reopen it
 }
 
@@ -115,12 +116,17 @@ func startCometNode(t *testing.T, network, addr string) (*cometNode, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &cometNode{endpoint: endpoint, client: client, addr: ln.Addr().String()}
+	n := &cometNode{endpoint: endpoint, client: client, ln: ln, addr: ln.Addr().String()}
 	t.Cleanup(n.stop)
 	return n, dial
 }
 
+// stop stops the node as a process exit would: the listener first, so
+// that no redial lands in its backlog. (Stopping the endpoint first can
+// leave a connection accepted and never served nor closed, which the
+// client only drops after ReadTimeout.)
 func (n *cometNode) stop() {
+	n.ln.Close()
 	if n.endpoint.IsRunning() {
 		_ = n.endpoint.Stop()
 	}
