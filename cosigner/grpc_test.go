@@ -43,7 +43,9 @@ func (s *staticRaft) View() raft.View {
 	return raft.View{Role: role, Term: 1, LeaderID: l.LeaderID}
 }
 
-func (s *staticRaft) TransferLeadership(context.Context, int) error { return errors.New("not in this test") }
+func (s *staticRaft) TransferLeadership(context.Context, int) error {
+	return errors.New("not in this test")
+}
 
 type grpcCluster struct {
 	key    ed25519.PrivateKey
