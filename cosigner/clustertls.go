@@ -23,6 +23,7 @@ package cosigner
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
@@ -39,6 +40,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"google.golang.org/grpc/credentials"
+	grpcpeer "google.golang.org/grpc/peer"
 )
 
 // Cluster TLS file names inside a cosigner's directory.
@@ -400,6 +404,20 @@ func PeerID(state tls.ConnectionState) (int, error) {
 		return 0, errors.New("cluster tls: peer presented no certificate")
 	}
 	return certID(state.PeerCertificates[0])
+}
+
+// PeerIDFromContext returns the cosigner id of the client of a gRPC call
+// served with credentials.NewTLS(ServerTLSConfig()), from its certificate.
+func PeerIDFromContext(ctx context.Context) (int, error) {
+	p, ok := grpcpeer.FromContext(ctx)
+	if !ok {
+		return 0, errors.New("cluster tls: no gRPC peer in the call's context")
+	}
+	ti, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return 0, fmt.Errorf("cluster tls: gRPC peer %v did not connect over TLS", p.Addr)
+	}
+	return PeerID(ti.State)
 }
 
 // certID extracts the cosigner id from a certificate: exactly one URI SAN

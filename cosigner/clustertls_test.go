@@ -1,6 +1,7 @@
 package cosigner
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
@@ -16,6 +17,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	cosignerv1 "github.com/cosigner/cosigner/proto/cosigner/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 )
 
 // clusterTLSFixture issues certificates for cosigners 1..n from one CA.
@@ -45,14 +52,14 @@ func mustClusterTLS(t *testing.T, caPEM []byte, c *ClusterCert) *ClusterTLS {
 	return ct
 }
 
-type handshakeResult struct {
+type clusterHandshakeResult struct {
 	serverErr, clientErr error
 	serverSaw, clientSaw int // peer ids learned
 }
 
 // handshake runs one TLS handshake over loopback TCP between a server and a
 // client configuration and reports what each side saw.
-func handshake(t *testing.T, server, client *tls.Config) handshakeResult {
+func clusterHandshake(t *testing.T, server, client *tls.Config) clusterHandshakeResult {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,7 +96,7 @@ func handshake(t *testing.T, server, client *tls.Config) handshakeResult {
 		serverDone <- side{id: id, err: err}
 	}()
 
-	var res handshakeResult
+	var res clusterHandshakeResult
 	conn, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +120,7 @@ func handshake(t *testing.T, server, client *tls.Config) handshakeResult {
 
 func TestClusterTLSHandshake(t *testing.T) {
 	_, cs := clusterTLSFixture(t, 3)
-	res := handshake(t, cs[1].ServerTLSConfig(), cs[0].ClientTLSConfig(2))
+	res := clusterHandshake(t, cs[1].ServerTLSConfig(), cs[0].ClientTLSConfig(2))
 	if res.serverErr != nil || res.clientErr != nil {
 		t.Fatalf("handshake failed: server: %v; client: %v", res.serverErr, res.clientErr)
 	}
@@ -159,7 +166,7 @@ func TestClusterTLSRejects(t *testing.T) {
 		{
 			name:       "client cert from another CA",
 			server:     cs[1].ServerTLSConfig(),
-			client:     trustAnyServer(strangers[0].ClientTLSConfig(2)),
+			client:     clusterTrustAnyServer(strangers[0].ClientTLSConfig(2)),
 			serverWant: "certificate signed by unknown authority",
 		},
 		{
@@ -171,7 +178,7 @@ func TestClusterTLSRejects(t *testing.T) {
 		{
 			name:       "self-signed client cert",
 			server:     cs[1].ServerTLSConfig(),
-			client:     trustAnyServer(selfSigned.ClientTLSConfig(2)),
+			client:     clusterTrustAnyServer(selfSigned.ClientTLSConfig(2)),
 			serverWant: "certificate signed by unknown authority",
 		},
 		{
@@ -183,13 +190,13 @@ func TestClusterTLSRejects(t *testing.T) {
 		{
 			name:       "no client cert",
 			server:     cs[1].ServerTLSConfig(),
-			client:     trustAnyServer(noCert),
+			client:     clusterTrustAnyServer(noCert),
 			serverWant: "client didn't provide a certificate",
 		},
 		{
 			name:       "expired client cert",
 			server:     cs[1].ServerTLSConfig(),
-			client:     trustAnyServer(expiredTLS.ClientTLSConfig(2)),
+			client:     clusterTrustAnyServer(expiredTLS.ClientTLSConfig(2)),
 			serverWant: "expired",
 		},
 		{
@@ -217,7 +224,7 @@ func TestClusterTLSRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res := handshake(t, tt.server, tt.client)
+			res := clusterHandshake(t, tt.server, tt.client)
 			if res.serverErr == nil && res.clientErr == nil {
 				t.Fatal("handshake succeeded")
 			}
@@ -235,12 +242,12 @@ func TestClusterTLSRejects(t *testing.T) {
 	}
 }
 
-// trustAnyServer makes a client that accepts any server, so that a test sees
+// clusterTrustAnyServer makes a client that accepts any server, so that a test sees
 // the server's verdict on the client rather than the client's on the server.
 // It also always sends its certificate: crypto/tls would otherwise withhold
 // one that the server's list of acceptable CAs does not name, and an attacker
 // would not.
-func trustAnyServer(c *tls.Config) *tls.Config {
+func clusterTrustAnyServer(c *tls.Config) *tls.Config {
 	c.VerifyConnection = nil
 	if len(c.Certificates) > 0 {
 		cert := c.Certificates[0]
@@ -431,5 +438,86 @@ func TestClusterTLSCertID(t *testing.T) {
 	}
 	if _, err := PeerID(tls.ConnectionState{}); err == nil {
 		t.Error("PeerID of a state without certificates succeeded")
+	}
+}
+
+// clusterPingServer answers Ping with the caller's id as seen in its certificate.
+type clusterPingServer struct {
+	cosignerv1.UnimplementedCosignerServer
+}
+
+func (clusterPingServer) Ping(ctx context.Context, _ *cosignerv1.PingRequest) (*cosignerv1.PingResponse, error) {
+	id, err := PeerIDFromContext(ctx)
+	if err != nil {
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	return &cosignerv1.PingResponse{SignerId: uint32(id)}, nil
+}
+
+// TestClusterTLSGRPC runs the Cosigner gRPC service over cluster TLS: a
+// member learns its own id back from the server; a client without a cluster
+// certificate, or dialing the wrong id, gets nothing.
+func TestClusterTLSGRPC(t *testing.T) {
+	_, cs := clusterTLSFixture(t, 3)
+	_, strangers := clusterTLSFixture(t, 1)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(cs[1].ServerTLSConfig())))
+	cosignerv1.RegisterCosignerServer(srv, clusterPingServer{})
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	defer func() {
+		srv.Stop()
+		if err := <-served; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+
+	ping := func(cfg *tls.Config) (*cosignerv1.PingResponse, error) {
+		conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return cosignerv1.NewCosignerClient(conn).Ping(ctx, &cosignerv1.PingRequest{})
+	}
+
+	resp, err := ping(cs[2].ClientTLSConfig(2))
+	if err != nil {
+		t.Fatalf("member ping: %v", err)
+	}
+	if resp.GetSignerId() != 3 {
+		t.Errorf("server saw caller %d, want 3", resp.GetSignerId())
+	}
+
+	noCert := cs[0].ClientTLSConfig(2)
+	noCert.Certificates = nil
+	tests := []struct {
+		name string
+		cfg  *tls.Config
+		want string
+	}{
+		{"no client certificate", noCert, ""},
+		{"another cluster's certificate", clusterTrustAnyServer(strangers[0].ClientTLSConfig(2)), ""},
+		{"wrong server id", cs[0].ClientTLSConfig(3), "dialed cosigner 3 but reached cosigner 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := ping(tt.cfg)
+			if err == nil {
+				t.Fatalf("ping succeeded: %v", resp)
+			}
+			if status.Code(err) != codes.Unavailable {
+				t.Errorf("code %v, want Unavailable: %v", status.Code(err), err)
+			}
+			if tt.want != "" && !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to contain %q", err, tt.want)
+			}
+		})
 	}
 }
