@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -51,8 +52,12 @@ func TestSoftsignChains(t *testing.T) {
 				t.Error(err)
 			}
 			checkSignedEveryHeight(t, recs, 1, top-1)
-			t.Logf("%s: %d commits verified with our signature (heights 1..%d), %d signatures logged, vote extensions from height %d",
-				name, n, top-1, len(recs), node.VoteExtensionsHeight)
+			ve := "no vote extensions"
+			if node.VoteExtensionsHeight > 0 {
+				ve = fmt.Sprintf("vote extensions from height %d", node.VoteExtensionsHeight)
+			}
+			t.Logf("%s: %d commits verified with our signature (heights 1..%d), %d signatures logged, %s",
+				name, n, top-1, len(recs), ve)
 		})
 	}
 }

@@ -187,7 +187,11 @@ func ParseSignState(out string) (SignState, error) {
 	if err != nil {
 		return SignState{}, fmt.Errorf("height %s: %w", raw.Height, err)
 	}
-	return SignState{Height: h, Round: raw.Round, Step: raw.Step, Raw: strings.TrimSpace(out)}, nil
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, []byte(out)); err != nil {
+		return SignState{}, err
+	}
+	return SignState{Height: h, Round: raw.Round, Step: raw.Step, Raw: compact.String()}, nil
 }
 
 // CheckNoDoubleSign reports every (height, round, step) that recs sign for
