@@ -146,10 +146,21 @@ func fakeNode(tb testing.TB) (addr string, client *cmtprivval.SignerClient) {
 	return "tcp://" + ln.Addr().String(), client
 }
 
-// measure connects tgt to a fake node and signs heights heights (after a few
-// unmeasured warm-up heights), each a proposal, a prevote and a precommit
-// with an extension. Every signature is verified after the timed loop.
-func measure(tb testing.TB, tgt target, heights int) Stats {
+// session is one target connected to its own fake node.
+type session struct {
+	name      string
+	pub       ed25519.PublicKey
+	valAddr   []byte
+	client    *cmtprivval.SignerClient
+	lat       []time.Duration
+	busy      time.Duration // sum of measured request->reply times
+	votes     []*cmtproto.Vote
+	proposals []*cmtproto.Proposal
+}
+
+// connect starts tgt against a fresh fake node and waits until it serves
+// its public key.
+func connect(tb testing.TB, tgt target) *session {
 	tb.Helper()
 	addr, client := fakeNode(tb)
 	pub := tgt.start(tb, addr)
@@ -163,71 +174,93 @@ func measure(tb testing.TB, tgt target, heights int) Stats {
 	if !slices.Equal(got.Bytes(), pub) {
 		tb.Fatalf("%s: pubkey %X, want %X", tgt.name, got.Bytes(), []byte(pub))
 	}
-	valAddr := cmted25519.PubKey(pub).Address()
+	return &session{name: tgt.name, pub: pub, valAddr: cmted25519.PubKey(pub).Address(), client: client}
+}
 
-	const warmup = 5
-	var (
-		lat       = make([]time.Duration, 0, 3*heights)
-		votes     []*cmtproto.Vote
-		proposals []*cmtproto.Proposal
-	)
-	var start time.Time
+// signHeight sends height h's proposal, prevote and precommit with an
+// extension, timing each request as the node sees it when measured.
+func (s *session) signHeight(tb testing.TB, h int64, measured bool) {
+	tb.Helper()
+	bid := cmtproto.BlockID{
+		Hash:          hash(h, 1),
+		PartSetHeader: cmtproto.PartSetHeader{Total: 1, Hash: hash(h, 2)},
+	}
+	record := func(d time.Duration) {
+		if measured {
+			s.lat = append(s.lat, d)
+			s.busy += d
+		}
+	}
+	p := &cmtproto.Proposal{Type: cmtproto.ProposalType, Height: h, Round: 0, PolRound: -1, BlockID: bid, Timestamp: time.Now().UTC()}
+	t0 := time.Now()
+	if err := s.client.SignProposal(chainID, p); err != nil {
+		tb.Fatalf("%s: proposal %d: %v", s.name, h, err)
+	}
+	record(time.Since(t0))
+	if measured {
+		s.proposals = append(s.proposals, p)
+	}
+	for _, typ := range []cmtproto.SignedMsgType{cmtproto.PrevoteType, cmtproto.PrecommitType} {
+		v := &cmtproto.Vote{Type: typ, Height: h, Round: 0, BlockID: bid, Timestamp: time.Now().UTC(), ValidatorAddress: s.valAddr}
+		if typ == cmtproto.PrecommitType {
+			v.Extension = []byte("latency")
+		}
+		t0 := time.Now()
+		if err := s.client.SignVote(chainID, v); err != nil {
+			tb.Fatalf("%s: %v %d: %v", s.name, typ, h, err)
+		}
+		record(time.Since(t0))
+		if measured {
+			s.votes = append(s.votes, v)
+		}
+	}
+}
+
+// verify checks every measured signature with crypto/ed25519.
+func (s *session) verify(tb testing.TB) {
+	tb.Helper()
+	for _, p := range s.proposals {
+		if !ed25519.Verify(s.pub, types.ProposalSignBytes(chainID, p), p.Signature) {
+			tb.Fatalf("%s: proposal %d: signature does not verify", s.name, p.Height)
+		}
+	}
+	for _, v := range s.votes {
+		if !ed25519.Verify(s.pub, types.VoteSignBytes(chainID, v), v.Signature) {
+			tb.Fatalf("%s: %v %d: signature does not verify", s.name, v.Type, v.Height)
+		}
+		if v.Type == cmtproto.PrecommitType && !ed25519.Verify(s.pub, types.VoteExtensionSignBytes(chainID, v), v.ExtensionSignature) {
+			tb.Fatalf("%s: precommit %d: extension signature does not verify", s.name, v.Height)
+		}
+	}
+}
+
+const warmup = 5
+
+// run signs heights heights (after a few unmeasured warm-up heights) on
+// every session, interleaved height by height so that load from elsewhere
+// on the machine falls on all targets alike, then verifies every signature.
+func run(tb testing.TB, sessions []*session, heights int) []Stats {
+	tb.Helper()
 	for h := int64(1); h <= int64(warmup+heights); h++ {
 		if h == warmup+1 {
 			if b, ok := tb.(*testing.B); ok {
 				b.ResetTimer() // ns/op: one height, without the signer's start-up
 			}
-			start = time.Now()
 		}
-		measured := h > warmup
-		bid := cmtproto.BlockID{
-			Hash:          hash(h, 1),
-			PartSetHeader: cmtproto.PartSetHeader{Total: 1, Hash: hash(h, 2)},
-		}
-		p := &cmtproto.Proposal{Type: cmtproto.ProposalType, Height: h, Round: 0, PolRound: -1, BlockID: bid, Timestamp: time.Now().UTC()}
-		t0 := time.Now()
-		if err := client.SignProposal(chainID, p); err != nil {
-			tb.Fatalf("%s: proposal %d: %v", tgt.name, h, err)
-		}
-		d := time.Since(t0)
-		if measured {
-			lat = append(lat, d)
-			proposals = append(proposals, p)
-		}
-		for _, typ := range []cmtproto.SignedMsgType{cmtproto.PrevoteType, cmtproto.PrecommitType} {
-			v := &cmtproto.Vote{Type: typ, Height: h, Round: 0, BlockID: bid, Timestamp: time.Now().UTC(), ValidatorAddress: valAddr}
-			if typ == cmtproto.PrecommitType {
-				v.Extension = []byte("latency")
-			}
-			t0 := time.Now()
-			if err := client.SignVote(chainID, v); err != nil {
-				tb.Fatalf("%s: %v %d: %v", tgt.name, typ, h, err)
-			}
-			d := time.Since(t0)
-			if measured {
-				lat = append(lat, d)
-				votes = append(votes, v)
-			}
+		for _, s := range sessions {
+			s.signHeight(tb, h, h > warmup)
 		}
 	}
-	elapsed := time.Since(start)
-
-	for _, p := range proposals {
-		if !ed25519.Verify(pub, types.ProposalSignBytes(chainID, p), p.Signature) {
-			tb.Fatalf("%s: proposal %d: signature does not verify", tgt.name, p.Height)
-		}
+	var stats []Stats
+	for _, s := range sessions {
+		s.verify(tb)
+		stats = append(stats, summarise(s.name, s.lat, s.busy))
 	}
-	for _, v := range votes {
-		if !ed25519.Verify(pub, types.VoteSignBytes(chainID, v), v.Signature) {
-			tb.Fatalf("%s: %v %d: signature does not verify", tgt.name, v.Type, v.Height)
-		}
-		if v.Type == cmtproto.PrecommitType && !ed25519.Verify(pub, types.VoteExtensionSignBytes(chainID, v), v.ExtensionSignature) {
-			tb.Fatalf("%s: precommit %d: extension signature does not verify", tgt.name, v.Height)
-		}
-	}
-	return summarise(tgt.name, lat, elapsed)
+	return stats
 }
 
+// summarise computes percentiles; signatures per second is what one
+// connection sustains back to back: the count over the summed latencies.
 func summarise(name string, lat []time.Duration, elapsed time.Duration) Stats {
 	slices.Sort(lat)
 	q := func(p float64) time.Duration {
@@ -267,34 +300,31 @@ func heightsFromEnv(tb testing.TB) int {
 	return n
 }
 
-// TestLatency measures every target in turn and logs a table.
+// TestLatency connects every target, then measures them interleaved and
+// logs a table.
 func TestLatency(t *testing.T) {
 	if os.Getenv("COSIGNER_LATENCY") == "" {
 		t.Skip("set COSIGNER_LATENCY=1 to measure signer latency")
 	}
 	heights := heightsFromEnv(t)
-	var results []Stats
+	var sessions []*session
 	for _, tgt := range targets {
-		t.Run(tgt.name, func(t *testing.T) {
-			s := measure(t, tgt, heights)
-			t.Log(s)
-			results = append(results, s)
-		})
+		sessions = append(sessions, connect(t, tgt))
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "request->reply as the node sees it, %d heights x (proposal, prevote, precommit+extension):\n", heights)
-	for _, s := range results {
+	fmt.Fprintf(&b, "request->reply as the node sees it, %d heights x (proposal, prevote, precommit+extension), targets interleaved:\n", heights)
+	for _, s := range run(t, sessions, heights) {
 		fmt.Fprintln(&b, s)
 	}
 	t.Log(b.String())
 }
 
-// BenchmarkLatency runs each target for b.N heights and reports the
+// BenchmarkLatency runs each target alone for b.N heights and reports the
 // percentiles as custom metrics.
 func BenchmarkLatency(b *testing.B) {
 	for _, tgt := range targets {
 		b.Run(tgt.name, func(b *testing.B) {
-			s := measure(b, tgt, b.N)
+			s := run(b, []*session{connect(b, tgt)}, b.N)[0]
 			b.ReportMetric(float64(s.P50)/1e6, "p50-ms")
 			b.ReportMetric(float64(s.P90)/1e6, "p90-ms")
 			b.ReportMetric(float64(s.P99)/1e6, "p99-ms")
