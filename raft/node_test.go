@@ -113,10 +113,22 @@ func (c *testCluster) start(i int, ln net.Listener) {
 // leadership transfer.
 func (c *testCluster) stop(i int) {
 	c.t.Helper()
+	changes := c.nodes[i].LeadershipChanges()
 	if err := c.stops[i](); err != nil {
 		c.t.Errorf("stop node %d: %v", i+1, err)
 	}
 	c.nodes[i] = nil
+	// Run closes the channel when it returns; at most one view is left.
+	select {
+	case _, ok := <-changes:
+		if ok {
+			if _, ok := <-changes; ok {
+				c.t.Errorf("node %d: leadership channel holds two views", i+1)
+			}
+		}
+	default:
+		c.t.Errorf("node %d: leadership channel not closed after Run returned", i+1)
+	}
 }
 
 // waitViews waits, reading the nodes' leadership channels, until cond holds
@@ -231,6 +243,11 @@ func TestNodeClusterFailover(t *testing.T) {
 	}
 	if follower.IsLeader() {
 		t.Error("follower reports IsLeader")
+	}
+	expired, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if err := ln.Propose(expired, rec("chain-a", 7, 0, 1, "x")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Propose with an expired context: err = %v, want DeadlineExceeded", err)
 	}
 
 	// Kill the leader: another one is elected and has the state.
