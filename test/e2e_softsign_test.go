@@ -93,7 +93,20 @@ func TestSoftsignRestart(t *testing.T) {
 	node.Start(ctx)
 	node.WaitHeight(ctx, 8, 2*time.Minute)
 
+	// Kill right after a prevote, while the height's precommit is due, so
+	// the restarted process meets requests around its last mark.
+	first := cs.Current()
+	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	_, line, err := first.WaitLine(waitCtx, len(first.Lines()), func(l string) bool {
+		r, ok := harness.ParseSignRecord(l)
+		return ok && r.Step == "prevote"
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cs.Kill()
+	t.Logf("killed after: %s", line)
 	killedAt, err := node.Height(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -126,4 +139,53 @@ func TestSoftsignRestart(t *testing.T) {
 	}
 	t.Logf("killed at height %d, chain reached %d; %d signatures before the kill, %d after; state %s",
 		killedAt, top, runs[1], runs[2], st.Raw)
+}
+
+// TestSoftsignTestnet runs cosigner as validator 0's signer in a
+// 4-validator chain, stops it while the other three carry the chain on, and
+// starts it again: its precommits return to the commits, every one of them
+// verifies, nothing is double-signed and there is no evidence.
+func TestSoftsignTestnet(t *testing.T) {
+	bin := requireCosigner(t)
+	t.Parallel()
+	ctx := context.Background()
+	tn := harness.NewTestnet(t, harness.TestnetConfig{Version: "v0.38.17", ChainID: "testnet-1"})
+	signer := tn.Signer()
+	cs := harness.SetupSoftsign(t, bin, signer)
+	cs.Start()
+	tn.Start(ctx)
+	observer := tn.Nodes[1]
+	observer.WaitHeight(ctx, 6, 2*time.Minute)
+
+	cs.Kill()
+	down, err := observer.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	observer.WaitHeight(ctx, down+4, time.Minute) // three of four validators suffice
+	cs.Start()
+	back, err := observer.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := observer.WaitHeight(ctx, back+6, 2*time.Minute)
+
+	present, absent, err := observer.ScanChain(ctx, signer.PubKey, 1, top-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := harness.CheckNoDoubleSign(cs.Records()); err != nil {
+		t.Error(err)
+	}
+	// After the restart our precommit must be back in the commits.
+	after := 0
+	for h := back + 2; h < top; h++ {
+		if !slices.Contains(absent, h) {
+			after++
+		}
+	}
+	if after == 0 {
+		t.Errorf("no commit after the restart (heights %d..%d) holds our precommit; missing at %v", back+2, top-1, absent)
+	}
+	t.Logf("signer down at %d, back at %d, chain at %d: our precommit in %d commits, missing at %v", down, back, top, present, absent)
 }

@@ -95,25 +95,40 @@ func (n *Node) EvidenceCount(ctx context.Context, h int64) (int, error) {
 // signature by pub for the committed block, and no block holds evidence. It
 // returns the number of commits checked.
 func (n *Node) VerifyChain(ctx context.Context, pub ed25519.PublicKey, from, to int64) (int, error) {
-	checked := 0
+	present, absent, err := n.ScanChain(ctx, pub, from, to)
+	if err == nil && len(absent) > 0 {
+		err = fmt.Errorf("heights %v: %w", absent, ErrNotInCommit)
+	}
+	return present, err
+}
+
+// ScanChain is VerifyChain for chains of several validators, where a late
+// precommit may be missing from a commit: it verifies pub's precommit where
+// the commit holds one, returns how many did and which heights lack one,
+// and fails on a bad signature or any evidence.
+func (n *Node) ScanChain(ctx context.Context, pub ed25519.PublicKey, from, to int64) (present int, absent []int64, err error) {
 	for h := from; h <= to; h++ {
 		raw, err := n.CommitJSON(ctx, h)
 		if err != nil {
-			return checked, err
+			return present, absent, err
 		}
-		if err := VerifyCommitSignature(raw, n.ChainID, pub); err != nil {
-			return checked, fmt.Errorf("height %d: %w", h, err)
+		switch err := VerifyCommitSignature(raw, n.ChainID, pub); {
+		case err == nil:
+			present++
+		case errors.Is(err, ErrNotInCommit):
+			absent = append(absent, h)
+		default:
+			return present, absent, fmt.Errorf("height %d: %w", h, err)
 		}
 		ev, err := n.EvidenceCount(ctx, h)
 		if err != nil {
-			return checked, err
+			return present, absent, err
 		}
 		if ev != 0 {
-			return checked, fmt.Errorf("height %d: block holds %d evidence items", h, ev)
+			return present, absent, fmt.Errorf("height %d: block holds %d evidence items", h, ev)
 		}
-		checked++
 	}
-	return checked, nil
+	return present, absent, nil
 }
 
 // rpcCommit is the part of /commit's result we need; the JSON is the same
