@@ -467,6 +467,8 @@ func BenchmarkEncodeSignedVoteResponse(b *testing.B) {
 	m := &SignedVoteResponse{Vote: v}
 	b.ReportAllocs()
 	for b.Loop() {
-		AppendFrame(nil, m)
+		if err := WriteMessage(io.Discard, m); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

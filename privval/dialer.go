@@ -141,6 +141,15 @@ func NewNodeClient(address, chainID string, identity ed25519.PrivateKey, signer 
 	return c, nil
 }
 
+// ID returns the node id of the client's SecretConnection identity, as the
+// node would name it, or "" for a unix socket, which has no identity.
+func (c *NodeClient) ID() string {
+	if c.identity == nil {
+		return ""
+	}
+	return NodeID(ed25519.PublicKey(c.identity.PubKey().Bytes()))
+}
+
 // NodeID returns the CometBFT node id of an ed25519 public key, as
 // p2p.PubKeyToID computes it: the hex of the first 20 bytes of its SHA-256.
 func NodeID(pub ed25519.PublicKey) string {
@@ -157,7 +166,7 @@ func NodeID(pub ed25519.PublicKey) string {
 // MinBackoff, doubling up to MaxBackoff, and starts over at the first
 // connection that serves a request.
 func (c *NodeClient) Run(ctx context.Context) error {
-	c.log.Info("dialing node", "address", c.address)
+	c.log.Info("dialing node", "identity", c.ID())
 	failures := 0
 	// unservedRedial is set once an immediate redial has been spent on a
 	// connection that served nothing; it keeps a node that accepts and

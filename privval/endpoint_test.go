@@ -480,8 +480,17 @@ func TestRunStops(t *testing.T) {
 func TestNodeID(t *testing.T) {
 	k := cmted25519.GenPrivKey()
 	pub := ed25519.PublicKey(k.PubKey().Bytes())
-	if got, want := NodeID(pub), strings.ToLower(k.PubKey().Address().String()); got != want {
+	want := strings.ToLower(k.PubKey().Address().String())
+	if got := NodeID(pub); got != want {
 		t.Fatalf("NodeID = %s, want %s", got, want)
+	}
+	c, err := NewNodeClient("tcp://127.0.0.1:1", "c", ed25519.PrivateKey(k.Bytes()), newWholeKeySigner("x"),
+		slog.New(slog.NewTextHandler(io.Discard, nil)), DefaultNodeClientConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.ID(); got != want {
+		t.Fatalf("ID = %s, want %s", got, want)
 	}
 }
 
