@@ -51,8 +51,8 @@ bench:
 proto:
 	bash scripts/proto.sh
 
-check-proto: proto
-	git diff --exit-code -- proto/
+check-proto:
+	bash scripts/proto.sh --check
 
 ## demo: build everything and run a local chain signed by cosigner (Ctrl-C stops).
 demo: build

@@ -1,6 +1,7 @@
 package cosigner
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -121,6 +122,9 @@ func (s *ShareSigner) AddChain(state *SignState) { s.chains[state.chainID] = sta
 // SetKnownHeight installs the source of the cluster's last signed height,
 // used with max_height_ahead. Call before serving.
 func (s *ShareSigner) SetKnownHeight(f func(chainID string) int64) { s.knownHeight = f }
+
+// PublicKey returns the validator's public key (the group key).
+func (s *ShareSigner) PublicKey() ed25519.PublicKey { return s.share.Group().PublicKey() }
 
 // ID returns the cosigner's FROST identifier.
 func (s *ShareSigner) ID() int { return int(s.share.ID()) }

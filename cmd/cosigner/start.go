@@ -59,6 +59,10 @@ func start(ctx context.Context, home string, logOut interface{ Write([]byte) (in
 		return usageError{withHint(err, "the identity key is created by 'cosigner init'; restore it or create a new one (the node accepts any identity)")}
 	}
 
+	if cfg.Mode == cosigner.ModeThreshold {
+		return startThreshold(ctx, cfg, identity, log)
+	}
+
 	signer := cosigner.NewSoftsign(log)
 	for _, ch := range cfg.Chains {
 		key, err := cosigner.LoadKey(cfg.Path(ch.Key))
@@ -112,4 +116,31 @@ func lockHome(home string) (func(), error) {
 			"stop the other process first; two signers on one key and state can double sign")
 	}
 	return func() { f.Close() }, nil
+}
+
+func startThreshold(ctx context.Context, cfg *cosigner.Config, identity ed25519.PrivateKey, log *slog.Logger) error {
+	t := cfg.Threshold
+	c, err := cosigner.NewCluster(cfg, identity, log, Version)
+	if err != nil {
+		var se *cosigner.StateError
+		if errors.As(err, &se) {
+			return usageError{stateHint(se.Err, cfg.Home(), se.ChainID)}
+		}
+		return usageError{withHint(err, "check the files 'cosigner shard' wrote into %s, and the [threshold] section of cosigner.toml", cfg.Home())}
+	}
+	info := cosigner.DescribePubKey(c.Signer().PublicKey(), cfg.Chains[0].Prefix())
+	self, _ := t.Self()
+	log.Info("starting", "version", Version, "mode", cfg.Mode, "cosigner", t.ID, "threshold", t.Threshold, "shares", t.Shares,
+		"pubkey", info.Bech32, "address", info.Address, "grpc", self.Address, "raft", self.RaftAddress,
+		"node_id", privval.NodeID(identity.Public().(ed25519.PublicKey)))
+	for _, ch := range cfg.Chains {
+		m, _ := c.Signer().Mark(ch.ID)
+		log.Info("chain ready", "chain", ch.ID, "height", m.Height, "round", m.Round, "step", int(m.Step), "nodes", len(ch.Nodes))
+	}
+	err = c.Run(ctx)
+	log.Info("stopped")
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }

@@ -1,0 +1,271 @@
+package cosigner
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/cosigner/cosigner/privval"
+	cosignerv1 "github.com/cosigner/cosigner/proto/cosigner/v1"
+	"github.com/cosigner/cosigner/raft"
+	"github.com/cosigner/cosigner/threshold"
+)
+
+// Cluster is one cosigner of a threshold cluster: its share signer and gRPC
+// service, its Raft node, and, while it leads, the coordinator and the
+// connections to the chain's nodes.
+type Cluster struct {
+	cfg      *Config
+	log      *slog.Logger
+	version  string
+	identity ed25519.PrivateKey
+	share    *threshold.KeyShare
+	tls      *ClusterTLS
+	signer   *ShareSigner
+	node     *raft.Node
+	grpc     *grpc.Server
+	lis      net.Listener
+	conns    []*grpc.ClientConn
+	peers    map[int]PeerClient
+
+	// mu guards coord, the coordinator while this cosigner leads.
+	mu    sync.Mutex
+	coord *Coordinator
+}
+
+// StateError marks a start refused because of a chain's sign state; it
+// carries the chain so the caller can say what to do.
+type StateError struct {
+	ChainID string
+	Err     error
+}
+
+func (e *StateError) Error() string { return e.Err.Error() }
+func (e *StateError) Unwrap() error { return e.Err }
+
+// NewCluster loads and checks everything a threshold cosigner needs: the
+// share against the group commitments, the threshold against the config,
+// the cluster certificate against the configured id, every chain's state.
+// It opens Raft's stores and the gRPC listener; Run serves them.
+func NewCluster(cfg *Config, identity ed25519.PrivateKey, log *slog.Logger, version string) (*Cluster, error) {
+	t := cfg.Threshold
+	share, err := LoadShare(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile))
+	if err != nil {
+		return nil, err
+	}
+	g := share.Group()
+	if g.Threshold() != t.Threshold || g.N() != t.Shares {
+		return nil, fmt.Errorf("the share is %d-of-%d, cosigner.toml says threshold = %d, shares = %d", g.Threshold(), g.N(), t.Threshold, t.Shares)
+	}
+	if int(share.ID()) != t.ID {
+		return nil, fmt.Errorf("the share belongs to cosigner %d, cosigner.toml says threshold.id = %d", share.ID(), t.ID)
+	}
+	ctls, err := LoadClusterTLS(cfg.Path(t.TLSDir))
+	if err != nil {
+		return nil, err
+	}
+	if ctls.ID() != t.ID {
+		return nil, fmt.Errorf("the cluster certificate in %s is cosigner %d's, cosigner.toml says threshold.id = %d", cfg.Path(t.TLSDir), ctls.ID(), t.ID)
+	}
+	boot, err := NewBootID()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{cfg: cfg, log: log, version: version, identity: identity, share: share, tls: ctls,
+		signer: NewShareSigner(share, NewNoncePool(share, boot, 0), t.MaxHeightAhead, log)}
+	for _, ch := range cfg.Chains {
+		st, err := LoadSignState(StatePath(cfg.Path(cfg.StateDir), ch.ID), ch.ID)
+		if err != nil {
+			return nil, &StateError{ChainID: ch.ID, Err: err}
+		}
+		c.signer.AddChain(st)
+	}
+
+	self, _ := t.Self()
+	rcfg := raft.DefaultConfig()
+	rcfg.ID = t.ID
+	rcfg.DataDir = cfg.Path(t.RaftDir)
+	rcfg.BindAddress = self.RaftAddress
+	for _, p := range t.Peers {
+		rcfg.Peers = append(rcfg.Peers, raft.Peer{ID: p.ID, Address: p.RaftAddress})
+	}
+	c.lis, err = net.Listen("tcp", self.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen for cluster gRPC on %s: %w", self.Address, err)
+	}
+	c.node, err = raft.NewNode(rcfg, raft.Options{ServerTLS: ctls.ServerTLSConfig(), ClientTLS: ctls.ClientTLSConfig, Logger: log})
+	if err != nil {
+		c.lis.Close()
+		return nil, err
+	}
+	c.signer.SetKnownHeight(func(chainID string) int64 {
+		r, _ := c.node.Last(chainID)
+		return r.Height
+	})
+
+	c.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(ctls.ServerTLSConfig())),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}))
+	cosignerv1.RegisterCosignerServer(c.grpc, NewClusterService(c.signer, raftControl{c.node}, version))
+
+	c.peers = map[int]PeerClient{t.ID: LocalPeer{c.signer}}
+	for _, p := range t.Peers {
+		if p.ID == t.ID {
+			continue
+		}
+		conn, err := grpc.NewClient(p.Address,
+			grpc.WithTransportCredentials(credentials.NewTLS(ctls.ClientTLSConfig(p.ID))),
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 2 * time.Second, PermitWithoutStream: true}))
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("cosigner %d at %s: %w", p.ID, p.Address, err)
+		}
+		c.conns = append(c.conns, conn)
+		c.peers[p.ID] = NewGRPCPeer(p.ID, conn)
+	}
+	return c, nil
+}
+
+func (c *Cluster) close() {
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+	c.lis.Close()
+	c.node.Shutdown()
+	c.signer.Pool().Close()
+}
+
+// raftControl adapts a raft.Node to RaftControl.
+type raftControl struct{ n *raft.Node }
+
+func (r raftControl) Leadership() raft.Leadership {
+	id, addr := r.n.Leader()
+	return raft.Leadership{IsLeader: r.n.IsLeader(), LeaderID: id, LeaderAddress: addr, Term: r.n.View().Term}
+}
+func (r raftControl) View() raft.View { return r.n.View() }
+func (r raftControl) TransferLeadership(ctx context.Context, id int) error {
+	return r.n.TransferLeadership(ctx, id)
+}
+
+// Coordinator returns the coordinator while this cosigner leads, else nil.
+func (c *Cluster) Coordinator() *Coordinator {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.coord
+}
+
+// Node returns the Raft node.
+func (c *Cluster) Node() *raft.Node { return c.node }
+
+// Signer returns the share signer.
+func (c *Cluster) Signer() *ShareSigner { return c.signer }
+
+// Run serves until ctx ends: Raft, the gRPC service, and, whenever this
+// cosigner leads, the coordinator and one privval client per configured node.
+func (c *Cluster) Run(ctx context.Context) error {
+	defer c.close()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return c.node.Run(ctx) })
+	g.Go(func() error {
+		if err := c.grpc.Serve(c.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("cluster gRPC: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		c.grpc.GracefulStop()
+		return nil
+	})
+	g.Go(func() error { return c.lead(ctx) })
+	return g.Wait()
+}
+
+// lead follows leadership changes: on becoming leader it starts a fresh
+// coordinator and dials every node; on losing leadership it closes them.
+func (c *Cluster) lead(ctx context.Context) error {
+	var (
+		stop func()
+		wg   sync.WaitGroup
+		errc = make(chan error, 1)
+	)
+	stopLeading := func() {
+		if stop == nil {
+			return
+		}
+		stop()
+		wg.Wait()
+		stop = nil
+		c.mu.Lock()
+		c.coord = nil
+		c.mu.Unlock()
+		c.log.Info("stopped leading: node connections closed")
+	}
+	defer stopLeading()
+	changes := c.node.LeadershipChanges()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case l, ok := <-changes:
+			if !ok {
+				return nil
+			}
+			if l.IsLeader && stop == nil {
+				lctx, cancel := context.WithCancel(ctx)
+				stop = cancel
+				if err := c.startLeading(lctx, &wg, errc); err != nil {
+					cancel()
+					return err
+				}
+			} else if !l.IsLeader {
+				stopLeading()
+			}
+		}
+	}
+}
+
+func (c *Cluster) startLeading(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) error {
+	coord, err := NewCoordinator(DefaultCoordinatorConfig(), c.share.Group(), c.cfg.Threshold.ID, c.peers, c.node, c.log)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.coord = coord
+	c.mu.Unlock()
+	c.log.Info("leading: dialing nodes", "cosigner", c.cfg.Threshold.ID, "term", c.node.View().Term)
+	run := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				select {
+				case errc <- err:
+				default:
+				}
+			}
+		}()
+	}
+	run(coord.Run)
+	for _, ch := range c.cfg.Chains {
+		for _, addr := range ch.Nodes {
+			client, err := privval.NewNodeClient(addr, ch.ID, c.identity, coord, c.log, privval.DefaultNodeClientConfig())
+			if err != nil {
+				return err
+			}
+			run(client.Run)
+		}
+	}
+	return nil
+}
