@@ -56,7 +56,7 @@ func TestSoftsignChains(t *testing.T) {
 			if node.VoteExtensionsHeight > 0 {
 				ve = fmt.Sprintf("vote extensions from height %d", node.VoteExtensionsHeight)
 			}
-			t.Logf("%s: %d commits verified with our signature (heights 1..%d), %d signatures logged, %s",
+			t.Logf("e2e: %s: %d commits verified with our signature (heights 1..%d), %d signatures logged, %s",
 				name, n, top-1, len(recs), ve)
 		})
 	}
@@ -137,7 +137,7 @@ func TestSoftsignRestart(t *testing.T) {
 	if _, err := node.VerifyChain(ctx, node.PubKey, 1, top-1); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("killed at height %d, chain reached %d; %d signatures before the kill, %d after; state %s",
+	t.Logf("e2e: restart: killed at height %d, chain reached %d; %d signatures before the kill, %d after; state %s",
 		killedAt, top, runs[1], runs[2], st.Raw)
 }
 
@@ -187,5 +187,5 @@ func TestSoftsignTestnet(t *testing.T) {
 	if after == 0 {
 		t.Errorf("no commit after the restart (heights %d..%d) holds our precommit; missing at %v", back+2, top-1, absent)
 	}
-	t.Logf("signer down at %d, back at %d, chain at %d: our precommit in %d commits, missing at %v", down, back, top, present, absent)
+	t.Logf("e2e: testnet: signer down at %d, back at %d, chain at %d: our precommit in %d commits, missing at %v", down, back, top, present, absent)
 }
