@@ -347,8 +347,12 @@ func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 					return nil, err
 				}
 			}
-			cached = &rec
-			if req.ExtSignBytes == nil {
+			if req.Step != privval.StepProposal || bytes.Equal(req.SignBytes, rec.SignBytes) {
+				// A proposal differing only by timestamp is signed afresh
+				// (see SignState.Sign).
+				cached = &rec
+			}
+			if cached != nil && req.ExtSignBytes == nil {
 				return &privval.SignResponse{Signature: rec.Signature, Timestamp: rec.Timestamp}, nil
 			}
 		}

@@ -208,14 +208,25 @@ func TestCoordinatorDuplicates(t *testing.T) {
 	if _, err := tc.coord.Sign(ctx, vote(6, 0, privval.StepPrecommit, "A", t0)); !errors.Is(err, ErrRegression) {
 		t.Fatalf("regression: %v", err)
 	}
+	// A proposal repeated with another timestamp is signed afresh, over the
+	// new timestamp (the node keeps its own timestamp for proposals).
+	p1 := vote(8, 0, privval.StepProposal, "A", t0)
+	if _, err := tc.coord.Sign(ctx, p1); err != nil {
+		t.Fatal(err)
+	}
+	p2 := vote(8, 0, privval.StepProposal, "A", t0.Add(time.Second))
+	resp, err := tc.coord.Sign(ctx, p2)
+	if err != nil || !resp.Timestamp.Equal(p2.Timestamp) || !ed25519.Verify(tc.key.Public().(ed25519.PublicKey), p2.SignBytes, resp.Signature) {
+		t.Fatalf("repeated proposal: %v", err)
+	}
 	// A duplicate precommit with an extension keeps its signature and gets
 	// a fresh extension signature.
-	pc := precommitWithExt(7, 0, "A", t0)
+	pc := precommitWithExt(8, 0, "A", t0)
 	firstPC, err := tc.coord.Sign(ctx, pc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	againPC, err := tc.coord.Sign(ctx, precommitWithExt(7, 0, "A", t0.Add(time.Second)))
+	againPC, err := tc.coord.Sign(ctx, precommitWithExt(8, 0, "A", t0.Add(time.Second)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -184,9 +184,10 @@ type SignFunc func(msg []byte) ([]byte, error)
 // Sign applies the double-sign rules to req and, when it may be signed,
 // calls sign, records the new mark durably and only then returns the
 // signature. A request repeating the mark's height/round/step with the same
-// content, or content that differs only by timestamp, gets the signature
-// already released and that signature's timestamp, as CometBFT's FilePV
-// answers. Anything else at or below the mark is refused with ErrRegression
+// content, or a vote whose content differs only by timestamp, gets the
+// signature already released and that signature's timestamp, as CometBFT's
+// FilePV answers; a proposal differing only by timestamp is signed again
+// (the node would pair an old signature with its new timestamp). Anything else at or below the mark is refused with ErrRegression
 // or ErrConflict and leaves the mark unchanged.
 func (s *SignState) Sign(req *privval.SignRequest, sign SignFunc) (sig []byte, ts time.Time, err error) {
 	s.mu.Lock()
@@ -213,14 +214,21 @@ func (s *SignState) Sign(req *privval.SignRequest, sign SignFunc) (sig []byte, t
 		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("compare with signed payload: %w", err)
 		}
-		if only {
+		if !only {
+			return nil, time.Time{}, fmt.Errorf("%w: %s", ErrConflict, conflictSummary(m, req))
+		}
+		if req.Step != privval.StepProposal {
 			info, err := privval.ParseSignBytes(m.SignBytes)
 			if err != nil {
 				return nil, time.Time{}, fmt.Errorf("parse signed payload: %w", err)
 			}
 			return m.Signature, info.Timestamp, nil
 		}
-		return nil, time.Time{}, fmt.Errorf("%w: %s", ErrConflict, conflictSummary(m, req))
+		// A proposal differing only by timestamp is signed afresh: the node
+		// keeps its own timestamp for proposals and takes only the
+		// signature, so the old one would not verify; and a repeated
+		// proposal of the same block is no double sign (proposals are not
+		// slashable, and the content is the same).
 	}
 
 	sig, err = sign(req.SignBytes)
