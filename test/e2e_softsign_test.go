@@ -189,3 +189,46 @@ func TestSoftsignTestnet(t *testing.T) {
 	}
 	t.Logf("e2e: testnet: signer down at %d, back at %d, chain at %d: our precommit in %d commits, missing at %v", down, back, top, present, absent)
 }
+
+// TestMigrateFromFilePV replaces a running chain's CometBFT FilePV remote
+// signer with cosigner: the FilePV's priv_validator_state.json is imported
+// with `cosigner state import`, cosigner never signs below the imported
+// mark, and the chain goes on without evidence.
+func TestMigrateFromFilePV(t *testing.T) {
+	bin := requireCosigner(t)
+	t.Parallel()
+	ctx := context.Background()
+	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "migrate-1"})
+	ref := harness.StartReferenceSigner(t, node.SignerAddr, node.ChainID, node.ValidatorKeyFile)
+	node.Start(ctx)
+	node.WaitHeight(ctx, 6, 2*time.Minute)
+	ref.Stop()
+
+	c := harness.NewCosigner(t, bin, node.ChainID, node.SignerAddr)
+	c.MustRun("keys", "import", "--home", c.Home, "--chain-id", node.ChainID, node.ValidatorKeyFile)
+	c.MustRun("state", "import", "--home", c.Home, "--chain-id", node.ChainID, ref.StatePath)
+	mark := c.StateShow()
+	if mark.Height < 6 {
+		t.Fatalf("imported state %s, want the FilePV's mark at height >= 6", mark.Raw)
+	}
+	c.Start()
+	top := node.WaitHeight(ctx, mark.Height+8, 2*time.Minute)
+
+	recs := c.Records()
+	if err := harness.CheckNoDoubleSign(recs); err != nil {
+		t.Error(err)
+	}
+	stepNum := map[string]int8{"proposal": 1, "prevote": 2, "precommit": 3}
+	for _, r := range recs {
+		below := r.Height < mark.Height ||
+			r.Height == mark.Height && (r.Round < mark.Round || r.Round == mark.Round && stepNum[r.Step] < mark.Step)
+		if below {
+			t.Errorf("signed below the imported mark %d/%d/%d: %s", mark.Height, mark.Round, mark.Step, r.Line)
+		}
+	}
+	if _, err := node.VerifyChain(ctx, node.PubKey, 1, top-1); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("e2e: migrate: FilePV mark %d/%d/%d imported, cosigner signed %d times, chain at %d",
+		mark.Height, mark.Round, mark.Step, len(recs), top)
+}

@@ -28,7 +28,7 @@ func TestReferenceSignerChain(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			node := NewNode(t, NodeConfig{Version: tc.version, ChainID: "harness-1", Unix: tc.unix})
-			pub := StartReferenceSigner(t, node.SignerAddr, node.ChainID, node.ValidatorKeyFile)
+			pub := StartReferenceSigner(t, node.SignerAddr, node.ChainID, node.ValidatorKeyFile).PubKey
 			if !pub.Equal(node.PubKey) {
 				t.Fatalf("reference signer key %x, want genesis key %x", pub, node.PubKey)
 			}

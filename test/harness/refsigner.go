@@ -13,16 +13,33 @@ import (
 	cmtprivval "github.com/cometbft/cometbft/privval"
 )
 
+// ReferenceSigner is CometBFT v0.38.17's own remote signer running in the
+// test process.
+type ReferenceSigner struct {
+	PubKey ed25519.PublicKey
+	// StatePath is its FilePV's priv_validator_state.json.
+	StatePath string
+	server    *cmtprivval.SignerServer
+}
+
+// Stop stops the signer and closes its connection to the node.
+func (r *ReferenceSigner) Stop() {
+	if r.server.IsRunning() {
+		_ = r.server.Stop()
+	}
+}
+
 // StartReferenceSigner runs CometBFT v0.38.17's own remote signer in this
 // process: a privval.SignerServer serving a FilePV that dials addr
 // (tcp://host:port with SecretConnection, or unix:///path). If keyFile is
 // empty a fresh key is generated in t.TempDir(); otherwise keyFile (a
-// priv_validator_key.json) is used with an empty sign state. It returns the
-// signer's public key; the signer stops when the test ends.
+// priv_validator_key.json) is used with an empty sign state. The signer
+// stops when the test ends.
 //
-// It is the reference our own signer is compared with, and it checks the
-// harness's chain setup independently of cosigner.
-func StartReferenceSigner(t testing.TB, addr, chainID, keyFile string) ed25519.PublicKey {
+// It is the reference our own signer is compared with, the signer an
+// operator migrates from, and it checks the harness's chain setup
+// independently of cosigner.
+func StartReferenceSigner(t testing.TB, addr, chainID, keyFile string) *ReferenceSigner {
 	t.Helper()
 	dir := t.TempDir()
 	statePath := filepath.Join(dir, "priv_validator_state.json")
@@ -50,7 +67,8 @@ func StartReferenceSigner(t testing.TB, addr, chainID, keyFile string) ed25519.P
 	if err := server.Start(); err != nil {
 		t.Fatalf("start reference signer: %v", err)
 	}
-	t.Cleanup(func() { _ = server.Stop() })
+	ref := &ReferenceSigner{StatePath: statePath, server: server}
+	t.Cleanup(ref.Stop)
 	pub, err := pv.GetPubKey()
 	if err != nil {
 		t.Fatal(err)
@@ -58,5 +76,6 @@ func StartReferenceSigner(t testing.TB, addr, chainID, keyFile string) ed25519.P
 	if len(pub.Bytes()) != ed25519.PublicKeySize {
 		t.Fatal(fmt.Errorf("reference signer: unexpected key type %s", pub.Type()))
 	}
-	return ed25519.PublicKey(pub.Bytes())
+	ref.PubKey = ed25519.PublicKey(pub.Bytes())
+	return ref
 }

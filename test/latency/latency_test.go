@@ -111,7 +111,7 @@ func startSoftsign(tb testing.TB, addr string) ed25519.PublicKey {
 
 // startFilePV runs CometBFT v0.38.17's own remote signer with a FilePV.
 func startFilePV(tb testing.TB, addr string) ed25519.PublicKey {
-	return harness.StartReferenceSigner(tb, addr, chainID, "")
+	return harness.StartReferenceSigner(tb, addr, chainID, "").PubKey
 }
 
 // Stats summarises one target's request latencies.
