@@ -1,3 +1,36 @@
 // Package test holds cosigner's end-to-end tests against real CometBFT nodes
 // built from the Go module proxy, and the latency harness.
+//
+// The tests build ./cmd/cosigner once (TestMain) and run it as a process,
+// exactly as an operator would: `cosigner init`, `keys import`, `state
+// init|import|show`, `start`. CometBFT nodes are the real binaries of each
+// supported version, on loopback, with the validator key moved out of the
+// node into cosigner:
+//
+//   - TestSoftsignChains: a single-validator chain on v0.34.33, v0.37.15,
+//     v0.38.17 (vote extensions from height 2) and v1.0.1 over tcp://, and
+//     v0.38.17 over unix://, signs at least 20 blocks; every commit's
+//     precommit is verified against the key, and no block holds evidence.
+//   - TestSoftsignRestart: cosigner is SIGKILLed right after a prevote and
+//     restarted; the chain goes on and nothing is signed twice.
+//   - TestSoftsignTestnet: cosigner signs for one of four validators, is
+//     stopped while the other three carry on, and comes back.
+//   - TestMigrateFromFilePV: a chain moves from CometBFT's own FilePV remote
+//     signer to cosigner through `cosigner state import`.
+//   - TestBadRequests, TestBadFrames, TestStartRefusesBadState: a fake node
+//     built from CometBFT's privval client, and a raw unix socket, send what
+//     must never be signed or parsed; a missing or corrupt state file stops
+//     the start.
+//
+// Run them with
+//
+//	go test ./test/...            # about a minute once node binaries are cached
+//	go test -short ./test/...     # skips everything that runs a process
+//
+// Node binaries are cached in $COSIGNER_TEST_CACHE (default
+// $HOME/.cache/cosigner-test) as cometbft-<version>/cometbft and built on
+// first use (see package harness). $COSIGNER_BIN runs the tests against a
+// prebuilt cosigner binary instead of building ./cmd/cosigner.
+//
+// The latency harness lives in ./latency.
 package test
