@@ -105,7 +105,8 @@ func Deal(seed []byte, m, n int, random io.Reader) (*Dealing, error) {
 
 // readerStream is the cipher.Stream kyber draws coefficients from: it XORs
 // bytes read from r, and remembers the first read error instead of
-// panicking as kyber's own random.New does.
+// panicking as kyber's own random.New does. After an error the stream is
+// not random; Deal discards its output.
 type readerStream struct {
 	r   io.Reader
 	err error
@@ -113,8 +114,15 @@ type readerStream struct {
 
 func (s *readerStream) XORKeyStream(dst, src []byte) {
 	buf := make([]byte, len(src))
-	if _, err := io.ReadFull(s.r, buf); err != nil && s.err == nil {
-		s.err = err
+	if _, err := io.ReadFull(s.r, buf); err != nil {
+		if s.err == nil {
+			s.err = err
+		}
+		// kyber's Pick loops until it draws a non-zero scalar below L:
+		// give it one (0x0101…01 < L) so that Deal can return the error.
+		for i := range buf {
+			buf[i] = 1
+		}
 	}
 	for i := range src {
 		dst[i] = src[i] ^ buf[i]

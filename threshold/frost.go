@@ -3,6 +3,7 @@ package threshold
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"filippo.io/edwards25519"
 )
@@ -169,14 +170,15 @@ func setBindingFactorID(input *bindingFactorInput, id uint16) {
 // multi-scalar multiplication. R must not be the identity, which
 // SerializeElement cannot encode.
 func (p *SigningPackage) groupCommitment() error {
-	scalars := make([]*edwards25519.Scalar, 0, 2*len(p.commitments))
-	points := make([]*edwards25519.Point, 0, 2*len(p.commitments))
-	one := scalarOne()
+	scalars := make([]*edwards25519.Scalar, len(p.commitments))
+	points := make([]*edwards25519.Point, len(p.commitments))
 	for i := range p.commitments {
-		scalars = append(scalars, one, &p.rho[i])
-		points = append(points, p.commitments[i].hiding, p.commitments[i].binding)
+		scalars[i], points[i] = &p.rho[i], p.commitments[i].binding
 	}
 	p.r.VarTimeMultiScalarMult(scalars, points)
+	for i := range p.commitments {
+		p.r.Add(&p.r, p.commitments[i].hiding)
+	}
 	if p.r.Equal(edwards25519.NewIdentityPoint()) == 1 {
 		return errors.New("group commitment is the identity element")
 	}
@@ -186,41 +188,53 @@ func (p *SigningPackage) groupCommitment() error {
 
 // lagrange sets λ_i for every participant in the list, as
 // derive_interpolating_value of RFC 9591, Section 4.2: λ_i = Π_{j≠i} x_j /
-// Π_{j≠i} (x_j - x_i). The identifiers are distinct, so no denominator is
-// zero; all denominators are inverted at once (Montgomery's trick), with one
-// inversion.
+// Π_{j≠i} (x_j - x_i). The identifiers are distinct integers in 1..255, so
+// each x_j - x_i is a non-zero integer in -254..254, and dividing by it is
+// multiplying by an entry of a table of inverses: no inversion per package.
 func (p *SigningPackage) lagrange() {
-	m := len(p.commitments)
-	x := make([]*edwards25519.Scalar, m)
-	for i, c := range p.commitments {
-		x[i] = identifierScalar(c.id)
-	}
-	den := make([]edwards25519.Scalar, m)
-	diff := edwards25519.NewScalar()
-	for i := range m {
-		p.lambda[i].Set(scalarOne())
-		den[i].Set(scalarOne())
-		for j := range m {
+	inv := smallInverses()
+	for i, ci := range p.commitments {
+		l := &p.lambda[i]
+		l.Set(scalarOne())
+		for j, cj := range p.commitments {
 			if j == i {
 				continue
 			}
-			p.lambda[i].Multiply(&p.lambda[i], x[j])
-			den[i].Multiply(&den[i], diff.Subtract(x[j], x[i]))
+			l.Multiply(l, identifierScalar(cj.id))
+			if d := int(cj.id) - int(ci.id); d > 0 {
+				l.Multiply(l, &inv[d])
+			} else {
+				l.Multiply(l, &inv[-d])
+				l.Negate(l)
+			}
 		}
 	}
-	// prefix[i] = den[0]·…·den[i-1]
-	prefix := make([]edwards25519.Scalar, m+1)
-	prefix[0].Set(scalarOne())
-	for i := range m {
-		prefix[i+1].Multiply(&prefix[i], &den[i])
-	}
-	inv := edwards25519.NewScalar().Invert(&prefix[m]) // 1 / (den[0]·…·den[m-1])
-	t := edwards25519.NewScalar()
-	for i := m - 1; i >= 0; i-- {
-		t.Multiply(inv, &prefix[i]) // 1 / den[i]
-		inv.Multiply(inv, &den[i])
-		p.lambda[i].Multiply(&p.lambda[i], t)
-	}
+}
+
+var (
+	smallInversesOnce sync.Once
+	smallInversesTab  [MaxParticipants]edwards25519.Scalar
+)
+
+// smallInverses returns the table of 1/k mod L at index k, for k in
+// 1..MaxParticipants-1, computed once with a single inversion (Montgomery's
+// trick).
+func smallInverses() *[MaxParticipants]edwards25519.Scalar {
+	smallInversesOnce.Do(func() {
+		t := &smallInversesTab
+		// prefix[k] = 1·2·…·k
+		var prefix [MaxParticipants]edwards25519.Scalar
+		prefix[0].Set(scalarOne())
+		for k := 1; k < MaxParticipants; k++ {
+			prefix[k].Multiply(&prefix[k-1], identifierScalar(uint16(k)))
+		}
+		acc := edwards25519.NewScalar().Invert(&prefix[MaxParticipants-1]) // 1/(n-1)!
+		for k := MaxParticipants - 1; k >= 1; k-- {
+			t[k].Multiply(acc, &prefix[k-1])               // 1/k = (k-1)! / k!
+			acc.Multiply(acc, identifierScalar(uint16(k))) // 1/(k-1)!
+		}
+	})
+	return &smallInversesTab
 }
 
 // index returns the position of participant id in the commitment list.
