@@ -157,6 +157,43 @@ func BenchmarkSign2of3(b *testing.B) {
 	}
 }
 
+// BenchmarkSign2of3Optimistic is BenchmarkSign2of3 without the separate
+// share checks: Aggregate verifies the signature and checks the shares only
+// if it fails, which is how a coordinator may run.
+func BenchmarkSign2of3Optimistic(b *testing.B) {
+	r := newBenchRound(b, 2, 3)
+	shares := r.d.Shares[:2]
+	b.ReportAllocs()
+	for b.Loop() {
+		var nonces [2]*Nonce
+		list := make([]Commitment, 2)
+		for i, s := range shares {
+			n, err := NewNonce(s, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			nonces[i], list[i] = n, n.Commitment()
+		}
+		sigShares := make([]SignatureShare, 2)
+		for i, s := range shares {
+			pkg, err := NewSigningPackage(s.Group(), r.msg, list)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if sigShares[i], err = SignShare(s, nonces[i], pkg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		pkg, err := NewSigningPackage(r.d.Group, r.msg, list)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Aggregate(pkg, sigShares); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkEd25519Sign is the single-key baseline.
 func BenchmarkEd25519Sign(b *testing.B) {
 	priv, _ := cometKey(b)

@@ -8,6 +8,9 @@ import (
 	"filippo.io/edwards25519"
 )
 
+// basePoint is B. Never modified.
+var basePoint = edwards25519.NewGeneratorPoint()
+
 // ErrInvalidShare is matched (with errors.Is) by every *ShareError.
 var ErrInvalidShare = errors.New("threshold: invalid signature share")
 
@@ -370,15 +373,15 @@ func VerifySignatureShare(pkg *SigningPackage, share SignatureShare) error {
 	if err != nil {
 		return &ShareError{ID: share.ID, Reason: err.Error()}
 	}
-	// D_i == z_i·B - ρ_i·E_i - (c·λ_i)·PK_i
+	// D_i == z_i·B - ρ_i·E_i - (c·λ_i)·PK_i, in one multi-scalar
+	// multiplication.
 	negRho := edwards25519.NewScalar().Negate(&pkg.rho[i])
 	negCL := edwards25519.NewScalar().Multiply(&pkg.c, &pkg.lambda[i])
 	negCL.Negate(negCL)
 	q := new(edwards25519.Point).VarTimeMultiScalarMult(
-		[]*edwards25519.Scalar{negRho, negCL},
-		[]*edwards25519.Point{pkg.commitments[i].binding, pk})
-	zb := new(edwards25519.Point).ScalarBaseMult(&share.Z)
-	if q.Add(q, zb).Equal(pkg.commitments[i].hiding) != 1 {
+		[]*edwards25519.Scalar{&share.Z, negRho, negCL},
+		[]*edwards25519.Point{basePoint, pkg.commitments[i].binding, pk})
+	if q.Equal(pkg.commitments[i].hiding) != 1 {
 		return &ShareError{ID: share.ID, Reason: "z_i·B does not match the commitment and public share"}
 	}
 	return nil
