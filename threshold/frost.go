@@ -272,6 +272,9 @@ func (p *SigningPackage) Participants() []uint16 {
 // the list holds the share's identifier with this nonce's commitment. It
 // returns the participant's position in the list.
 func checkSigner(share *KeyShare, nonce *Nonce, pkg *SigningPackage) (int, error) {
+	if share == nil || nonce == nil || pkg == nil {
+		return 0, errors.New("sign share: missing key share, nonce or signing package")
+	}
 	if pkg.group.pub != share.group.pub {
 		return 0, fmt.Errorf("sign share: signing package is for group key %x, the share for %x", pkg.group.pub, share.group.pub)
 	}
@@ -336,12 +339,12 @@ func SignShares(share *KeyShare, nonces []*Nonce, pkgs []*SigningPackage) ([]Sig
 				return nil, fmt.Errorf("sign shares: messages %d and %d have the same nonce", j, k)
 			}
 		}
-		if nonces[k].Used() {
-			return nil, fmt.Errorf("sign shares: message %d: participant %d: %w", k, share.id, ErrNonceUsed)
-		}
 		i, err := checkSigner(share, nonces[k], pkgs[k])
 		if err != nil {
 			return nil, fmt.Errorf("message %d: %w", k, err)
+		}
+		if nonces[k].Used() {
+			return nil, fmt.Errorf("sign shares: message %d: participant %d: %w", k, share.id, ErrNonceUsed)
 		}
 		idx[k] = i
 	}
@@ -365,6 +368,9 @@ func SignShares(share *KeyShare, nonces []*Nonce, pkgs []*SigningPackage) ([]Sig
 // A failure is a *ShareError naming the participant. It uses only public
 // data, in variable time.
 func VerifySignatureShare(pkg *SigningPackage, share SignatureShare) error {
+	if pkg == nil {
+		return errors.New("verify signature share: signing package is missing")
+	}
 	i, ok := pkg.index(share.ID)
 	if !ok {
 		return &ShareError{ID: share.ID, Reason: "the participant is not in the commitment list"}
@@ -397,6 +403,9 @@ func VerifySignatureShare(pkg *SigningPackage, share SignatureShare) error {
 // ErrInvalidShare) holds and Culprits(err) lists them. shares may be in any
 // order but must hold exactly one share per participant in the list.
 func Aggregate(pkg *SigningPackage, shares []SignatureShare) ([]byte, error) {
+	if pkg == nil {
+		return nil, errors.New("aggregate: signing package is missing")
+	}
 	if len(shares) != len(pkg.commitments) {
 		return nil, fmt.Errorf("aggregate: %d signature shares for %d participants %v", len(shares), len(pkg.commitments), pkg.Participants())
 	}

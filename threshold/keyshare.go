@@ -169,8 +169,8 @@ type KeyShare struct {
 // check the share against the commitments (VerifyShare does). The secret is
 // copied.
 func NewKeyShare(id uint16, secret *edwards25519.Scalar, group *GroupKey) (*KeyShare, error) {
-	if group == nil {
-		return nil, errors.New("key share: group key is missing")
+	if group == nil || secret == nil {
+		return nil, errors.New("key share: group key or secret is missing")
 	}
 	if id == 0 || int(id) > group.n {
 		return nil, fmt.Errorf("key share: participant %d is not one of 1..%d", id, group.n)
@@ -209,6 +209,9 @@ func (k *KeyShare) GoString() string { return k.String() }
 // consensus key), and that the secret share matches the commitments (RFC
 // 9591, Appendix C.2, vss_verify): s_i·B == Σ_j i^j·C_j.
 func VerifyShare(share *KeyShare, publicKey ed25519.PublicKey) error {
+	if share == nil {
+		return errors.New("verify key share: key share is missing")
+	}
 	if len(publicKey) != ed25519.PublicKeySize {
 		return fmt.Errorf("verify key share: public key is %d bytes, want %d", len(publicKey), ed25519.PublicKeySize)
 	}

@@ -74,6 +74,9 @@ type Nonce struct {
 // first 32 bytes from random, the binding nonce the next 32. A nil random
 // means crypto/rand.Reader; tests inject fixed bytes to replay RFC vectors.
 func NewNonce(share *KeyShare, random io.Reader) (*Nonce, error) {
+	if share == nil {
+		return nil, errors.New("generate nonce: key share is missing")
+	}
 	if random == nil {
 		random = rand.Reader
 	}
