@@ -456,6 +456,14 @@ func TestSigningPackageValidation(t *testing.T) {
 		})
 	}
 
+	t.Run("sorted", func(t *testing.T) {
+		l := []Commitment{c3, c1, c2}
+		SortCommitments(l)
+		if _, err := NewSigningPackage(d.Group, msg, l); err != nil {
+			t.Error(err)
+		}
+	})
+
 	t.Run("identifier beyond N", func(t *testing.T) {
 		d5, err := Deal(seed, 3, 5, nil)
 		if err != nil {

@@ -1,10 +1,12 @@
 package threshold
 
 import (
+	"cmp"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"filippo.io/edwards25519"
@@ -45,6 +47,12 @@ func (c Commitment) Binding() *edwards25519.Point {
 // Equal reports whether c and d are the same commitment.
 func (c Commitment) Equal(d Commitment) bool {
 	return c.id == d.id && c.enc == d.enc
+}
+
+// SortCommitments sorts a commitment list by identifier, the order
+// NewSigningPackage requires.
+func SortCommitments(list []Commitment) {
+	slices.SortFunc(list, func(a, b Commitment) int { return cmp.Compare(a.id, b.id) })
 }
 
 func (c Commitment) valid() bool {
