@@ -137,8 +137,8 @@ func TestSoftsignRestart(t *testing.T) {
 	if _, err := node.VerifyChain(ctx, node.PubKey, 1, top-1); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("e2e: restart: killed at height %d, chain reached %d; %d signatures before the kill, %d after; state %s",
-		killedAt, top, runs[1], runs[2], st.Raw)
+	t.Logf("e2e: restart: killed with the chain at height %d, chain reached %d; %d signatures before the kill, %d after; state file at %d/%d/%d, last signed %d/%d/%s",
+		killedAt, top, runs[1], runs[2], st.Height, st.Round, st.Step, last.Height, last.Round, last.Step)
 }
 
 // TestSoftsignTestnet runs cosigner as validator 0's signer in a

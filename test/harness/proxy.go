@@ -34,7 +34,7 @@ type Proxy struct {
 	mu       sync.Mutex
 	cut      bool
 	closed   bool
-	live     map[net.Conn]struct{} // both ends of forwarded connections
+	live     map[net.Conn]bool     // both ends of forwarded connections; true for the accepted end
 	held     map[net.Conn]struct{} // blackholed connections, while cut
 	accepted int
 	dropped  int // connections blackholed or closed by a cut
@@ -49,7 +49,7 @@ func NewProxy(t testing.TB, name, target string) *Proxy {
 		t.Fatalf("proxy %s: %v", name, err)
 	}
 	p := &Proxy{Name: name, Addr: ln.Addr().String(), Target: target, ln: ln,
-		live: map[net.Conn]struct{}{}, held: map[net.Conn]struct{}{}}
+		live: map[net.Conn]bool{}, held: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.acceptLoop()
 	t.Cleanup(p.Close)
@@ -79,7 +79,7 @@ func (p *Proxy) acceptLoop() {
 			p.mu.Unlock()
 			continue
 		}
-		p.live[c] = struct{}{}
+		p.live[c] = true
 		p.wg.Add(1)
 		p.mu.Unlock()
 		go p.forward(c)
@@ -102,7 +102,7 @@ func (p *Proxy) forward(c net.Conn) {
 		up.Close()
 		return
 	}
-	p.live[up] = struct{}{}
+	p.live[up] = false
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
@@ -130,10 +130,12 @@ func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = true
-	for c := range p.live {
+	for c, accepted := range p.live {
 		c.Close()
 		delete(p.live, c)
-		p.dropped++
+		if accepted {
+			p.dropped++
+		}
 	}
 }
 
