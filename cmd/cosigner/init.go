@@ -44,8 +44,8 @@ are added by editing cosigner.toml.`,
 			}
 			cfgPath := filepath.Join(home, cosigner.ConfigFileName)
 			if _, err := os.Stat(cfgPath); err == nil {
-				return withHint(fmt.Errorf("%s already exists", cfgPath),
-					"edit it to add chains or nodes, or choose another --home")
+				return usageError{withHint(fmt.Errorf("%s already exists", cfgPath),
+					"edit it to add chains or nodes, or choose another --home")}
 			}
 			for _, d := range []string{home, filepath.Join(home, "keys"), filepath.Join(home, cfg.StateDir)} {
 				if err := os.MkdirAll(d, 0o700); err != nil {

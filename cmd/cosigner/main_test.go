@@ -134,6 +134,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad node address", []string{"init", "--home", home, "--chain-id", "a", "--node", "http://x:1"}, 2, "want tcp://host:port"},
 		{"no config", []string{"keys", "show", "--home", filepath.Join(home, "none")}, 2, "cosigner init"},
 		{"extra args", []string{"state", "show", "--home", home, "x"}, 2, "accepts 0 arg"},
+		{"state show without state", []string{"state", "show", "--home", testHome(t)}, 2, "cosigner state init"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -167,7 +168,7 @@ func TestBadKeyAndConfigFiles(t *testing.T) {
 	}
 	// init never overwrites an existing home.
 	code, _, errOut = cli(t, "init", "--home", home, "--chain-id", "c-1", "--node", "unix:///tmp/x.sock")
-	if code == 0 || !strings.Contains(errOut, "already exists") {
+	if code != 2 || !strings.Contains(errOut, "already exists") {
 		t.Errorf("init over a home: exit %d %s", code, errOut)
 	}
 }
@@ -221,4 +222,12 @@ func TestShardCommand(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "--key") {
 		t.Fatalf("missing flags: exit %d %s", code, errOut)
 	}
+}
+
+// testHome is an initialised home without key or state.
+func testHome(t *testing.T) string {
+	t.Helper()
+	home := filepath.Join(t.TempDir(), "home")
+	mustCLI(t, "init", "--home", home, "--chain-id", "c-1", "--node", "tcp://127.0.0.1:1")
+	return home
 }

@@ -98,7 +98,7 @@ func newStateShowCmd() *cobra.Command {
 			}
 			m, err := cosigner.ReadMark(statePath(cfg, ch.ID), ch.ID)
 			if err != nil {
-				return stateHint(err, cfg.Home(), ch.ID)
+				return usageError{stateHint(err, cfg.Home(), ch.ID)}
 			}
 			v := stateView{ChainID: ch.ID, Height: strconv.FormatInt(m.Height, 10), Round: m.Round, Step: int8(m.Step), Signature: m.Signature}
 			if m.Step != 0 {
