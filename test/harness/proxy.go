@@ -1,0 +1,190 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// proxyDialTimeout bounds each dial of the proxy's target.
+const proxyDialTimeout = 2 * time.Second
+
+// Proxy is a fault-injecting TCP proxy on 127.0.0.1: every connection it
+// accepts is forwarded, byte for byte, to Target. Cut partitions the link:
+// live connections are closed and new ones are accepted but blackholed (held
+// open, nothing read or forwarded), as a dropped route looks to a dialer
+// whose SYN still gets through a stateful firewall. Heal closes the
+// blackholed connections, so their dialers notice at once, and forwards again.
+//
+// A Proxy is safe for concurrent use. It is closed when the test that
+// created it ends.
+type Proxy struct {
+	Name   string
+	Addr   string // host:port the proxy listens on
+	Target string // host:port it forwards to
+
+	ln net.Listener
+	wg sync.WaitGroup // the accept loop and every connection's goroutines
+
+	// mu guards everything below.
+	mu       sync.Mutex
+	cut      bool
+	closed   bool
+	live     map[net.Conn]bool     // both ends of forwarded connections; true for the accepted end
+	held     map[net.Conn]struct{} // blackholed connections, while cut
+	accepted int
+	dropped  int // connections blackholed or closed by a cut
+}
+
+// NewProxy starts a proxy on 127.0.0.1 with a kernel-chosen port that
+// forwards to target. It is closed by a t.Cleanup.
+func NewProxy(t testing.TB, name, target string) *Proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("proxy %s: %v", name, err)
+	}
+	p := &Proxy{Name: name, Addr: ln.Addr().String(), Target: target, ln: ln,
+		live: map[net.Conn]bool{}, held: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.acceptLoop()
+	t.Cleanup(p.Close)
+	return p
+}
+
+func (p *Proxy) acceptLoop() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		p.mu.Lock()
+		p.accepted++
+		switch {
+		case p.closed:
+			p.mu.Unlock()
+			c.Close()
+			return
+		case p.cut:
+			p.held[c] = struct{}{}
+			p.dropped++
+			p.mu.Unlock()
+			continue
+		}
+		p.live[c] = true
+		p.wg.Add(1)
+		p.mu.Unlock()
+		go p.forward(c)
+	}
+}
+
+// forward dials the target for the accepted connection c and copies both
+// ways until either side ends or a cut closes them.
+func (p *Proxy) forward(c net.Conn) {
+	defer p.wg.Done()
+	up, err := net.DialTimeout("tcp", p.Target, proxyDialTimeout)
+	if err != nil {
+		p.drop(c)
+		return
+	}
+	p.mu.Lock()
+	if _, ok := p.live[c]; !ok {
+		// Cut or closed while dialing.
+		p.mu.Unlock()
+		up.Close()
+		return
+	}
+	p.live[up] = false
+	p.mu.Unlock()
+	done := make(chan struct{}, 2)
+	pipe := func(dst, src net.Conn) {
+		_, _ = io.Copy(dst, src)
+		done <- struct{}{}
+	}
+	go pipe(up, c)
+	go pipe(c, up)
+	<-done
+	// One direction ended: end the other (TLS and gRPC need no half-close).
+	p.drop(c)
+	p.drop(up)
+	<-done
+}
+
+func (p *Proxy) drop(c net.Conn) {
+	p.mu.Lock()
+	delete(p.live, c)
+	p.mu.Unlock()
+	c.Close()
+}
+
+// Cut closes every live connection and blackholes new ones until Heal.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c, accepted := range p.live {
+		c.Close()
+		delete(p.live, c)
+		if accepted {
+			p.dropped++
+		}
+	}
+}
+
+// Heal closes the blackholed connections and forwards new ones again.
+func (p *Proxy) Heal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = false
+	for c := range p.held {
+		c.Close()
+		delete(p.held, c)
+	}
+}
+
+// IsCut reports whether the proxy is cut.
+func (p *Proxy) IsCut() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cut
+}
+
+// Stats returns how many connections the proxy accepted and how many of
+// them a cut closed or blackholed.
+func (p *Proxy) Stats() (accepted, dropped int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted, p.dropped
+}
+
+// Close stops the proxy: the listener and every connection are closed and
+// its goroutines waited for. It is safe to call more than once.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.ln.Close()
+	for c := range p.live {
+		c.Close()
+	}
+	for c := range p.held {
+		c.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+func (p *Proxy) String() string {
+	return fmt.Sprintf("proxy %s %s->%s", p.Name, p.Addr, p.Target)
+}
