@@ -103,7 +103,7 @@ type testCluster struct {
 
 // newTestCluster deals key m-of-n, gives every cosigner its own durable
 // state at height 1 and builds a coordinator on cosigner 1.
-func newTestCluster(t *testing.T, m, n int) *testCluster {
+func newTestCluster(t testing.TB, m, n int) *testCluster {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(nil)
 	dealing, err := threshold.Deal(key.Seed(), m, n, nil)

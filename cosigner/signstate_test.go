@@ -45,7 +45,7 @@ func vote(h int64, r int32, step privval.Step, block string, ts time.Time) *priv
 	return req
 }
 
-func newTestState(t *testing.T, m Mark) (*SignState, string) {
+func newTestState(t testing.TB, m Mark) (*SignState, string) {
 	t.Helper()
 	path := StatePath(t.TempDir(), testChain)
 	if err := WriteMark(path, testChain, m, false); err != nil {
