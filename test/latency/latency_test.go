@@ -36,9 +36,8 @@ type target struct {
 var targets = []target{
 	{"cosigner-softsign", startSoftsign},
 	{"cometbft-filepv", startFilePV},
-	// Threshold clusters, once `cosigner` can run them:
-	// {"cosigner-2of3", func(tb testing.TB, addr string) ed25519.PublicKey { return startThreshold(tb, addr, 2, 3) }},
-	// {"cosigner-3of5", func(tb testing.TB, addr string) ed25519.PublicKey { return startThreshold(tb, addr, 3, 5) }},
+	{"cosigner-2of3", func(tb testing.TB, addr string) ed25519.PublicKey { return startThreshold(tb, addr, 2, 3) }},
+	{"cosigner-3of5", func(tb testing.TB, addr string) ed25519.PublicKey { return startThreshold(tb, addr, 3, 5) }},
 }
 
 var (

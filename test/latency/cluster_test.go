@@ -1,0 +1,50 @@
+package latency
+
+import (
+	"context"
+	"crypto/ed25519"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cosigner/cosigner/test/harness"
+)
+
+// startThreshold runs an m-of-n cluster for chainID whose leader dials addr,
+// and returns the group public key once a cosigner leads.
+func startThreshold(tb testing.TB, addr string, m, n int) ed25519.PublicKey {
+	pub, _ := startCluster(tb, addr, m, n)
+	return pub
+}
+
+// startCluster shards a fresh validator key m-of-n with `cosigner shard`,
+// initialises every cosigner's sign state at height 0 and starts the n
+// `cosigner start` processes on loopback, each with its own gRPC and Raft
+// ports and durable state. It logs at info, as deployed. It returns once a
+// cosigner leads: only the leader dials the node, so the caller's
+// WaitForConnection then sees the leader's connection.
+func startCluster(tb testing.TB, addr string, m, n int) (ed25519.PublicKey, *harness.Cluster) {
+	tb.Helper()
+	bin := requireCosigner(tb)
+	keyFile := filepath.Join(tb.TempDir(), "priv_validator_key.json")
+	pub, err := harness.WriteNewValidatorKey(keyFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := harness.NewCluster(tb, harness.ClusterConfig{
+		Bin:       bin,
+		Threshold: m,
+		Shares:    n,
+		ChainID:   chainID,
+		KeyFile:   keyFile,
+		Nodes:     []string{addr},
+		LogLevel:  "info",
+	})
+	c.Start()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := c.WaitLeader(ctx); err != nil {
+		tb.Fatalf("%d-of-%d cluster: %v", m, n, err)
+	}
+	return pub, c
+}
