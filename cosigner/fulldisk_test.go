@@ -13,13 +13,15 @@ import (
 	"github.com/cosigner/cosigner/privval"
 )
 
-// TestSignStateFullDisk runs the state on a tiny tmpfs, fills it, and checks
-// that a signature is withheld with ENOSPC, the mark stays, and signing
-// resumes once space is freed. It needs root (mount); elsewhere it skips.
+// TestSignStateFullDisk runs the state on a tiny tmpfs and fills it. The
+// state file is preallocated and written in place, so a full disk does not
+// stop signing, and every mark still reaches the disk; creating a new state
+// file on the full disk fails cleanly. It needs root (mount); elsewhere it
+// skips.
 func TestSignStateFullDisk(t *testing.T) {
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=16k"); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v); the removed-directory test covers write failures", err)
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v); the write-failure test covers I/O errors", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(dir, 0) })
 
@@ -31,6 +33,7 @@ func TestSignStateFullDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	t0 := time.Unix(1700000000, 0).UTC()
 	if _, _, err := s.Sign(vote(2, 0, privval.StepPrevote, "A", t0), sign); err != nil {
 		t.Fatal(err)
@@ -43,20 +46,33 @@ func TestSignStateFullDisk(t *testing.T) {
 	chunk := make([]byte, 4096)
 	for {
 		if _, err := f.Write(chunk); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("filling the disk: %v", err)
+			}
 			break
 		}
 	}
 	f.Close()
 
-	sig, _, err := s.Sign(vote(2, 0, privval.StepPrecommit, "A", t0), sign)
-	if !errors.Is(err, syscall.ENOSPC) || sig != nil {
-		t.Fatalf("full disk: sig=%x err=%v, want ENOSPC and no signature", sig, err)
+	// Signing goes on, durably.
+	for h := int64(3); h < 6; h++ {
+		if _, _, err := s.Sign(vote(h, 0, privval.StepPrecommit, "A", t0), sign); err != nil {
+			t.Fatalf("height %d on a full disk: %v", h, err)
+		}
+		if m, err := ReadMark(path, testChain); err != nil || m.Height != h {
+			t.Fatalf("state on disk after height %d: %+v %v", h, m, err)
+		}
 	}
-	if m, err := ReadMark(path, testChain); err != nil || m.Step != privval.StepPrevote {
-		t.Fatalf("state file after full disk: %+v %v", m, err)
+	// A new state file cannot be created, and nothing is left behind.
+	other := StatePath(dir, "other-chain")
+	if err := WriteMark(other, "other-chain", Mark{Height: 1}, false); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("state init on a full disk: %v", err)
 	}
-	os.Remove(filler)
-	if _, _, err := s.Sign(vote(2, 0, privval.StepPrecommit, "A", t0), sign); err != nil {
-		t.Fatalf("after freeing space: %v", err)
+	if _, err := os.Stat(other); !os.IsNotExist(err) {
+		t.Fatal("a failed state init left a file")
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 2 {
+		t.Fatalf("temp files left on the full disk: %v", entries)
 	}
 }

@@ -70,6 +70,7 @@ type SignState struct {
 
 	mu   sync.Mutex
 	mark Mark
+	file *slotFile
 }
 
 // LoadSignState opens the state file of chainID at path. A missing file is
@@ -80,7 +81,18 @@ func LoadSignState(path, chainID string) (*SignState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &SignState{path: path, chainID: chainID, mark: m}, nil
+	f, err := openSlotFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("open sign state %s: %w", path, err)
+	}
+	return &SignState{path: path, chainID: chainID, mark: m, file: f}, nil
+}
+
+// Close releases the state file.
+func (s *SignState) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.file.close()
 }
 
 // ReadMark reads and checks a state file without opening it for signing.
@@ -91,6 +103,13 @@ func ReadMark(path, chainID string) (Mark, error) {
 	}
 	if err != nil {
 		return Mark{}, fmt.Errorf("read sign state %s: %w", path, err)
+	}
+	if isSlotted(data) {
+		payload, _, err := readSlots(data)
+		if err != nil {
+			return Mark{}, fmt.Errorf("%w: %s: %v", ErrStateCorrupt, path, err)
+		}
+		data = payload
 	}
 	var f stateFile
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -153,8 +172,8 @@ func encodeState(chainID string, m Mark) []byte {
 		Signature: base64.StdEncoding.EncodeToString(m.Signature),
 		SignBytes: strings.ToUpper(hex.EncodeToString(m.SignBytes)),
 	}
-	out, _ := json.MarshalIndent(f, "", "  ") // cannot fail: plain fields
-	return append(out, '\n')
+	out, _ := json.Marshal(f) // cannot fail: plain fields
+	return out
 }
 
 // WriteMark writes a state file durably. It refuses to replace an existing
@@ -168,7 +187,7 @@ func WriteMark(path, chainID string, m Mark, force bool) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}
-	return writeFileDurable(path, encodeState(chainID, m), 0o600)
+	return createSlotFile(path, encodeState(chainID, m))
 }
 
 // Mark returns a copy of the current mark.
@@ -236,7 +255,7 @@ func (s *SignState) Sign(req *privval.SignRequest, sign SignFunc) (sig []byte, t
 		return nil, time.Time{}, err
 	}
 	next := Mark{Height: req.Height, Round: req.Round, Step: req.Step, SignBytes: req.SignBytes, Signature: sig}
-	if err := writeFileDurable(s.path, encodeState(s.chainID, next), 0o600); err != nil {
+	if err := s.file.write(encodeState(s.chainID, next)); err != nil {
 		// The signature is dropped: it must never leave unrecorded.
 		return nil, time.Time{}, fmt.Errorf("record sign state (signature withheld): %w", err)
 	}
@@ -278,7 +297,7 @@ func (s *SignState) Admit(req *privval.SignRequest) error {
 		return fmt.Errorf("%w: %s", ErrConflict, conflictSummary(m, req))
 	}
 	next := Mark{Height: req.Height, Round: req.Round, Step: req.Step, SignBytes: req.SignBytes}
-	if err := writeFileDurable(s.path, encodeState(s.chainID, next), 0o600); err != nil {
+	if err := s.file.write(encodeState(s.chainID, next)); err != nil {
 		return fmt.Errorf("record sign state (share withheld): %w", err)
 	}
 	s.mark = next

@@ -159,9 +159,9 @@ func TestSignStateWriteFailure(t *testing.T) {
 	if _, _, err := s.Sign(vote(5, 0, privval.StepPrevote, "A", t0), sign); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.RemoveAll(filepath.Dir(path)); err != nil {
-		t.Fatal(err)
-	}
+	// An I/O error on the state file: the descriptor is gone.
+	s.file.f.Close()
+	_ = path
 	sig, _, err := s.Sign(vote(5, 0, privval.StepPrecommit, "A", t0), sign)
 	if err == nil || sig != nil {
 		t.Fatalf("signed without recording: sig=%x err=%v", sig, err)
@@ -280,3 +280,95 @@ func TestParseForeignState(t *testing.T) {
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 func hexUpper(b []byte) string { return strings.ToUpper(hex.EncodeToString(b)) }
+
+// TestStateFileSlots: a torn or corrupt newest slot falls back to the
+// previous mark; two bad slots are a corrupt file, never a fresh state.
+func TestStateFileSlots(t *testing.T) {
+	s, path := newTestState(t, Mark{Height: 1})
+	t0 := time.Unix(1700000000, 0).UTC()
+	for h := int64(2); h <= 4; h++ {
+		if _, _, err := s.Sign(vote(h, 0, privval.StepPrevote, "A", t0), sign); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	data, err := os.ReadFile(path)
+	if err != nil || len(data) != 2*slotSize {
+		t.Fatalf("state file: %d bytes, %v", len(data), err)
+	}
+	if m, err := ReadMark(path, testChain); err != nil || m.Height != 4 {
+		t.Fatalf("mark %+v %v", m, err)
+	}
+	// Height 4 went to slot (seq 4 % 2) = 0, height 3 lives in slot 1.
+	tear := func(slot int, at int) []byte {
+		d := append([]byte(nil), data...)
+		d[slot*slotSize+at] ^= 0xff
+		return d
+	}
+	tests := []struct {
+		name       string
+		data       []byte
+		wantHeight int64
+		wantErr    error
+	}{
+		{"intact", data, 4, nil},
+		{"newest payload torn", tear(0, slotHeader+10), 3, nil},
+		{"newest header torn", tear(0, 5), 3, nil},
+		{"older slot torn", tear(1, slotHeader+3), 4, nil},
+		{"both torn", tear(1, slotHeader+3)[:0], 0, ErrStateCorrupt},
+		{"truncated", data[:slotSize], 0, ErrStateCorrupt},
+	}
+	both := tear(0, slotHeader+10)
+	both[slotSize+slotHeader+3] ^= 0xff
+	tests[4].data = both
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "s.json")
+			if err := os.WriteFile(p, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			m, err := ReadMark(p, testChain)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || m.Height != tt.wantHeight {
+				t.Fatalf("mark %+v, err %v; want height %d", m, err, tt.wantHeight)
+			}
+			// It opens for signing and goes on from there.
+			st, err := LoadSignState(p, testChain)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			if _, _, err := st.Sign(vote(10, 0, privval.StepPrevote, "A", t0), sign); err != nil {
+				t.Fatal(err)
+			}
+			if m, err := ReadMark(p, testChain); err != nil || m.Height != 10 {
+				t.Fatalf("after signing: %+v %v", m, err)
+			}
+		})
+	}
+}
+
+// TestPlainJSONStateIsConverted: a plain JSON state (CometBFT style, as an
+// operator might write by hand) loads, and is rewritten in place as a
+// two-slot file with the same mark.
+func TestPlainJSONStateIsConverted(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.json")
+	os.WriteFile(p, []byte(`{"chain_id":"test-chain","height":"77","round":0,"step":0}`+"\n"), 0o600)
+	st, err := LoadSignState(p, testChain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	data, _ := os.ReadFile(p)
+	if !isSlotted(data) {
+		t.Fatal("not converted")
+	}
+	if m, err := ReadMark(p, testChain); err != nil || m.Height != 77 {
+		t.Fatalf("%+v %v", m, err)
+	}
+}
