@@ -31,7 +31,7 @@ const (
 )
 
 var (
-	slotMagic = [4]byte{'C', 'S', 'M', '1'}
+	slotMagic  = [4]byte{'C', 'S', 'M', '1'}
 	castagnoli = crc32.MakeTable(crc32.Castagnoli)
 )
 
