@@ -114,5 +114,10 @@ func LoadShare(sharePath, groupPath string) (*threshold.KeyShare, error) {
 	return share, nil
 }
 
+// WriteNewFile writes data to a new 0600 file and syncs it. It refuses to
+// replace an existing file (os.ErrExist): key and state files are never
+// overwritten implicitly.
+func WriteNewFile(path string, data []byte) error { return writeNewFile(path, data) }
+
 // ErrShardOutExists is returned when shard's output directory exists.
 var ErrShardOutExists = errors.New("output directory already exists")

@@ -80,20 +80,9 @@ are added by editing cosigner.toml.`,
 
 // writeNewFile writes a 0600 file and refuses to replace an existing one.
 func writeNewFile(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err := cosigner.WriteNewFile(path, data)
 	if errors.Is(err, os.ErrExist) {
 		return withHint(fmt.Errorf("%s already exists", path), "cosigner never overwrites key or state files; move it away first if you mean to replace it")
 	}
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return err
 }
