@@ -104,10 +104,20 @@ func ReadMark(path, chainID string) (Mark, error) {
 	if err != nil {
 		return Mark{}, fmt.Errorf("read sign state %s: %w", path, err)
 	}
+	m, err := parseMark(data, chainID)
+	if err != nil {
+		return Mark{}, fmt.Errorf("%w: %s: %v", ErrStateCorrupt, path, err)
+	}
+	return m, nil
+}
+
+// parseMark decodes the content of a state file (two-slot or plain JSON)
+// and checks it belongs to chainID.
+func parseMark(data []byte, chainID string) (Mark, error) {
 	if isSlotted(data) {
 		payload, _, err := readSlots(data)
 		if err != nil {
-			return Mark{}, fmt.Errorf("%w: %s: %v", ErrStateCorrupt, path, err)
+			return Mark{}, err
 		}
 		data = payload
 	}
@@ -115,14 +125,17 @@ func ReadMark(path, chainID string) (Mark, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return Mark{}, fmt.Errorf("%w: %s: %v", ErrStateCorrupt, path, err)
+		return Mark{}, err
+	}
+	if dec.More() {
+		return Mark{}, errors.New("trailing data after the state")
 	}
 	m, err := f.mark()
 	if err != nil {
-		return Mark{}, fmt.Errorf("%w: %s: %v", ErrStateCorrupt, path, err)
+		return Mark{}, err
 	}
 	if f.ChainID != chainID {
-		return Mark{}, fmt.Errorf("%w: %s belongs to chain %q, not %q", ErrStateCorrupt, path, f.ChainID, chainID)
+		return Mark{}, fmt.Errorf("it belongs to chain %q, not %q", f.ChainID, chainID)
 	}
 	return m, nil
 }
