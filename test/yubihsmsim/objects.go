@@ -138,8 +138,12 @@ func newAES(key []byte) cipher.Block {
 	return b
 }
 
-func cbcDecrypt(b cipher.Block, iv, dst, src []byte) { cipher.NewCBCDecrypter(b, iv).CryptBlocks(dst, src) }
-func cbcEncrypt(b cipher.Block, iv, dst, src []byte) { cipher.NewCBCEncrypter(b, iv).CryptBlocks(dst, src) }
+func cbcDecrypt(b cipher.Block, iv, dst, src []byte) {
+	cipher.NewCBCDecrypter(b, iv).CryptBlocks(dst, src)
+}
+func cbcEncrypt(b cipher.Block, iv, dst, src []byte) {
+	cipher.NewCBCEncrypter(b, iv).CryptBlocks(dst, src)
+}
 
 // visible reports whether the session's authentication key shares a domain
 // with o: objects in no common domain do not exist for the session.

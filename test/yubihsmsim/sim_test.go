@@ -187,7 +187,9 @@ func TestCapabilities(t *testing.T) {
 		{"put opaque", func() (*commands.CommandMessage, error) {
 			return commands.CreatePutOpaqueCommand(8, nil, commands.Domain1, 0, commands.AlgorithmOpaqueData, []byte("x"))
 		}, commands.ErrorCodeInvalidPermission},
-		{"delete", func() (*commands.CommandMessage, error) { return commands.CreateDeleteObjectCommand(6, commands.ObjectTypeAsymmetricKey) }, commands.ErrorCodeInvalidPermission},
+		{"delete", func() (*commands.CommandMessage, error) {
+			return commands.CreateDeleteObjectCommand(6, commands.ObjectTypeAsymmetricKey)
+		}, commands.ErrorCodeInvalidPermission},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := tc.cmd()
