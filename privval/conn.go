@@ -66,6 +66,10 @@ func (c *NodeClient) session(ctx context.Context) sessionResult {
 	} else {
 		c.log.Info("connected to node")
 	}
+	if o := c.cfg.Observer; o != nil {
+		o.NodeConnected(c.chainID, c.address, true)
+		defer o.NodeConnected(c.chainID, c.address, false)
+	}
 	served, err := c.serve(ctx, conn)
 	return sessionResult{established: true, served: served, err: err}
 }
@@ -80,6 +84,9 @@ func (c *NodeClient) serve(ctx context.Context, conn net.Conn) (served bool, err
 			return served, err
 		}
 		frame, err := ReadFrame(r)
+		// The node's clock starts when it sends; ours when the frame is
+		// in: the difference is one network hop.
+		start := time.Now()
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = errors.New("node closed the connection")
@@ -93,7 +100,6 @@ func (c *NodeClient) serve(ctx context.Context, conn net.Conn) (served bool, err
 			c.log.Warn("dropping connection: malformed request", "error", err, "bytes", len(frame))
 			return served, err
 		}
-		start := time.Now()
 		reqCtx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 		res, o := handleRequest(reqCtx, c.signer, c.chainID, req)
 		cancel()
@@ -112,6 +118,7 @@ func (c *NodeClient) serve(ctx context.Context, conn net.Conn) (served bool, err
 			}
 			return served, fmt.Errorf("write %s: %w", messageName(res), err)
 		}
+		c.observe(o, time.Since(start))
 		served = true
 	}
 }
@@ -146,4 +153,30 @@ func (c *NodeClient) logOutcome(ctx context.Context, o outcome, latency time.Dur
 	}
 	attrs = append(attrs, slog.Time("timestamp", o.ts))
 	c.log.LogAttrs(ctx, slog.LevelInfo, "signed "+o.what, attrs...)
+}
+
+// observe reports an answered sign request to the configured Observer.
+func (c *NodeClient) observe(o outcome, latency time.Duration) {
+	obs := c.cfg.Observer
+	if obs == nil || !o.sign {
+		return
+	}
+	r := SignResult{ChainID: c.chainID, Address: c.address, Step: stepOf(o.what),
+		Height: o.height, Round: o.round, Latency: latency, Err: o.cause}
+	if o.err != nil {
+		r.Code = o.err.Code
+	}
+	obs.SignAnswered(r)
+}
+
+func stepOf(what string) Step {
+	switch what {
+	case "proposal":
+		return StepProposal
+	case "prevote":
+		return StepPrevote
+	case "precommit":
+		return StepPrecommit
+	}
+	return 0
 }

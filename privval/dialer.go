@@ -32,6 +32,41 @@ type NodeClientConfig struct {
 	// while the node cannot be reached.
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
+	// Observer, if set, is told of every connection and every answered
+	// sign request, for metrics.
+	Observer Observer
+}
+
+// Observer watches a NodeClient, for metrics and status. Its methods are
+// called from the client's goroutine, one call at a time per client but
+// concurrently across clients; they must be safe for that and must not
+// block.
+type Observer interface {
+	// NodeConnected reports that the connection to the node at address
+	// (as configured) came up, or went down.
+	NodeConnected(chainID, address string, up bool)
+	// SignAnswered reports one vote or proposal request answered, after
+	// the reply was written.
+	SignAnswered(r SignResult)
+}
+
+// SignResult describes one answered vote or proposal request.
+type SignResult struct {
+	ChainID string
+	// Address is the node's address as configured.
+	Address string
+	// Step is 0 when the request named no valid vote type.
+	Step   Step
+	Height int64
+	Round  int32
+	// Latency runs from the request's arrival to the reply's write.
+	Latency time.Duration
+	// Code is 0 for a signature, else the RemoteSignerError code sent
+	// (CodeWrongChainID, CodeInvalidRequest, CodeSignerError).
+	Code int32
+	// Err is the Signer's error behind a CodeSignerError, for its caller
+	// to classify (errors.Is, errors.As).
+	Err error
 }
 
 // DefaultNodeClientConfig returns timeouts that suit CometBFT's defaults

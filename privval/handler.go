@@ -44,6 +44,7 @@ type outcome struct {
 	ext    bool   // an extension was signed
 	ts     time.Time
 	err    *RemoteSignerError // the refusal sent, if any
+	cause  error              // the Signer's error behind err, if any
 }
 
 func handleRequest(ctx context.Context, s Signer, chainID string, req Message) (Message, outcome) {
@@ -165,6 +166,7 @@ func handleSignVote(ctx context.Context, s Signer, chainID string, m *SignVoteRe
 		err = checkSignResponse(req, res)
 	}
 	if err != nil {
+		o.cause = err
 		return refuse(signerError(err))
 	}
 	reply := &SignedVoteResponse{Vote: *v}
@@ -227,6 +229,7 @@ func handleSignProposal(ctx context.Context, s Signer, chainID string, m *SignPr
 		err = checkSignResponse(req, res)
 	}
 	if err != nil {
+		o.cause = err
 		return refuse(signerError(err))
 	}
 	reply := &SignedProposalResponse{Proposal: *p}
