@@ -37,6 +37,7 @@ type Cluster struct {
 	lis      net.Listener
 	conns    []*grpc.ClientConn
 	peers    map[int]PeerClient
+	metrics  *Metrics // nil: none
 
 	// mu guards coord, the coordinator while this cosigner leads.
 	mu    sync.Mutex
@@ -156,6 +157,89 @@ func (r raftControl) TransferLeadership(ctx context.Context, id int) error {
 	return r.n.TransferLeadership(ctx, id)
 }
 
+// SetMetrics makes the cluster record its metrics in m. Call before Run.
+func (c *Cluster) SetMetrics(m *Metrics) {
+	c.metrics = m
+	c.signer.SetMetrics(m)
+	m.setClusterSource(c.view)
+}
+
+// view is what the cluster gauges show: the coordinator's view of the
+// cosigners while this cosigner leads, else its Raft view and own pool.
+func (c *Cluster) view() ClusterView {
+	v := c.node.View()
+	cv := ClusterView{Threshold: c.cfg.Threshold.Threshold, Reachable: -1, Raft: &v, Pools: map[int]int{}}
+	if coord := c.Coordinator(); coord != nil && v.Role == raft.RoleLeader {
+		cv.Reachable = 0
+		healthy := 0
+		for _, p := range coord.Peers() {
+			if p.Reachable {
+				cv.Reachable++
+			}
+			if p.Healthy {
+				healthy++
+			}
+			cv.Pools[p.ID] = p.Commitments
+		}
+		cv.Quorum = healthy >= cv.Threshold
+		return cv
+	}
+	cv.Quorum = v.LeaderID != 0
+	cv.Pools[c.cfg.Threshold.ID] = c.signer.Pool().Len()
+	return cv
+}
+
+// Ready reports why this cosigner cannot take part in signing now, or nil:
+// its Raft must know a leader and, on the leader, a quorum of cosigners
+// must be reachable and every configured node connected.
+func (c *Cluster) Ready() error {
+	v := c.view()
+	if v.Raft.LeaderID == 0 {
+		return errors.New("no raft leader known (election under way, or this cosigner is cut off)")
+	}
+	if v.Reachable < 0 {
+		return nil
+	}
+	if !v.Quorum {
+		return fmt.Errorf("no quorum: %d of %d cosigners reachable, %d needed", v.Reachable, c.cfg.Threshold.Shares, v.Threshold)
+	}
+	if down := c.metrics.nodesDown(); down != "" {
+		return errors.New(down)
+	}
+	return nil
+}
+
+// TransferLeadership hands leadership to cosigner id: directly when this
+// cosigner leads, else by asking the leader over the cluster service. It
+// returns the leader afterwards as the leader sees it.
+func (c *Cluster) TransferLeadership(ctx context.Context, id int) (int, error) {
+	if id < 1 || id > c.cfg.Threshold.Shares {
+		return 0, fmt.Errorf("cosigner %d is not a member: ids are 1 to %d", id, c.cfg.Threshold.Shares)
+	}
+	leader, _ := c.node.Leader()
+	switch {
+	case leader == 0:
+		return 0, errors.New("no leader known: an election is under way or this cosigner is cut off; retry in a few seconds")
+	case leader == id:
+		return leader, fmt.Errorf("cosigner %d already leads", id)
+	case leader == c.cfg.Threshold.ID:
+		if err := c.node.TransferLeadership(ctx, id); err != nil {
+			return 0, err
+		}
+		now, _ := c.node.Leader()
+		return now, nil
+	}
+	p, ok := c.peers[leader].(*GRPCPeer)
+	if !ok {
+		return 0, fmt.Errorf("no client for the leader, cosigner %d", leader)
+	}
+	now, err := p.TransferLeadership(ctx, id)
+	if err != nil {
+		return now, fmt.Errorf("leader cosigner %d: %w", leader, err)
+	}
+	return now, nil
+}
+
 // Coordinator returns the coordinator while this cosigner leads, else nil.
 func (c *Cluster) Coordinator() *Coordinator {
 	c.mu.Lock()
@@ -208,6 +292,7 @@ func (c *Cluster) lead(ctx context.Context) error {
 		c.mu.Lock()
 		c.coord = nil
 		c.mu.Unlock()
+		c.metrics.stopServingNodes()
 		c.log.Info("stopped leading: node connections closed")
 	}
 	defer stopLeading()
@@ -241,9 +326,17 @@ func (c *Cluster) startLeading(ctx context.Context, wg *sync.WaitGroup, errc cha
 	if err != nil {
 		return err
 	}
+	coord.metrics = c.metrics
 	c.mu.Lock()
 	c.coord = coord
 	c.mu.Unlock()
+	for _, ch := range c.cfg.Chains {
+		// Heights missed while the cluster had no leader count from the
+		// cluster's last signature.
+		last, _ := c.node.Last(ch.ID)
+		mark, _ := c.signer.Mark(ch.ID)
+		c.metrics.ServeNodes(ch.ID, ch.Nodes, max(last.Height, mark.Height))
+	}
 	c.log.Info("leading: dialing nodes", "cosigner", c.cfg.Threshold.ID, "term", c.node.View().Term)
 	run := func(f func(context.Context) error) {
 		wg.Add(1)
@@ -258,9 +351,13 @@ func (c *Cluster) startLeading(ctx context.Context, wg *sync.WaitGroup, errc cha
 		}()
 	}
 	run(coord.Run)
+	ncfg := privval.DefaultNodeClientConfig()
+	if c.metrics != nil {
+		ncfg.Observer = c.metrics
+	}
 	for _, ch := range c.cfg.Chains {
 		for _, addr := range ch.Nodes {
-			client, err := privval.NewNodeClient(addr, ch.ID, c.identity, coord, c.log, privval.DefaultNodeClientConfig())
+			client, err := privval.NewNodeClient(addr, ch.ID, c.identity, coord, c.log, ncfg)
 			if err != nil {
 				return err
 			}

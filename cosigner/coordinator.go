@@ -27,6 +27,14 @@ type PeerClient interface {
 	Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error)
 }
 
+// Prober is a PeerClient that can also be asked, cheaply, whether the
+// cosigner answers. The coordinator probes such peers every second, so that
+// a cosigner it has no reason to call is still known to be up or down.
+type Prober interface {
+	// Probe returns the round-trip time of one health request.
+	Probe(ctx context.Context) (time.Duration, error)
+}
+
 // ClusterState is the cluster's replicated sign state as the leader uses it:
 // the last record of each chain, and a way to replicate a new one.
 type ClusterState interface {
@@ -75,6 +83,7 @@ type peer struct {
 	commits []PublishedCommitment // fresh commitments, oldest first
 	bootID  BootID
 	rtt     time.Duration // smoothed share RPC round trip
+	pingRTT time.Duration // last probe round trip
 	healthy bool
 	lastErr error
 	// suspectUntil: the cosigner sent an invalid share; it is chosen last
@@ -154,13 +163,31 @@ func (p *peer) result(rtt time.Duration, err error) {
 	}
 }
 
+// probed records the outcome of a health probe: a cosigner that does not
+// answer is unhealthy (and its commitments, perhaps of a dead process, are
+// dropped); one that answers is healthy again.
+func (p *peer) probed(rtt time.Duration, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.healthy, p.lastErr, p.commits = false, err, nil
+		return
+	}
+	p.healthy, p.pingRTT = true, rtt
+}
+
 // PeerStatus is the leader's view of one cosigner, for status and metrics.
 type PeerStatus struct {
-	ID          int
-	Healthy     bool
-	RTT         time.Duration
-	Commitments int
-	LastError   string
+	ID int
+	// Reachable: the last call or probe of the cosigner succeeded.
+	Reachable bool
+	// Healthy: reachable, and not suspected of sending an invalid share.
+	Healthy bool
+	// RTT is the smoothed round trip of share RPCs; PingRTT that of the
+	// last health probe (0 for the leader itself).
+	RTT, PingRTT time.Duration
+	Commitments  int
+	LastError    string
 }
 
 // Coordinator is the leader's Signer: it answers duplicates from the
@@ -176,6 +203,9 @@ type Coordinator struct {
 	peers []*peer // by id order; read-only after construction
 	refil chan struct{}
 	repl  chan raft.Record // to Run's replicator
+	// metrics, if set before Run, records share RPCs, refusals and Raft
+	// applies.
+	metrics *Metrics
 
 	// mu guards last: the newest record this leader produced per chain,
 	// ahead of Raft.
@@ -220,7 +250,7 @@ func (c *Coordinator) Peers() []PeerStatus {
 	for i, p := range c.peers {
 		healthy := p.usable(time.Now())
 		p.mu.Lock()
-		out[i] = PeerStatus{ID: p.id, Healthy: healthy, RTT: p.rtt, Commitments: len(p.commits)}
+		out[i] = PeerStatus{ID: p.id, Reachable: p.healthy, Healthy: healthy, RTT: p.rtt, PingRTT: p.pingRTT, Commitments: len(p.commits)}
 		if p.lastErr != nil {
 			out[i].LastError = p.lastErr.Error()
 		}
@@ -231,14 +261,12 @@ func (c *Coordinator) Peers() []PeerStatus {
 
 // Run keeps every cosigner's commitments topped up until ctx ends: at start
 // (a new leader holds none), after each signature, and every second for
-// cosigners that failed. It also replicates new records through Raft.
+// cosigners that failed. It also replicates new records through Raft and
+// probes every cosigner that is a Prober once a second.
 func (c *Coordinator) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.replicator(ctx)
-	}()
+	wg.Go(func() { c.replicator(ctx) })
+	wg.Go(func() { c.prober(ctx) })
 	defer wg.Wait()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -248,6 +276,36 @@ func (c *Coordinator) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-c.refil:
+		case <-tick.C:
+		}
+	}
+}
+
+// prober probes every Prober peer, in parallel, once a second until ctx
+// ends.
+func (c *Coordinator) prober(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		var wg sync.WaitGroup
+		for _, p := range c.peers {
+			pr, ok := p.client.(Prober)
+			if !ok {
+				continue
+			}
+			wg.Go(func() {
+				pctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+				defer cancel()
+				rtt, err := pr.Probe(pctx)
+				if ctx.Err() == nil {
+					p.probed(rtt, err)
+				}
+			})
+		}
+		wg.Wait()
+		select {
+		case <-ctx.Done():
+			return
 		case <-tick.C:
 		}
 	}
@@ -333,6 +391,7 @@ func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 		m := Mark{Height: rec.Height, Round: rec.Round, Step: privval.Step(rec.Step), SignBytes: rec.SignBytes, Signature: rec.Signature}
 		same, err := compareHRS(m, req)
 		if err != nil {
+			c.metrics.refusedErr(req.ChainID, err)
 			return nil, err
 		}
 		if same {
@@ -343,6 +402,7 @@ func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 				}
 				if !only {
 					err := fmt.Errorf("%w: %s", ErrConflict, conflictSummary(m, req))
+					c.metrics.refused(req.ChainID, reasonConflict)
 					c.log.Warn("refused double sign", "chain", req.ChainID, "height", req.Height, "round", req.Round, "step", req.Step.String(), "err", err)
 					return nil, err
 				}
@@ -412,8 +472,11 @@ func (c *Coordinator) replicator(ctx context.Context) {
 			return
 		case rec := <-c.repl:
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			start := time.Now()
 			if err := c.state.Propose(pctx, rec); err != nil {
 				c.log.Warn("replicate sign state", "chain", rec.ChainID, "height", rec.Height, "err", err)
+			} else {
+				c.metrics.observeRaftApply(time.Since(start))
 			}
 			cancel()
 		}
@@ -564,6 +627,7 @@ func (c *Coordinator) round(ctx context.Context, req *privval.SignRequest, msgs 
 			defer wg.Done()
 			start := time.Now()
 			shares, err := p.client.Sign(attemptCtx, share)
+			c.metrics.observePeerRPC(p.id, time.Since(start))
 			if err == nil && len(shares) != len(msgs) {
 				err = fmt.Errorf("cosigner %d returned %d shares for %d messages", p.id, len(shares), len(msgs))
 			}

@@ -305,3 +305,25 @@ func (g *GRPCPeer) Ping(ctx context.Context) (*cosignerv1.PingResponse, time.Dur
 	resp, err := g.client.Ping(ctx, &cosignerv1.PingRequest{})
 	return resp, time.Since(start), err
 }
+
+var _ Prober = (*GRPCPeer)(nil)
+
+// Probe pings the cosigner and returns the round trip.
+func (g *GRPCPeer) Probe(ctx context.Context) (time.Duration, error) {
+	_, rtt, err := g.Ping(ctx)
+	return rtt, err
+}
+
+// TransferLeadership asks the cosigner, which should be the leader, to hand
+// leadership to cosigner target (0: Raft chooses). It returns the leader
+// the cosigner reports afterwards.
+func (g *GRPCPeer) TransferLeadership(ctx context.Context, target int) (int, error) {
+	resp, err := g.client.TransferLeadership(ctx, &cosignerv1.TransferLeadershipRequest{TargetId: uint32(target)})
+	if err != nil {
+		return 0, err
+	}
+	if r := resp.GetRefusal(); r != nil {
+		return int(resp.GetLeaderId()), refusalFromProto(g.id, r)
+	}
+	return int(resp.GetLeaderId()), nil
+}

@@ -102,8 +102,8 @@ func shardPeers(opts ShardOptions) ([]PeerConfig, error) {
 	for i, p := range opts.Peers {
 		host, portStr, err := net.SplitHostPort(p)
 		port, perr := strconv.Atoi(portStr)
-		if err != nil || perr != nil || port < 1 || port > 65534 {
-			return nil, fmt.Errorf("--peer %q: want host:port with a port below 65535 (Raft uses the next one)", p)
+		if err != nil || perr != nil || port < 1 || port > 65533 {
+			return nil, fmt.Errorf("--peer %q: want host:port with a port below 65534 (Raft uses the next one, metrics the one after)", p)
 		}
 		peers[i] = PeerConfig{ID: i + 1, Address: p, RaftAddress: net.JoinHostPort(host, strconv.Itoa(port+1))}
 	}
@@ -117,8 +117,14 @@ func writeShardDir(dir string, id int, share *threshold.KeyShare, groupJSON []by
 	cfg.Threshold.Threshold = opts.Threshold
 	cfg.Threshold.Shares = opts.Shares
 	cfg.Threshold.Peers = peers
+	// Metrics on loopback, on the port after Raft's: distinct per cosigner
+	// even when a whole cluster runs on one host.
 	if len(opts.Peers) == 0 {
 		cfg.Metrics.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(LoopbackPeerPort(id)+2))
+	} else {
+		_, port, _ := net.SplitHostPort(opts.Peers[id-1]) // checked by shardPeers
+		n, _ := strconv.Atoi(port)
+		cfg.Metrics.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(n+2))
 	}
 	if opts.ChainID != "" {
 		cfg.Chains = []ChainConfig{{ID: opts.ChainID, Bech32Prefix: opts.Bech32Prefix, Nodes: opts.Nodes}}

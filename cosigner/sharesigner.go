@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/cosigner/cosigner/privval"
 	"github.com/cosigner/cosigner/threshold"
@@ -85,9 +86,11 @@ func (r *Refusal) Error() string {
 func (r *Refusal) Unwrap() error { return r.Err }
 
 // Final reports whether retrying elsewhere cannot help: the request itself is
-// refused by the sign-state rules, not this cosigner's circumstances.
+// refused by the sign-state rules, not this cosigner's circumstances. A
+// cosigner that finds the height too far ahead is lagging (its own mark and
+// replicated state are old), so the leader routes around it instead.
 func (r *Refusal) Final() bool {
-	return r.Reason == RefusedRegression || r.Reason == RefusedConflict || r.Reason == RefusedTooFarAhead
+	return r.Reason == RefusedRegression || r.Reason == RefusedConflict
 }
 
 // ShareSigner is one cosigner's signing side: its key share, its nonce pool
@@ -102,6 +105,7 @@ type ShareSigner struct {
 	// knownHeight returns the highest height the cluster is known to have
 	// signed for a chain (from the replicated state); may be nil.
 	knownHeight func(chainID string) int64
+	metrics     *Metrics
 
 	// chains is filled before serving and read-only after.
 	chains map[string]*SignState
@@ -122,6 +126,10 @@ func (s *ShareSigner) AddChain(state *SignState) { s.chains[state.chainID] = sta
 // SetKnownHeight installs the source of the cluster's last signed height,
 // used with max_height_ahead. Call before serving.
 func (s *ShareSigner) SetKnownHeight(f func(chainID string) int64) { s.knownHeight = f }
+
+// SetMetrics makes s record its refusals and state writes in m. Call
+// before serving.
+func (s *ShareSigner) SetMetrics(m *Metrics) { s.metrics = m }
 
 // PublicKey returns the validator's public key (the group key).
 func (s *ShareSigner) PublicKey() ed25519.PublicKey { return s.share.Group().PublicKey() }
@@ -149,6 +157,14 @@ func (s *ShareSigner) refuse(reason RefusalReason, format string, args ...any) *
 // or a *Refusal. The nonces behind this cosigner's commitments in req are
 // consumed whether it signs or refuses.
 func (s *ShareSigner) Sign(req *ShareRequest) ([]threshold.SignatureShare, error) {
+	shares, err := s.signOnce(req)
+	if err != nil {
+		s.metrics.refusedErr(req.ChainID, err)
+	}
+	return shares, err
+}
+
+func (s *ShareSigner) signOnce(req *ShareRequest) ([]threshold.SignatureShare, error) {
 	// Take the nonces first: whatever happens next, they are never offered
 	// again.
 	nonces := make([]*threshold.Nonce, len(req.Messages))
@@ -220,7 +236,12 @@ func (s *ShareSigner) sign(req *ShareRequest, nonces []*threshold.Nonce) ([]thre
 	if pv.Height > limit+s.maxAhead {
 		return nil, s.refuse(RefusedTooFarAhead, "height %d is more than %d above the highest height known signed (%d)", pv.Height, s.maxAhead, limit)
 	}
-	if err := state.Admit(pv); err != nil {
+	start := time.Now()
+	err = state.Admit(pv)
+	if now := state.Mark(); now.Height != mark.Height || now.Round != mark.Round || now.Step != mark.Step {
+		s.metrics.observeStateWrite(time.Since(start)) // the mark advanced: a durable write
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, ErrRegression):
 			return nil, s.refuse(RefusedRegression, "%w", err)

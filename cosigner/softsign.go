@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cosigner/cosigner/privval"
 )
@@ -14,8 +15,9 @@ import (
 // one sign state per chain. It is the single-node mode, for testnets and for
 // operators coming from TMKMS.
 type Softsign struct {
-	log    *slog.Logger
-	chains map[string]*softChain
+	log     *slog.Logger
+	metrics *Metrics
+	chains  map[string]*softChain
 }
 
 type softChain struct {
@@ -28,6 +30,17 @@ var _ privval.Signer = (*Softsign)(nil)
 // NewSoftsign returns a Softsign with no chains.
 func NewSoftsign(log *slog.Logger) *Softsign {
 	return &Softsign{log: log, chains: map[string]*softChain{}}
+}
+
+// SetMetrics makes s record refusals and state writes in m. Call it before
+// s serves requests.
+// It also makes m report softsign as a cluster of one: threshold 1, one
+// peer reachable, quorum available, no Raft series.
+func (s *Softsign) SetMetrics(m *Metrics) {
+	s.metrics = m
+	m.setClusterSource(func() ClusterView {
+		return ClusterView{Threshold: 1, Reachable: 1, Quorum: true}
+	})
 }
 
 // AddChain makes s sign for chainID with key, guarded by state. It must be
@@ -68,15 +81,22 @@ func (s *Softsign) Sign(_ context.Context, req *privval.SignRequest) (*privval.S
 	if err != nil {
 		return nil, err
 	}
+	// What follows the signature inside state.Sign is the durable write.
+	var signedAt time.Time
 	sig, ts, err := c.state.Sign(req, func(msg []byte) ([]byte, error) {
+		defer func() { signedAt = time.Now() }()
 		return ed25519.Sign(c.key, msg), nil
 	})
 	if err != nil {
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrRegression) {
+			s.metrics.refusedErr(req.ChainID, err)
 			s.log.Warn("refused double sign", "chain", req.ChainID, "height", req.Height,
 				"round", req.Round, "step", req.Step.String(), "err", err)
 		}
 		return nil, err
+	}
+	if !signedAt.IsZero() {
+		s.metrics.observeStateWrite(time.Since(signedAt))
 	}
 	resp := &privval.SignResponse{Signature: sig, Timestamp: ts}
 	if req.ExtSignBytes != nil {
