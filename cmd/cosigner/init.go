@@ -74,9 +74,13 @@ are added by editing cosigner.toml.`,
 	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain id to sign for (required)")
 	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr: tcp://host:port or unix:///path (required, repeatable)")
 	cmd.Flags().StringVar(&prefix, "bech32-prefix", cosigner.DefaultBech32Prefix, "chain's bech32 account prefix, for keys show")
-	cmd.Flags().StringVar(&metrics, "metrics-listen", "", "host:port for Prometheus metrics (empty: off)")
+	cmd.Flags().StringVar(&metrics, "metrics-listen", defaultMetricsListen, "host:port for Prometheus /metrics, /healthz and /readyz (\"\": off)")
 	return cmd
 }
+
+// defaultMetricsListen is init's metrics address: loopback, so nothing is
+// exposed until the operator chooses to.
+const defaultMetricsListen = "127.0.0.1:26680"
 
 // writeNewFile writes a 0600 file and refuses to replace an existing one.
 func writeNewFile(path string, data []byte) error {

@@ -13,6 +13,8 @@ import (
 
 	"github.com/cosigner/cosigner/cosigner"
 	"github.com/cosigner/cosigner/privval"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 )
@@ -59,11 +61,19 @@ func start(ctx context.Context, home string, logOut interface{ Write([]byte) (in
 		return usageError{withHint(err, "the identity key is created by 'cosigner init'; restore it or create a new one (the node accepts any identity)")}
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := cosigner.NewMetrics(reg, Version)
+	if err != nil {
+		return err
+	}
+
 	if cfg.Mode == cosigner.ModeThreshold {
-		return startThreshold(ctx, cfg, identity, log)
+		return startThreshold(ctx, cfg, identity, log, reg, metrics)
 	}
 
 	signer := cosigner.NewSoftsign(log)
+	signer.SetMetrics(metrics)
 	for _, ch := range cfg.Chains {
 		key, err := cosigner.LoadKey(cfg.Path(ch.Key))
 		if err != nil {
@@ -77,23 +87,30 @@ func start(ctx context.Context, home string, logOut interface{ Write([]byte) (in
 			return err
 		}
 		m := state.Mark()
+		metrics.ServeNodes(ch.ID, ch.Nodes, m.Height)
 		info := cosigner.DescribePubKey(key.Public().(ed25519.PublicKey), ch.Prefix())
 		log.Info("chain ready", "chain", ch.ID, "pubkey", info.Bech32, "address", info.Address,
 			"height", m.Height, "round", m.Round, "step", int(m.Step))
 	}
 
+	admin := cosigner.NewSoftsignAdmin(signer, metrics, Version)
+	runs, err := opsComponents(cfg, reg, admin.Ready, admin, log)
+	if err != nil {
+		return err
+	}
 	log.Info("starting", "version", Version, "mode", cfg.Mode, "node_id", privval.NodeID(identity.Public().(ed25519.PublicKey)))
-	g, ctx := errgroup.WithContext(ctx)
+	ncfg := privval.DefaultNodeClientConfig()
+	ncfg.Observer = metrics
 	for _, ch := range cfg.Chains {
 		for _, addr := range ch.Nodes {
-			client, err := privval.NewNodeClient(addr, ch.ID, identity, signer, log, privval.DefaultNodeClientConfig())
+			client, err := privval.NewNodeClient(addr, ch.ID, identity, signer, log, ncfg)
 			if err != nil {
 				return usageError{err}
 			}
-			g.Go(func() error { return client.Run(ctx) })
+			runs = append(runs, client.Run)
 		}
 	}
-	err = g.Wait()
+	err = runComponents(ctx, runs...)
 	log.Info("stopped")
 	if errors.Is(err, context.Canceled) {
 		return nil
@@ -118,7 +135,41 @@ func lockHome(home string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-func startThreshold(ctx context.Context, cfg *cosigner.Config, identity ed25519.PrivateKey, log *slog.Logger) error {
+// opsComponents binds the metrics endpoint (if configured) and the admin
+// socket, before anything signs, and returns their Run functions.
+func opsComponents(cfg *cosigner.Config, reg *prometheus.Registry, ready cosigner.ReadyFunc, admin cosigner.AdminBackend, log *slog.Logger) ([]func(context.Context) error, error) {
+	var runs []func(context.Context) error
+	if cfg.Metrics.Listen != "" {
+		ops, err := cosigner.NewOpsServer(cfg.Metrics.Listen, reg, ready, log)
+		if err != nil {
+			return nil, usageError{withHint(err, "set [metrics] listen in %s to a free host:port, or to \"\" to turn metrics off",
+				filepath.Join(cfg.Home(), cosigner.ConfigFileName))}
+		}
+		runs = append(runs, ops.Run)
+	}
+	adminSrv, err := cosigner.NewAdminServer(filepath.Join(cfg.Home(), cosigner.AdminSocketName), admin, log)
+	if err != nil {
+		return nil, withHint(err, "the admin socket lives in the home directory; its path must be shorter than about 100 bytes")
+	}
+	return append(runs, adminSrv.Run), nil
+}
+
+// runComponents runs each component until ctx ends or any of them returns,
+// then stops the others, waits for them and returns the first error.
+func runComponents(ctx context.Context, runs ...func(context.Context) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
+	for _, run := range runs {
+		g.Go(func() error {
+			defer cancel()
+			return run(ctx)
+		})
+	}
+	return g.Wait()
+}
+
+func startThreshold(ctx context.Context, cfg *cosigner.Config, identity ed25519.PrivateKey, log *slog.Logger, reg *prometheus.Registry, metrics *cosigner.Metrics) error {
 	t := cfg.Threshold
 	c, err := cosigner.NewCluster(cfg, identity, log, Version)
 	if err != nil {
@@ -127,6 +178,11 @@ func startThreshold(ctx context.Context, cfg *cosigner.Config, identity ed25519.
 			return usageError{stateHint(se.Err, cfg.Home(), se.ChainID)}
 		}
 		return usageError{withHint(err, "check the files 'cosigner shard' wrote into %s, and the [threshold] section of cosigner.toml", cfg.Home())}
+	}
+	c.SetMetrics(metrics)
+	runs, err := opsComponents(cfg, reg, c.Ready, c, log)
+	if err != nil {
+		return err
 	}
 	info := cosigner.DescribePubKey(c.Signer().PublicKey(), cfg.Chains[0].Prefix())
 	self, _ := t.Self()
@@ -137,7 +193,7 @@ func startThreshold(ctx context.Context, cfg *cosigner.Config, identity ed25519.
 		m, _ := c.Signer().Mark(ch.ID)
 		log.Info("chain ready", "chain", ch.ID, "height", m.Height, "round", m.Round, "step", int(m.Step), "nodes", len(ch.Nodes))
 	}
-	err = c.Run(ctx)
+	err = runComponents(ctx, append(runs, c.Run)...)
 	log.Info("stopped")
 	if errors.Is(err, context.Canceled) {
 		return nil

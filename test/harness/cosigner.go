@@ -24,6 +24,8 @@ type Cosigner struct {
 	Bin     string
 	Home    string
 	ChainID string
+	// MetricsAddr is the [metrics] listen address init was given.
+	MetricsAddr string
 
 	t    testing.TB
 	runs []*Process
@@ -42,11 +44,17 @@ func (r Result) String() string {
 }
 
 // NewCosigner runs `cosigner init` for chainID and the given node addresses
-// in a fresh home under t.TempDir().
+// in a fresh home under t.TempDir(), with metrics on a free loopback port
+// (MetricsAddr) so that parallel tests do not share init's default.
 func NewCosigner(t testing.TB, bin, chainID string, nodes ...string) *Cosigner {
 	t.Helper()
-	c := &Cosigner{Bin: bin, Home: filepath.Join(t.TempDir(), "cosigner"), ChainID: chainID, t: t}
-	args := []string{"init", "--home", c.Home, "--chain-id", chainID}
+	port, err := FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cosigner{Bin: bin, Home: filepath.Join(t.TempDir(), "cosigner"), ChainID: chainID, t: t,
+		MetricsAddr: fmt.Sprintf("127.0.0.1:%d", port)}
+	args := []string{"init", "--home", c.Home, "--chain-id", chainID, "--metrics-listen", c.MetricsAddr}
 	for _, n := range nodes {
 		args = append(args, "--node", n)
 	}
