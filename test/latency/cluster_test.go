@@ -3,6 +3,7 @@ package latency
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -11,10 +12,21 @@ import (
 )
 
 // startThreshold runs an m-of-n cluster for chainID whose leader dials addr,
-// and returns the group public key once a cosigner leads.
-func startThreshold(tb testing.TB, addr string, m, n int) ed25519.PublicKey {
-	pub, _ := startCluster(tb, addr, m, n)
-	return pub
+// and returns once a cosigner leads.
+func startThreshold(tb testing.TB, addr string, m, n int) started {
+	pub, c := startCluster(tb, addr, m, n)
+	return started{pub: pub, procs: func() []*harness.Process { return current(c) }}
+}
+
+// current returns the running process of every member of c.
+func current(c *harness.Cluster) []*harness.Process {
+	var ps []*harness.Process
+	for _, m := range c.Members {
+		if m.Running() {
+			ps = append(ps, m.Current())
+		}
+	}
+	return ps
 }
 
 // startCluster shards a fresh validator key m-of-n with `cosigner shard`,
@@ -41,6 +53,7 @@ func startCluster(tb testing.TB, addr string, m, n int) (ed25519.PublicKey, *har
 		LogLevel:  "info",
 	})
 	c.Start()
+	flushProfilesAtEnd(tb, fmt.Sprintf("%d-of-%d", m, n), func() []*harness.Process { return current(c) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := c.WaitLeader(ctx); err != nil {

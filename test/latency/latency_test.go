@@ -25,19 +25,50 @@ import (
 const chainID = "latency-1"
 
 // A target starts a signer for chainID that dials the fake node at addr
-// (tcp://host:port, SecretConnection) and returns the signer's public key.
-// It stops the signer at the end of the test. Adding a signer setup to the
-// comparison is one such function and one line in targets.
+// (tcp://host:port, SecretConnection). It stops the signer at the end of
+// the test. Adding a signer setup to the comparison is one such function
+// and one line in targets.
 type target struct {
 	name  string
-	start func(tb testing.TB, addr string) ed25519.PublicKey
+	start func(tb testing.TB, addr string) started
+}
+
+// started is a running target: its public key and, for cosigner, its
+// `cosigner start` processes, whose "signed ..." lines say how long each
+// request took inside the process.
+type started struct {
+	pub   ed25519.PublicKey
+	procs func() []*harness.Process // nil for a signer in the test process
 }
 
 var targets = []target{
 	{"cosigner-softsign", startSoftsign},
 	{"cometbft-filepv", startFilePV},
-	{"cosigner-2of3", func(tb testing.TB, addr string) ed25519.PublicKey { return startThreshold(tb, addr, 2, 3) }},
-	{"cosigner-3of5", func(tb testing.TB, addr string) ed25519.PublicKey { return startThreshold(tb, addr, 3, 5) }},
+	{"cosigner-2of3", func(tb testing.TB, addr string) started { return startThreshold(tb, addr, 2, 3) }},
+	{"cosigner-3of5", func(tb testing.TB, addr string) started { return startThreshold(tb, addr, 3, 5) }},
+}
+
+// selectedTargets returns the targets named in $COSIGNER_LATENCY_TARGETS
+// (comma-separated), or all of them.
+func selectedTargets(tb testing.TB) []target {
+	tb.Helper()
+	env := os.Getenv("COSIGNER_LATENCY_TARGETS")
+	if env == "" {
+		return targets
+	}
+	var sel []target
+	for _, name := range strings.Split(env, ",") {
+		i := slices.IndexFunc(targets, func(t target) bool { return t.name == strings.TrimSpace(name) })
+		if i < 0 {
+			var names []string
+			for _, t := range targets {
+				names = append(names, t.name)
+			}
+			tb.Fatalf("COSIGNER_LATENCY_TARGETS: unknown target %q; known: %s", name, strings.Join(names, ", "))
+		}
+		sel = append(sel, targets[i])
+	}
+	return sel
 }
 
 var (
@@ -46,14 +77,15 @@ var (
 )
 
 // TestMain builds ./cmd/cosigner once (or uses $COSIGNER_BIN) when a
-// measurement is requested.
+// measurement is requested, with the profiling hook when
+// $COSIGNER_CPUPROFILE is set.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	var dir string
 	wanted := os.Getenv("COSIGNER_LATENCY") != "" || flagSet("test.bench")
 	switch {
 	case !wanted:
-	case os.Getenv("COSIGNER_BIN") != "":
+	case os.Getenv("COSIGNER_BIN") != "" && profileDir() == "":
 		cosignerBin = os.Getenv("COSIGNER_BIN")
 	default:
 		var err error
@@ -61,9 +93,22 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		cosignerBin, cosignerErr = harness.BuildCosigner(dir)
+		if profileDir() != "" {
+			cosignerBin, cosignerErr = buildProfiledCosigner(dir)
+		} else {
+			cosignerBin, cosignerErr = harness.BuildCosigner(dir)
+		}
+	}
+	stopProfile := func() {}
+	if wanted && profileDir() != "" {
+		var err error
+		if stopProfile, err = profileSelf(profileDir()); err != nil {
+			fmt.Fprintln(os.Stderr, "cpuprofile:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
+	stopProfile()
 	if dir != "" {
 		os.RemoveAll(dir)
 	}
@@ -94,7 +139,7 @@ func requireCosigner(tb testing.TB) string {
 
 // startSoftsign runs `cosigner start` in softsign mode with a fresh key and
 // a durable sign state.
-func startSoftsign(tb testing.TB, addr string) ed25519.PublicKey {
+func startSoftsign(tb testing.TB, addr string) started {
 	bin := requireCosigner(tb)
 	keyFile := filepath.Join(tb.TempDir(), "priv_validator_key.json")
 	pub, err := harness.WriteNewValidatorKey(keyFile)
@@ -105,12 +150,14 @@ func startSoftsign(tb testing.TB, addr string) ed25519.PublicKey {
 	c.MustRun("keys", "import", "--home", c.Home, "--chain-id", chainID, keyFile)
 	c.MustRun("state", "init", "--home", c.Home, "--chain-id", chainID)
 	c.Start()
-	return pub
+	procs := func() []*harness.Process { return []*harness.Process{c.Current()} }
+	flushProfilesAtEnd(tb, "softsign", procs)
+	return started{pub: pub, procs: procs}
 }
 
 // startFilePV runs CometBFT v0.38.17's own remote signer with a FilePV.
-func startFilePV(tb testing.TB, addr string) ed25519.PublicKey {
-	return harness.StartReferenceSigner(tb, addr, chainID, "").PubKey
+func startFilePV(tb testing.TB, addr string) started {
+	return started{pub: harness.StartReferenceSigner(tb, addr, chainID, "").PubKey}
 }
 
 // Stats summarises one target's request latencies.
@@ -151,6 +198,7 @@ type session struct {
 	pub       ed25519.PublicKey
 	valAddr   []byte
 	client    *cmtprivval.SignerClient
+	procs     func() []*harness.Process
 	lat       []time.Duration
 	busy      time.Duration // sum of measured request->reply times
 	votes     []*cmtproto.Vote
@@ -162,7 +210,8 @@ type session struct {
 func connect(tb testing.TB, tgt target) *session {
 	tb.Helper()
 	addr, client := fakeNode(tb)
-	pub := tgt.start(tb, addr)
+	st := tgt.start(tb, addr)
+	pub := st.pub
 	if err := client.WaitForConnection(30 * time.Second); err != nil {
 		tb.Fatalf("%s did not connect: %v", tgt.name, err)
 	}
@@ -173,7 +222,7 @@ func connect(tb testing.TB, tgt target) *session {
 	if !slices.Equal(got.Bytes(), pub) {
 		tb.Fatalf("%s: pubkey %X, want %X", tgt.name, got.Bytes(), []byte(pub))
 	}
-	return &session{name: tgt.name, pub: pub, valAddr: cmted25519.PubKey(pub).Address(), client: client}
+	return &session{name: tgt.name, pub: pub, valAddr: cmted25519.PubKey(pub).Address(), client: client, procs: st.procs}
 }
 
 // signHeight sends height h's proposal, prevote and precommit with an
@@ -258,6 +307,34 @@ func run(tb testing.TB, sessions []*session, heights int) []Stats {
 	return stats
 }
 
+// inside summarises how long the measured requests took inside the
+// target's `cosigner start` processes, from request read to reply written
+// (the latency= of their "signed ..." lines); false for a target without
+// processes. The difference from what the node sees is the transport:
+// SecretConnection and the scheduling of both ends.
+func (s *session) inside() (Stats, bool) {
+	if s.procs == nil {
+		return Stats{}, false
+	}
+	var lat []time.Duration
+	var sum time.Duration
+	for _, p := range s.procs() {
+		for _, line := range p.Lines() {
+			rec, ok := harness.ParseSignRecord(line)
+			if !ok || rec.Height <= warmup {
+				continue
+			}
+			d, err := time.ParseDuration(harness.ParseSlogText(line)["latency"])
+			if err != nil {
+				continue
+			}
+			lat = append(lat, d)
+			sum += d
+		}
+	}
+	return summarise(s.name, lat, sum), true
+}
+
 // summarise computes percentiles; signatures per second is what one
 // connection sustains back to back: the count over the summed latencies.
 func summarise(name string, lat []time.Duration, elapsed time.Duration) Stats {
@@ -307,7 +384,7 @@ func TestLatency(t *testing.T) {
 	}
 	heights := heightsFromEnv(t)
 	var sessions []*session
-	for _, tgt := range targets {
+	for _, tgt := range selectedTargets(t) {
 		sessions = append(sessions, connect(t, tgt))
 	}
 	var b strings.Builder
@@ -315,13 +392,19 @@ func TestLatency(t *testing.T) {
 	for _, s := range run(t, sessions, heights) {
 		fmt.Fprintln(&b, s)
 	}
+	fmt.Fprintln(&b, "the same requests inside the signer process, request read -> reply ready (its log's latency=):")
+	for _, s := range sessions {
+		if in, ok := s.inside(); ok {
+			fmt.Fprintln(&b, in)
+		}
+	}
 	t.Log(b.String())
 }
 
 // BenchmarkLatency runs each target alone for b.N heights and reports the
 // percentiles as custom metrics.
 func BenchmarkLatency(b *testing.B) {
-	for _, tgt := range targets {
+	for _, tgt := range selectedTargets(b) {
 		b.Run(tgt.name, func(b *testing.B) {
 			s := run(b, []*session{connect(b, tgt)}, b.N)[0]
 			b.ReportMetric(float64(s.P50)/1e6, "p50-ms")
