@@ -185,8 +185,12 @@ func TestSignMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	gauge := func(g *prometheus.GaugeVec, labels ...string) float64 { return testutil.ToFloat64(g.WithLabelValues(labels...)) }
-	counter := func(c *prometheus.CounterVec, labels ...string) float64 { return testutil.ToFloat64(c.WithLabelValues(labels...)) }
+	gauge := func(g *prometheus.GaugeVec, labels ...string) float64 {
+		return testutil.ToFloat64(g.WithLabelValues(labels...))
+	}
+	counter := func(c *prometheus.CounterVec, labels ...string) float64 {
+		return testutil.ToFloat64(c.WithLabelValues(labels...))
+	}
 	checks := []struct {
 		name      string
 		got, want float64
