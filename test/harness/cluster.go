@@ -51,7 +51,7 @@ type Link struct {
 
 // Cluster is a threshold cluster of `cosigner start` processes set up from
 // `cosigner shard` output: DIR/cosigner-i for i in 1..N, each with its own
-// free gRPC and Raft ports on 127.0.0.1 and, when asked, proxies on every
+// free gRPC, Raft and metrics ports on 127.0.0.1 and, when asked, proxies on every
 // link between cosigners.
 //
 // A Cluster is driven from the test goroutine; it is not safe for
@@ -74,8 +74,9 @@ type Cluster struct {
 type Member struct {
 	ID   int
 	Home string
-	// GRPCAddr and RaftAddr are where this cosigner listens.
-	GRPCAddr, RaftAddr string
+	// GRPCAddr and RaftAddr are where this cosigner listens; MetricsAddr
+	// is its Prometheus endpoint.
+	GRPCAddr, RaftAddr, MetricsAddr string
 	// CLI runs setup and state commands against Home.
 	CLI *Cosigner
 
@@ -85,7 +86,7 @@ type Member struct {
 }
 
 // NewCluster shards cfg.KeyFile with `cosigner shard`, rewrites each
-// cosigner.toml (log level, peer addresses, proxies) and runs `cosigner
+// cosigner.toml (log level, metrics port, peer addresses, proxies) and runs `cosigner
 // state init --height 0` in every home. Nothing is started.
 func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	t.Helper()
@@ -102,17 +103,23 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	}
 	for id := 1; id <= cfg.Shares; id++ {
 		grpcPort, raftPort := freePortPair(t)
+		metricsPort, err := FreePort("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
 		m := &Member{
-			ID:       id,
-			Home:     filepath.Join(c.Dir, fmt.Sprintf("cosigner-%d", id)),
-			GRPCAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort)),
-			RaftAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(raftPort)),
-			t:        t,
-			bin:      cfg.Bin,
+			ID:          id,
+			Home:        filepath.Join(c.Dir, fmt.Sprintf("cosigner-%d", id)),
+			GRPCAddr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort)),
+			RaftAddr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(raftPort)),
+			MetricsAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)),
+			t:           t,
+			bin:         cfg.Bin,
 		}
 		m.CLI = &Cosigner{Bin: cfg.Bin, Home: m.Home, ChainID: cfg.ChainID, t: t}
 		c.Members = append(c.Members, m)
-		// shard puts Raft on the next port; the rewrite below replaces it.
+		// shard puts Raft on the next port and metrics on the one after;
+		// the rewrite below replaces both with free ports.
 		args = append(args, "--peer", m.GRPCAddr)
 	}
 	shard := &Cosigner{Bin: cfg.Bin, Home: dir, ChainID: cfg.ChainID, t: t}
@@ -145,7 +152,10 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 			peers[p.ID] = addrs
 		}
 		path := filepath.Join(m.Home, "cosigner.toml")
-		if err := EditTOMLFile(path, map[string]map[string]string{"": {"log_level": strconv.Quote(cfg.LogLevel)}}); err != nil {
+		if err := EditTOMLFile(path, map[string]map[string]string{
+			"":        {"log_level": strconv.Quote(cfg.LogLevel)},
+			"metrics": {"listen": strconv.Quote(m.MetricsAddr)},
+		}); err != nil {
 			t.Fatal(err)
 		}
 		if err := rewritePeers(path, peers); err != nil {
