@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cosigner/cosigner/cosigner"
+)
+
+// TestStatusCommand runs a softsign cosigner in-process and asks it with
+// 'status' and 'leader transfer' over its admin socket; once it has
+// stopped, status exits 1 with a hint to start it.
+func TestStatusCommand(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	keyFile, _ := cometKey(t)
+	mustCLI(t, "init", "--home", home, "--chain-id", "kira-1", "--node", "tcp://127.0.0.1:1")
+	cfg, err := os.ReadFile(filepath.Join(home, cosigner.ConfigFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), `listen = "127.0.0.1:26680"`) {
+		t.Errorf("init wrote no loopback metrics default:\n%s", cfg)
+	}
+	// A free port for this test.
+	cfgPath := filepath.Join(home, cosigner.ConfigFileName)
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(string(cfg), "127.0.0.1:26680", "127.0.0.1:0", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCLI(t, "keys", "import", "--home", home, keyFile)
+	mustCLI(t, "state", "init", "--home", home, "--chain-id", "kira-1", "--height", "7")
+
+	code, _, errOut := cli(t, "status", "--home", home)
+	if code != 1 || !strings.Contains(errOut, "hint: start it with 'cosigner start --home") {
+		t.Fatalf("status of a stopped cosigner: exit %d, %s", code, errOut)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- start(ctx, home, io.Discard) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("start: %v", err)
+		}
+	}()
+	waitAdmin(t, home, done)
+
+	out := mustCLI(t, "status", "--home", home)
+	for _, want := range []string{"softsign", "kira-1: last signed 7/0/none", "tcp://127.0.0.1:1: not connected"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	var st cosigner.Status
+	if err := json.Unmarshal([]byte(mustCLI(t, "status", "--home", home, "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode != "softsign" || !st.Quorum || st.Ready || len(st.Chains) != 1 || st.Chains[0].Height != 7 {
+		t.Errorf("status --json = %+v", st)
+	}
+	code, _, errOut = cli(t, "leader", "transfer", "2", "--home", home)
+	if code != 1 || !strings.Contains(errOut, "softsign mode") {
+		t.Errorf("leader transfer in softsign mode: exit %d, %s", code, errOut)
+	}
+	if code, _, _ := cli(t, "leader", "transfer", "x", "--home", home); code != 2 {
+		t.Errorf("leader transfer x: exit %d, want 2", code)
+	}
+}
+
+// waitAdmin waits for the admin socket of the cosigner starting in home.
+func waitAdmin(t *testing.T, home string, done <-chan error) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if _, err := cosigner.AdminStatus(context.Background(), home); err == nil {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("start returned early: %v", err)
+		case <-deadline:
+			t.Fatal("admin socket did not come up")
+		case <-tick.C:
+		}
+	}
+}
