@@ -60,7 +60,7 @@ func (e *StateError) Unwrap() error { return e.Err }
 // It opens Raft's stores and the gRPC listener; Run serves them.
 func NewCluster(cfg *Config, identity ed25519.PrivateKey, log *slog.Logger, version string) (*Cluster, error) {
 	t := cfg.Threshold
-	share, err := LoadShare(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile))
+	share, err := loadClusterShare(cfg, log)
 	if err != nil {
 		return nil, err
 	}

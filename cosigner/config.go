@@ -33,6 +33,8 @@ type Config struct {
 	Metrics   MetricsConfig   `toml:"metrics"`
 	Threshold ThresholdConfig `toml:"threshold"`
 	Chains    []ChainConfig   `toml:"chain"`
+	// HSM is the YubiHSM2 holding softsign keys or a threshold share.
+	HSM HSMConfig `toml:"hsm"`
 
 	// home is the directory the config was loaded from; relative paths
 	// resolve against it.
@@ -59,6 +61,9 @@ type ThresholdConfig struct {
 	Shares int `toml:"shares"`
 	// ShareFile holds this cosigner's key share (secret, 0600).
 	ShareFile string `toml:"share_file"`
+	// ShareHSMObject, when not 0, is the YubiHSM2 opaque object holding
+	// the share instead of ShareFile ('cosigner hsm share import').
+	ShareHSMObject int `toml:"share_hsm_object"`
 	// GroupFile holds the group public key and Feldman commitments.
 	GroupFile string `toml:"group_file"`
 	// TLSDir holds the cluster CA certificate and this cosigner's cluster
@@ -99,6 +104,9 @@ type ChainConfig struct {
 	ID string `toml:"id"`
 	// Key is the softsign key file (CometBFT priv_validator_key.json format).
 	Key string `toml:"key"`
+	// HSMKeyID, when not 0, is the YubiHSM2 ed25519 key object softsign
+	// signs with instead of Key.
+	HSMKeyID int `toml:"hsm_key_id"`
 	// Bech32Prefix is the chain's account prefix ("cosmos", "kira"); keys
 	// show derives <prefix>valconspub and <prefix>valcons from it.
 	Bech32Prefix string `toml:"bech32_prefix"`
@@ -127,6 +135,12 @@ func DefaultConfig() *Config {
 			TLSDir:         "tls",
 			RaftDir:        "raft",
 			MaxHeightAhead: DefaultMaxHeightAhead,
+		},
+		HSM: HSMConfig{
+			AuthKeyID:      DefaultHSMAuthKeyID,
+			PasswordFile:   DefaultHSMPasswordFile,
+			Domain:         DefaultHSMDomain,
+			RequestTimeout: DefaultHSMRequestTimeout,
 		},
 	}
 }
@@ -192,9 +206,10 @@ func (c *Config) Validate() error {
 			bad("%s is configured twice: one [[chain]] per chain id", where)
 		}
 		seen[ch.ID] = true
-		if c.Mode == ModeSoftsign && ch.Key == "" {
-			bad("%s: key is empty: name the key file (cosigner keys import writes keys/<chain-id>.json)", where)
+		if c.Mode == ModeSoftsign && ch.Key == "" && ch.HSMKeyID == 0 {
+			bad("%s: key is empty: name the key file (cosigner keys import writes keys/<chain-id>.json), or set hsm_key_id", where)
 		}
+		errs = append(errs, c.validateChainHSM(where, ch)...)
 		if c.Mode == ModeThreshold && ch.Key != "" {
 			bad("%s: key = %q: threshold mode signs with [threshold] share_file; remove the key", where, ch.Key)
 		}
@@ -213,6 +228,17 @@ func (c *Config) Validate() error {
 				bad("%s: nodes lists %q twice", where, n)
 			}
 			nodes[n] = true
+		}
+	}
+	if c.HSM.Enabled() {
+		errs = append(errs, c.HSM.validate()...)
+	}
+	if c.Mode == ModeThreshold && c.Threshold.ShareHSMObject != 0 {
+		if c.Threshold.ShareHSMObject < 1 || c.Threshold.ShareHSMObject > 0xffff {
+			bad("threshold.share_hsm_object = %d: allowed are object ids 1 to 65535", c.Threshold.ShareHSMObject)
+		}
+		if !c.HSM.Enabled() {
+			bad("threshold.share_hsm_object = %d needs an [hsm] section with connector, auth_key_id and password_file", c.Threshold.ShareHSMObject)
 		}
 	}
 	return errors.Join(errs...)
@@ -400,6 +426,10 @@ func (c *Config) Marshal() []byte {
 		fmt.Fprintf(&b, "id = %d\nthreshold = %d\nshares = %d\n", t.ID, t.Threshold, t.Shares)
 		fmt.Fprintf(&b, "# Key share (secret, 0600) and the group key with its Feldman commitments.\n")
 		fmt.Fprintf(&b, "share_file = %q\ngroup_file = %q\n", t.ShareFile, t.GroupFile)
+		if t.ShareHSMObject != 0 {
+			fmt.Fprintf(&b, "# The share is sealed in the YubiHSM2 as this opaque object; share_file is not read.\n")
+			fmt.Fprintf(&b, "share_hsm_object = %d\n", t.ShareHSMObject)
+		}
 		fmt.Fprintf(&b, "# Cluster CA certificate, this cosigner's certificate and key; Raft's data.\n")
 		fmt.Fprintf(&b, "tls_dir = %q\nraft_dir = %q\n", t.TLSDir, t.RaftDir)
 		fmt.Fprintf(&b, "# Refuse to sign more than this many heights above the highest height known signed.\n")
@@ -408,6 +438,13 @@ func (c *Config) Marshal() []byte {
 			fmt.Fprintf(&b, "\n[[threshold.peer]]\nid = %d\naddress = %q\nraft_address = %q\n", p.ID, p.Address, p.RaftAddress)
 		}
 	}
+	if c.HSM.Enabled() {
+		h := c.HSM
+		fmt.Fprintf(&b, "\n[hsm]\n# yubihsm-connector's address, the authentication key and the file holding its password.\n")
+		fmt.Fprintf(&b, "connector = %q\nauth_key_id = %d\npassword_file = %q\n", h.Connector, h.AuthKeyID, h.PasswordFile)
+		fmt.Fprintf(&b, "# Domain of objects cosigner creates; bound on each device request (sign requests fail, never hang).\n")
+		fmt.Fprintf(&b, "domain = %d\nrequest_timeout = %q\n", h.Domain, h.RequestTimeout)
+	}
 	if len(c.Chains) == 0 {
 		fmt.Fprintf(&b, "\n# Fill in the chain this cluster signs for, then run 'cosigner state init'.\n")
 		fmt.Fprintf(&b, "# [[chain]]\n# id = \"kira-1\"\n# bech32_prefix = \"kira\"\n# nodes = [\"tcp://10.0.0.2:26659\"]\n")
@@ -415,7 +452,10 @@ func (c *Config) Marshal() []byte {
 	for _, ch := range c.Chains {
 		fmt.Fprintf(&b, "\n[[chain]]\n")
 		fmt.Fprintf(&b, "id = %q\n", ch.ID)
-		if c.Mode == ModeSoftsign {
+		if c.Mode == ModeSoftsign && ch.HSMKeyID != 0 {
+			fmt.Fprintf(&b, "# The key is held by the YubiHSM2 as this ed25519 key object.\n")
+			fmt.Fprintf(&b, "hsm_key_id = %d\n", ch.HSMKeyID)
+		} else if c.Mode == ModeSoftsign {
 			fmt.Fprintf(&b, "# Whole key for softsign (CometBFT priv_validator_key.json format).\n")
 			fmt.Fprintf(&b, "key = %q\n", ch.Key)
 		}

@@ -94,6 +94,13 @@ func LoadShare(sharePath, groupPath string) (*threshold.KeyShare, error) {
 	if st, err := os.Stat(sharePath); err == nil && st.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("key share %s has mode %#o, readable by others: run 'chmod 600 %s'", sharePath, st.Mode().Perm(), sharePath)
 	}
+	return decodeShare(data, sharePath, group, groupPath)
+}
+
+// decodeShare decodes a share file's content and checks it against group
+// as LoadShare does; sharePath names where the data came from (a file, or a
+// YubiHSM2 object).
+func decodeShare(data []byte, sharePath string, group *threshold.GroupKey, groupPath string) (*threshold.KeyShare, error) {
 	var f shareFile
 	if err := decodeStrict(data, &f); err != nil {
 		return nil, fmt.Errorf("key share %s: %w", sharePath, err)

@@ -1,0 +1,360 @@
+package cosigner
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/certusone/yubihsm-go/commands"
+	"github.com/cosigner/cosigner/privval"
+	"github.com/cosigner/cosigner/test/yubihsmsim"
+)
+
+func newTestSim(t *testing.T) *yubihsmsim.Sim {
+	t.Helper()
+	sim, err := yubihsmsim.New(yubihsmsim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sim.Close)
+	return sim
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func dialTestHSM(t *testing.T, sim *yubihsmsim.Sim, timeout time.Duration) *HSM {
+	t.Helper()
+	h, err := DialHSM(context.Background(), HSMOptions{Addr: sim.URL(), AuthKeyID: 1, Password: yubihsmsim.DefaultPassword, Timeout: timeout}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+func TestHSMKeys(t *testing.T) {
+	sim := newTestSim(t)
+	h := dialTestHSM(t, sim, time.Second)
+	ctx := context.Background()
+
+	seed := testKey.Seed()
+	if err := h.ImportEd25519(ctx, 10, "kira-1", seed, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ImportEd25519(ctx, 10, "again", seed, false); !errors.Is(err, ErrHSMExists) {
+		t.Fatalf("import over key 10: %v, want ErrHSMExists", err)
+	}
+	if err := h.ImportEd25519(ctx, 11, "backup", seed, true); err != nil {
+		t.Fatal(err)
+	}
+	gen, err := h.GenerateEd25519(ctx, 12, "generated", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := sim.PublicKey(12); !gen.Equal(want) {
+		t.Fatalf("generated key's public key %x, the device holds %x", gen, want)
+	}
+
+	keys, err := h.List(ctx, HSMTypeAsymmetric)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 3 {
+		t.Fatalf("list: %+v", keys)
+	}
+	for _, k := range keys {
+		switch k.ID {
+		case 10, 11:
+			if !k.PublicKey.Equal(testKey.Public()) {
+				t.Errorf("key %d: public key %x", k.ID, k.PublicKey)
+			}
+		}
+		wantExport := k.ID == 11
+		if got := k.Capabilities&commands.CapabilityExportableUnderWrap != 0; got != wantExport {
+			t.Errorf("key %d: exportable under wrap = %v", k.ID, got)
+		}
+		if k.Capabilities&commands.CapabilityAsymmetricSignEddsa == 0 {
+			t.Errorf("key %d cannot sign", k.ID)
+		}
+	}
+	if keys[0].Label != "kira-1" {
+		t.Errorf("label %q", keys[0].Label)
+	}
+
+	for _, id := range []uint16{10, 12} {
+		pub, err := h.PublicKey(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := []byte("vote sign bytes")
+		sig, err := h.SignEd25519(ctx, id, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ed25519.Verify(pub, msg, sig) {
+			t.Fatalf("key %d: signature does not verify", id)
+		}
+	}
+	if _, err := h.SignEd25519(ctx, 99, []byte("m")); !errors.Is(err, ErrHSMNotFound) {
+		t.Fatalf("sign with unknown key: %v, want ErrHSMNotFound", err)
+	}
+
+	data := bytes.Repeat([]byte{0xab}, 700)
+	if err := h.PutOpaque(ctx, 20, "blob", data); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.GetOpaque(ctx, 20)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("get opaque: %v", err)
+	}
+	if err := h.Delete(ctx, 20, HSMTypeOpaque); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.GetOpaque(ctx, 20); !errors.Is(err, ErrHSMNotFound) {
+		t.Fatalf("get deleted opaque: %v, want ErrHSMNotFound", err)
+	}
+	if err := h.PutOpaque(ctx, 21, "big", make([]byte, MaxOpaqueSize+1)); err == nil {
+		t.Fatal("put an opaque object over the device's limit")
+	}
+}
+
+func TestHSMErrors(t *testing.T) {
+	sim := newTestSim(t)
+	ctx := context.Background()
+	t.Run("wrong password", func(t *testing.T) {
+		_, err := DialHSM(ctx, HSMOptions{Addr: sim.Addr(), AuthKeyID: 1, Password: "wrong"}, quietLog())
+		if !errors.Is(err, ErrHSMAuth) || !strings.Contains(err.Error(), "wrong password") {
+			t.Fatalf("got %v, want ErrHSMAuth naming the password", err)
+		}
+	})
+	t.Run("unknown auth key", func(t *testing.T) {
+		_, err := DialHSM(ctx, HSMOptions{Addr: sim.Addr(), AuthKeyID: 7, Password: "x"}, quietLog())
+		if !errors.Is(err, ErrHSMAuth) {
+			t.Fatalf("got %v, want ErrHSMAuth", err)
+		}
+	})
+	t.Run("missing capability", func(t *testing.T) {
+		if err := sim.PutAuthKey(3, "signer", "pw", commands.Domain1, yubihsmsim.CapSignEddsa, 0); err != nil {
+			t.Fatal(err)
+		}
+		h, err := DialHSM(ctx, HSMOptions{Addr: sim.Addr(), AuthKeyID: 3, Password: "pw"}, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		if err := h.ImportEd25519(ctx, 30, "", testKey.Seed(), false); !errors.Is(err, ErrHSMPermission) {
+			t.Fatalf("import without put-asymmetric: %v, want ErrHSMPermission", err)
+		}
+	})
+	t.Run("connector down", func(t *testing.T) {
+		down := newTestSim(t)
+		addr := down.Addr()
+		down.Stop()
+		start := time.Now()
+		_, err := DialHSM(ctx, HSMOptions{Addr: addr, AuthKeyID: 1, Password: yubihsmsim.DefaultPassword}, quietLog())
+		if !errors.Is(err, ErrHSMUnreachable) {
+			t.Fatalf("got %v, want ErrHSMUnreachable", err)
+		}
+		if d := time.Since(start); d > 1500*time.Millisecond {
+			t.Fatalf("dial took %v", d)
+		}
+	})
+}
+
+// TestHSMRestart takes the connector away mid-run: requests fail within
+// the timeout while it is away, and the next request after it is back opens
+// a new session and succeeds.
+func TestHSMRestart(t *testing.T) {
+	sim := newTestSim(t)
+	const timeout = 500 * time.Millisecond
+	h := dialTestHSM(t, sim, timeout)
+	ctx := context.Background()
+	if err := h.ImportEd25519(ctx, 1, "", testKey.Seed(), false); err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("m")
+	if _, err := h.SignEd25519(ctx, 1, msg); err != nil {
+		t.Fatal(err)
+	}
+
+	sim.Stop()
+	start := time.Now()
+	if _, err := h.SignEd25519(ctx, 1, msg); !errors.Is(err, ErrHSMUnreachable) {
+		t.Fatalf("sign while the connector is away: %v, want ErrHSMUnreachable", err)
+	}
+	if d := time.Since(start); d > timeout+300*time.Millisecond {
+		t.Fatalf("failing sign took %v, budget %v", d, timeout)
+	}
+	if err := sim.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	sig, err := h.SignEd25519(ctx, 1, msg)
+	if err != nil {
+		t.Fatalf("sign after the connector came back: %v", err)
+	}
+	if !ed25519.Verify(testKey.Public().(ed25519.PublicKey), msg, sig) {
+		t.Fatal("signature does not verify")
+	}
+
+	// A device that answers too slowly fails the request within budget.
+	sim.SetDelay(5 * time.Second)
+	start = time.Now()
+	if _, err := h.SignEd25519(ctx, 1, msg); !errors.Is(err, ErrHSMUnreachable) {
+		t.Fatalf("sign on a hanging device: %v, want ErrHSMUnreachable", err)
+	}
+	if d := time.Since(start); d > timeout+300*time.Millisecond {
+		t.Fatalf("failing sign took %v, budget %v", d, timeout)
+	}
+	sim.SetDelay(0)
+	if _, err := h.SignEd25519(ctx, 1, msg); err != nil {
+		t.Fatalf("sign after the device recovered: %v", err)
+	}
+}
+
+// TestHSMSoftsign signs votes with the key in the simulator under the sign
+// state rules; while the device is away a request fails and the state does
+// not move; afterwards signing resumes where it stopped.
+func TestHSMSoftsign(t *testing.T) {
+	sim := newTestSim(t)
+	h := dialTestHSM(t, sim, 500*time.Millisecond)
+	ctx := context.Background()
+	if err := h.ImportEd25519(ctx, 5, testChain, testKey.Seed(), false); err != nil {
+		t.Fatal(err)
+	}
+	state, path := newTestState(t, Mark{Height: 1})
+	s := NewHSMSoftsign(h, 500*time.Millisecond, quietLog())
+	pub, err := s.AddChain(ctx, testChain, 5, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !pub.Equal(testKey.Public()) {
+		t.Fatalf("public key %x", pub)
+	}
+	if _, err := s.AddChain(ctx, testChain, 5, state); err == nil {
+		t.Fatal("added a chain twice")
+	}
+	t0 := time.Unix(1700000000, 0).UTC()
+	req := vote(5, 0, privval.StepPrecommit, "A", t0)
+	req.ExtSignBytes = []byte("extension")
+	resp, err := s.Sign(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ed25519.Verify(pub, req.SignBytes, resp.Signature) || !ed25519.Verify(pub, req.ExtSignBytes, resp.ExtSignature) {
+		t.Fatal("signature or extension signature does not verify")
+	}
+	if _, err := s.Sign(ctx, vote(5, 0, privval.StepPrecommit, "B", t0)); !errors.Is(err, ErrConflict) {
+		t.Fatalf("conflicting precommit: %v, want ErrConflict", err)
+	}
+
+	sim.Stop()
+	if _, err := s.Sign(ctx, vote(6, 0, privval.StepPrevote, "A", t0)); !errors.Is(err, ErrHSMUnreachable) {
+		t.Fatalf("sign while the device is away: %v", err)
+	}
+	if m, err := ReadMark(path, testChain); err != nil || m.Height != 5 {
+		t.Fatalf("state after a failed sign: %+v, %v; want height 5", m, err)
+	}
+	if err := sim.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	req = vote(6, 0, privval.StepPrevote, "A", t0)
+	resp, err = s.Sign(ctx, req)
+	if err != nil {
+		t.Fatalf("sign after restart: %v", err)
+	}
+	if !ed25519.Verify(pub, req.SignBytes, resp.Signature) {
+		t.Fatal("signature after restart does not verify")
+	}
+	if m, _ := ReadMark(path, testChain); m.Height != 6 {
+		t.Fatalf("state height %d after signing 6", m.Height)
+	}
+}
+
+// TestSealShare seals a 2-of-3 share in the simulator, points the
+// configuration at it, and reads it back as NewCluster does.
+func TestSealShare(t *testing.T) {
+	sim := newTestSim(t)
+	out := filepath.Join(t.TempDir(), "shards")
+	_, key, _ := ed25519.GenerateKey(nil)
+	if _, err := Shard(key, out, ShardOptions{Threshold: 2, Shares: 3, ChainID: "kira-1", Nodes: []string{"tcp://127.0.0.1:26659"}}); err != nil {
+		t.Fatal(err)
+	}
+	home := ShardDir(out, 2)
+	cfgText, err := os.ReadFile(filepath.Join(home, ConfigFileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgText = append(cfgText, []byte("\n[hsm]\nconnector = \""+sim.Addr()+"\"\npassword_file = \"hsm_password\"\n")...)
+	if err := os.WriteFile(filepath.Join(home, ConfigFileName), cfgText, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "hsm_password"), []byte(yubihsmsim.DefaultPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := LoadShare(cfg.Path(cfg.Threshold.ShareFile), cfg.Path(cfg.Threshold.GroupFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := HSMOptionsFromConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := DialHSM(context.Background(), opts, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := SealShare(context.Background(), h, cfg, 100); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := h.List(context.Background(), HSMTypeOpaque)
+	if err != nil || len(objs) != 1 || objs[0].Label != ShareLabel(2) {
+		t.Fatalf("opaque objects %+v, %v", objs, err)
+	}
+	if err := SetShareHSMObject(home, 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetShareHSMObject(home, 100); err == nil {
+		t.Fatal("sealed twice")
+	}
+	if err := RemoveFileDurably(cfg.Path(cfg.Threshold.ShareFile)); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = LoadConfig(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Threshold.ShareHSMObject != 100 {
+		t.Fatalf("share_hsm_object = %d", cfg.Threshold.ShareHSMObject)
+	}
+	got, err := loadClusterShare(cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), orig.Bytes()) {
+		t.Fatal("the share read from the device differs from the original")
+	}
+
+	// The wrong object, and no device.
+	cfg.Threshold.ShareHSMObject = 101
+	if _, err := loadClusterShare(cfg, quietLog()); !errors.Is(err, ErrHSMNotFound) {
+		t.Fatalf("missing object: %v, want ErrHSMNotFound", err)
+	}
+	sim.Stop()
+	cfg.Threshold.ShareHSMObject = 100
+	if _, err := loadClusterShare(cfg, quietLog()); !errors.Is(err, ErrHSMUnreachable) {
+		t.Fatalf("no device: %v, want ErrHSMUnreachable", err)
+	}
+}
