@@ -560,19 +560,23 @@ func (h *HSM) List(ctx context.Context, typ uint8) ([]HSMObject, error) {
 // MaxOpaqueSize is the largest opaque object a YubiHSM2 stores.
 const MaxOpaqueSize = 1968
 
-// PutOpaque stores data as the opaque object id, readable with the
-// get-opaque capability.
-func (h *HSM) PutOpaque(ctx context.Context, id uint16, label string, data []byte) error {
+// PutOpaque stores data as the opaque object id (0: the device picks a
+// free id), readable with the get-opaque capability, and returns its id.
+func (h *HSM) PutOpaque(ctx context.Context, id uint16, label string, data []byte) (uint16, error) {
 	if len(data) == 0 || len(data) > MaxOpaqueSize {
-		return fmt.Errorf("opaque object of %d bytes: the device stores 1 to %d", len(data), MaxOpaqueSize)
+		return 0, fmt.Errorf("opaque object of %d bytes: the device stores 1 to %d", len(data), MaxOpaqueSize)
 	}
-	_, err := h.do(ctx, func() (*commands.CommandMessage, error) {
+	resp, err := h.do(ctx, func() (*commands.CommandMessage, error) {
 		return commands.CreatePutOpaqueCommand(id, []byte(label), h.opts.Domains, commands.CapabilityNone, commands.AlgorithmOpaqueData, data)
 	})
 	if err != nil {
-		return fmt.Errorf("yubihsm put opaque object %d: %w", id, err)
+		return 0, fmt.Errorf("yubihsm put opaque object %d: %w", id, err)
 	}
-	return nil
+	r, ok := resp.(*commands.PutOpaqueResponse)
+	if !ok || (id != 0 && r.ObjectID != id) {
+		return 0, fmt.Errorf("yubihsm put opaque object %d: unexpected answer", id)
+	}
+	return r.ObjectID, nil
 }
 
 // GetOpaque reads the opaque object id.

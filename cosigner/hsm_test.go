@@ -108,7 +108,7 @@ func TestHSMKeys(t *testing.T) {
 	}
 
 	data := bytes.Repeat([]byte{0xab}, 700)
-	if err := h.PutOpaque(ctx, 20, "blob", data); err != nil {
+	if id, err := h.PutOpaque(ctx, 20, "blob", data); err != nil || id != 20 {
 		t.Fatal(err)
 	}
 	got, err := h.GetOpaque(ctx, 20)
@@ -121,7 +121,10 @@ func TestHSMKeys(t *testing.T) {
 	if _, err := h.GetOpaque(ctx, 20); !errors.Is(err, ErrHSMNotFound) {
 		t.Fatalf("get deleted opaque: %v, want ErrHSMNotFound", err)
 	}
-	if err := h.PutOpaque(ctx, 21, "big", make([]byte, MaxOpaqueSize+1)); err == nil {
+	if id, err := h.PutOpaque(ctx, 0, "picked", data); err != nil || id != 1 {
+		t.Fatalf("put opaque with id 0: id %d, %v; want the device to pick 1", id, err)
+	}
+	if _, err := h.PutOpaque(ctx, 21, "big", make([]byte, MaxOpaqueSize+1)); err == nil {
 		t.Fatal("put an opaque object over the device's limit")
 	}
 }
@@ -316,7 +319,7 @@ func TestSealShare(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	if _, err := SealShare(context.Background(), h, cfg, 100); err != nil {
+	if _, id, err := SealShare(context.Background(), h, cfg, 100); err != nil || id != 100 {
 		t.Fatal(err)
 	}
 	objs, err := h.List(context.Background(), HSMTypeOpaque)

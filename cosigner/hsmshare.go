@@ -22,31 +22,33 @@ import (
 func ShareLabel(id int) string { return fmt.Sprintf("cosigner-share-%d", id) }
 
 // SealShare stores the share file named by cfg (checked against the group
-// file first) in the device as opaque object objectID, reads it back and
-// compares it byte for byte. It neither removes the file nor edits the
+// file first) in the device as opaque object objectID (0: the device picks
+// the id), reads it back and compares it byte for byte, and returns the
+// share and the object id. It neither removes the file nor edits the
 // configuration: see SetShareHSMObject.
-func SealShare(ctx context.Context, h *HSM, cfg *Config, objectID uint16) (*threshold.KeyShare, error) {
+func SealShare(ctx context.Context, h *HSM, cfg *Config, objectID uint16) (*threshold.KeyShare, uint16, error) {
 	t := cfg.Threshold
 	sharePath, groupPath := cfg.Path(t.ShareFile), cfg.Path(t.GroupFile)
 	share, err := LoadShare(sharePath, groupPath)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	data, err := os.ReadFile(sharePath)
 	if err != nil {
-		return nil, fmt.Errorf("read key share: %w", err)
+		return nil, 0, fmt.Errorf("read key share: %w", err)
 	}
-	if err := h.PutOpaque(ctx, objectID, ShareLabel(int(share.ID())), data); err != nil {
-		return nil, err
+	objectID, err = h.PutOpaque(ctx, objectID, ShareLabel(int(share.ID())), data)
+	if err != nil {
+		return nil, 0, err
 	}
 	back, err := h.GetOpaque(ctx, objectID)
 	if err != nil {
-		return nil, fmt.Errorf("read the sealed share back: %w", err)
+		return nil, 0, fmt.Errorf("read the sealed share back: %w", err)
 	}
 	if !bytes.Equal(back, data) {
-		return nil, fmt.Errorf("the share read back from yubihsm object %d differs from %s: keep the file, delete the object and retry", objectID, sharePath)
+		return nil, 0, fmt.Errorf("the share read back from yubihsm object %d differs from %s: keep the file, delete the object and retry", objectID, sharePath)
 	}
-	return share, nil
+	return share, objectID, nil
 }
 
 // LoadShareFromHSM reads the share sealed as opaque object objectID and

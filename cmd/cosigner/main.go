@@ -89,7 +89,7 @@ height, round and step.`,
 	}
 	root.PersistentFlags().String("home", defaultHome(), "cosigner home directory (holds cosigner.toml)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagErr{err} })
-	root.AddCommand(newInitCmd(), newShardCmd(), newKeysCmd(), newStateCmd(), newStartCmd(), newStatusCmd(), newLeaderCmd(), newVersionCmd())
+	root.AddCommand(newInitCmd(), newShardCmd(), newKeysCmd(), newHSMCmd(), newStateCmd(), newStartCmd(), newStatusCmd(), newLeaderCmd(), newVersionCmd())
 	return root
 }
 

@@ -74,7 +74,17 @@ func start(ctx context.Context, home string, logOut interface{ Write([]byte) (in
 
 	signer := cosigner.NewSoftsign(log)
 	signer.SetMetrics(metrics)
+	hsmSigner, hsmRun, err := openHSMSoftsign(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
 	for _, ch := range cfg.Chains {
+		if ch.HSMKeyID != 0 {
+			if err := addHSMChain(ctx, cfg, hsmSigner, ch, metrics, log); err != nil {
+				return err
+			}
+			continue
+		}
 		key, err := cosigner.LoadKey(cfg.Path(ch.Key))
 		if err != nil {
 			return usageError{withHint(err, "import the key with 'cosigner keys import --home %s --chain-id %s <priv_validator_key.json>'", home, ch.ID)}
@@ -101,9 +111,16 @@ func start(ctx context.Context, home string, logOut interface{ Write([]byte) (in
 	log.Info("starting", "version", Version, "mode", cfg.Mode, "node_id", privval.NodeID(identity.Public().(ed25519.PublicKey)))
 	ncfg := privval.DefaultNodeClientConfig()
 	ncfg.Observer = metrics
+	if hsmRun != nil {
+		runs = append(runs, hsmRun)
+	}
 	for _, ch := range cfg.Chains {
+		var chSigner privval.Signer = signer
+		if ch.HSMKeyID != 0 {
+			chSigner = hsmSigner
+		}
 		for _, addr := range ch.Nodes {
-			client, err := privval.NewNodeClient(addr, ch.ID, identity, signer, log, ncfg)
+			client, err := privval.NewNodeClient(addr, ch.ID, identity, chSigner, log, ncfg)
 			if err != nil {
 				return usageError{err}
 			}
@@ -176,6 +193,9 @@ func startThreshold(ctx context.Context, cfg *cosigner.Config, identity ed25519.
 		var se *cosigner.StateError
 		if errors.As(err, &se) {
 			return usageError{stateHint(se.Err, cfg.Home(), se.ChainID)}
+		}
+		if cfg.Threshold.ShareHSMObject != 0 && isHSMError(err) {
+			return hsmHint(err, cfg)
 		}
 		return usageError{withHint(err, "check the files 'cosigner shard' wrote into %s, and the [threshold] section of cosigner.toml", cfg.Home())}
 	}

@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/cosigner/cosigner/cosigner"
+	"github.com/spf13/cobra"
+)
+
+func newHSMCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "hsm",
+		Short: "Keys and sealed shares in a YubiHSM2",
+		Long: `hsm manages what cosigner keeps in a YubiHSM2 reached through
+yubihsm-connector: softsign consensus keys (which sign inside the device and
+never leave it) and a threshold cosigner's sealed key share. The [hsm] section of
+cosigner.toml names the connector, the authentication key and the file holding
+its password; see docs/hsm.md.`,
+	}
+	keys := &cobra.Command{Use: "keys", Short: "Import, generate and list ed25519 keys in the YubiHSM2"}
+	keys.AddCommand(newHSMKeysImportCmd(), newHSMKeysGenerateCmd(), newHSMKeysListCmd())
+	share := &cobra.Command{Use: "share", Short: "Seal a threshold cosigner's key share in the YubiHSM2"}
+	share.AddCommand(newHSMShareImportCmd())
+	cmd.AddCommand(keys, share)
+	return cmd
+}
+
+// dialHSM opens a session with the device the home's [hsm] section names.
+func dialHSM(ctx context.Context, cfg *cosigner.Config, log *slog.Logger) (*cosigner.HSM, error) {
+	if !cfg.HSM.Enabled() {
+		return nil, usageError{withHint(errors.New("cosigner.toml has no [hsm] section"),
+			"add [hsm] with connector = \"127.0.0.1:12345\", auth_key_id and password_file to %s (see docs/hsm.md)",
+			filepath.Join(cfg.Home(), cosigner.ConfigFileName))}
+	}
+	opts, err := cosigner.HSMOptionsFromConfig(cfg)
+	if err != nil {
+		return nil, usageError{withHint(err, "write the authentication key's password into %s (mode 0600)", cfg.Path(cfg.HSM.PasswordFile))}
+	}
+	h, err := cosigner.DialHSM(ctx, opts, log)
+	if err != nil {
+		return nil, hsmHint(err, cfg)
+	}
+	return h, nil
+}
+
+// hsmHint adds what to do to a device error.
+func hsmHint(err error, cfg *cosigner.Config) error {
+	cfgPath := filepath.Join(cfg.Home(), cosigner.ConfigFileName)
+	switch {
+	case errors.Is(err, cosigner.ErrHSMUnreachable):
+		return withHint(err, "start yubihsm-connector with the YubiHSM2 plugged in, and check hsm.connector = %q in %s", cfg.HSM.Connector, cfgPath)
+	case errors.Is(err, cosigner.ErrHSMAuth):
+		return withHint(err, "check hsm.auth_key_id = %d in %s and the password in %s", cfg.HSM.AuthKeyID, cfgPath, cfg.Path(cfg.HSM.PasswordFile))
+	case errors.Is(err, cosigner.ErrHSMNotFound):
+		return withHint(err, "'cosigner hsm keys list --home %s' shows the keys the authentication key can see (objects in other domains are invisible)", cfg.Home())
+	case errors.Is(err, cosigner.ErrHSMPermission):
+		return withHint(err, "authentication key %d lacks a capability this needs (put-asymmetric, generate-asymmetric, sign-eddsa, put-opaque or get-opaque, and the delegated ones)", cfg.HSM.AuthKeyID)
+	case errors.Is(err, cosigner.ErrHSMExists):
+		return withHint(err, "choose a free --id ('cosigner hsm keys list' shows the keys), or delete the old object with yubihsm-shell")
+	}
+	return err
+}
+
+func hsmLogger(cmd *cobra.Command) *slog.Logger {
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// hsmKeyID checks --id.
+func hsmKeyID(cmd *cobra.Command, id int) (uint16, error) {
+	if err := requireFlags(cmd, "id"); err != nil {
+		return 0, err
+	}
+	if id < 1 || id > 0xffff {
+		return 0, usagef("--id %d: object ids are 1 to 65535", id)
+	}
+	return uint16(id), nil
+}
+
+// hsmPrefix picks the bech32 prefix: the flag, or the only chain's.
+func hsmPrefix(cfg *cosigner.Config, prefix string) string {
+	if prefix != "" {
+		return prefix
+	}
+	if len(cfg.Chains) == 1 {
+		return cfg.Chains[0].Prefix()
+	}
+	return cosigner.DefaultBech32Prefix
+}
+
+func printHSMKey(cmd *cobra.Command, verb string, id uint16, pub ed25519.PublicKey, prefix string) {
+	info := cosigner.DescribePubKey(pub, prefix)
+	fmt.Fprintf(cmd.OutOrStdout(), "%s ed25519 key %d in the yubihsm\npubkey: %s\naddress: %s\n", verb, id, info.Bech32, info.Address)
+	fmt.Fprintf(cmd.OutOrStdout(), "to sign with it, set hsm_key_id = %d in the chain's [[chain]] section (and remove key)\n", id)
+}
+
+func newHSMKeysImportCmd() *cobra.Command {
+	var id int
+	var label, prefix string
+	var exportable bool
+	cmd := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Import a priv_validator_key.json or TMKMS key into the YubiHSM2",
+		Long: `import reads a CometBFT priv_validator_key.json or a TMKMS softsign key and
+stores it in the YubiHSM2 as ed25519 key object --id, with only the sign-eddsa
+capability: it can sign but never be read out. --exportable adds
+exportable-under-wrap, so the key can be backed up to another YubiHSM2 under a
+wrap key (yubihsm-shell); without it the device is the only copy. After
+importing, destroy the file (and any copy on the validator node).`,
+		Example: `  cosigner hsm keys import --home ~/.cosigner --id 1 --label kira-1 ~/.sekaid/config/priv_validator_key.json
+  cosigner hsm keys import --home ~/.cosigner --id 2 --exportable /etc/tmkms/secrets/kira-consensus.key`,
+		Args: exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			keyID, err := hsmKeyID(cmd, id)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfigForKeys(homeFlag(cmd))
+			if err != nil {
+				return err
+			}
+			key, err := cosigner.LoadKey(args[0])
+			if err != nil {
+				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
+			}
+			ctx := cmd.Context()
+			h, err := dialHSM(ctx, cfg, hsmLogger(cmd))
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			if err := h.ImportEd25519(ctx, keyID, label, key.Seed(), exportable); err != nil {
+				return hsmHint(err, cfg)
+			}
+			pub, err := h.PublicKey(ctx, keyID)
+			if err != nil {
+				return hsmHint(err, cfg)
+			}
+			if !pub.Equal(key.Public()) {
+				return fmt.Errorf("the yubihsm reports public key %X for key %d, the file's is %X", []byte(pub), keyID, []byte(key.Public().(ed25519.PublicKey)))
+			}
+			printHSMKey(cmd, "imported", keyID, pub, hsmPrefix(cfg, prefix))
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&id, "id", 0, "object id of the key in the yubihsm (required)")
+	cmd.Flags().StringVar(&label, "label", "", "object label (up to 40 bytes)")
+	cmd.Flags().BoolVar(&exportable, "exportable", false, "allow exporting the key under a wrap key (backup to another device)")
+	cmd.Flags().StringVar(&prefix, "bech32-prefix", "", "bech32 account prefix (default: the chain's)")
+	return cmd
+}
+
+func newHSMKeysGenerateCmd() *cobra.Command {
+	var id int
+	var label, prefix string
+	var exportable bool
+	cmd := &cobra.Command{
+		Use:   "generate",
+		Short: "Generate an ed25519 key inside the YubiHSM2",
+		Long: `generate makes the YubiHSM2 create an ed25519 key object --id that can only
+sign; its private key never exists outside the device (unless --exportable lets
+it be exported under a wrap key). It prints the public key to register the
+validator with.`,
+		Example: `  cosigner hsm keys generate --home ~/.cosigner --id 1 --label kira-1`,
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			keyID, err := hsmKeyID(cmd, id)
+			if err != nil {
+				return err
+			}
+			cfg, err := loadConfigForKeys(homeFlag(cmd))
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			h, err := dialHSM(ctx, cfg, hsmLogger(cmd))
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			pub, err := h.GenerateEd25519(ctx, keyID, label, exportable)
+			if err != nil {
+				return hsmHint(err, cfg)
+			}
+			printHSMKey(cmd, "generated", keyID, pub, hsmPrefix(cfg, prefix))
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&id, "id", 0, "object id of the new key (required)")
+	cmd.Flags().StringVar(&label, "label", "", "object label (up to 40 bytes)")
+	cmd.Flags().BoolVar(&exportable, "exportable", false, "allow exporting the key under a wrap key (backup to another device)")
+	cmd.Flags().StringVar(&prefix, "bech32-prefix", "", "bech32 account prefix (default: the chain's)")
+	return cmd
+}
+
+func newHSMKeysListCmd() *cobra.Command {
+	var prefix string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List the ed25519 keys in the YubiHSM2",
+		Long: `list prints every asymmetric key the authentication key can see: object id,
+label, and for ed25519 keys the public key as bech32 (<prefix>valconspub).`,
+		Example: `  cosigner hsm keys list --home ~/.cosigner --bech32-prefix kira`,
+		Args:    exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfigForKeys(homeFlag(cmd))
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			h, err := dialHSM(ctx, cfg, hsmLogger(cmd))
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			objs, err := h.List(ctx, cosigner.HSMTypeAsymmetric)
+			if err != nil {
+				return hsmHint(err, cfg)
+			}
+			out := cmd.OutOrStdout()
+			if len(objs) == 0 {
+				fmt.Fprintln(cmd.ErrOrStderr(), "no asymmetric keys visible to this authentication key")
+				return nil
+			}
+			fmt.Fprintf(out, "%-6s %-40s %s\n", "ID", "LABEL", "PUBKEY")
+			p := hsmPrefix(cfg, prefix)
+			for _, o := range objs {
+				pk := fmt.Sprintf("(not ed25519: algorithm %d)", o.Algorithm)
+				if o.PublicKey != nil {
+					pk = cosigner.DescribePubKey(o.PublicKey, p).Bech32
+				}
+				label := o.Label
+				if label == "" {
+					label = "-"
+				}
+				fmt.Fprintf(out, "%-6d %-40s %s\n", o.ID, label, pk)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&prefix, "bech32-prefix", "", "bech32 account prefix (default: the chain's)")
+	return cmd
+}
+
+func newHSMShareImportCmd() *cobra.Command {
+	var id int
+	cmd := &cobra.Command{
+		Use:   "import",
+		Short: "Move a threshold cosigner's key share into the YubiHSM2",
+		Long: `import seals this threshold cosigner's key share in the YubiHSM2: it checks the
+share file against the group commitments, stores it as an opaque object
+labelled cosigner-share-<id>, reads it back and compares it, records
+share_hsm_object in cosigner.toml, and only then removes the share file.
+'cosigner start' reads the share from the device; it never touches the disk
+again. Stop the cosigner first. The object is readable by any session with the
+get-opaque capability in its domain: give the authentication key cosigner
+uses only the capabilities it needs.`,
+		Example: `  cosigner hsm share import --home ~/.cosigner
+  cosigner hsm share import --home shards/cosigner-2 --id 200`,
+		Args: exactArgs(0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if id < 0 || id > 0xffff {
+				return usagef("--id %d: object ids are 1 to 65535 (0: the device picks one)", id)
+			}
+			home := homeFlag(cmd)
+			cfg, err := loadConfigForKeys(home)
+			if err != nil {
+				return err
+			}
+			if cfg.Mode != cosigner.ModeThreshold {
+				return usagef("%s is a %s cosigner: only a threshold cosigner has a share to seal", home, cfg.Mode)
+			}
+			if cfg.Threshold.ShareHSMObject != 0 {
+				return usagef("the share is sealed already: cosigner.toml says share_hsm_object = %d", cfg.Threshold.ShareHSMObject)
+			}
+			unlock, err := lockHome(home)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			ctx := cmd.Context()
+			h, err := dialHSM(ctx, cfg, hsmLogger(cmd))
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			share, objID, err := cosigner.SealShare(ctx, h, cfg, uint16(id))
+			if err != nil {
+				return hsmHint(err, cfg)
+			}
+			if err := cosigner.SetShareHSMObject(home, int(objID)); err != nil {
+				return withHint(err, "the share is stored as yubihsm object %d and %s is untouched: add share_hsm_object = %d under [threshold] by hand, then remove the file", objID, cfg.Path(cfg.Threshold.ShareFile), objID)
+			}
+			sharePath := cfg.Path(cfg.Threshold.ShareFile)
+			if err := cosigner.RemoveFileDurably(sharePath); err != nil {
+				return withHint(fmt.Errorf("remove %s: %w", sharePath, err), "the share is sealed as object %d and cosigner.toml uses it: remove the file by hand", objID)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "sealed share %d of %d-of-%d as yubihsm opaque object %d (label %s)\nremoved %s; cosigner.toml now has share_hsm_object = %d\n",
+				share.ID(), share.Group().Threshold(), share.Group().N(), objID, cosigner.ShareLabel(int(share.ID())), sharePath, objID)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&id, "id", 0, "object id for the share (default: the device picks a free one)")
+	return cmd
+}
+
+// openHSMSoftsign connects to the YubiHSM2 when a chain signs with a key in
+// it, and returns the signer for those chains and the keep-alive to run
+// beside the node clients; all nil when no chain uses the device. A device
+// that is not there stops the start: the node asks for the public key at
+// once, and a supervisor restarts cosigner.
+func openHSMSoftsign(ctx context.Context, cfg *cosigner.Config, log *slog.Logger) (*cosigner.HSMSoftsign, func(context.Context) error, error) {
+	use := false
+	for _, ch := range cfg.Chains {
+		use = use || ch.HSMKeyID != 0
+	}
+	if !use {
+		return nil, nil, nil
+	}
+	h, err := dialHSM(ctx, cfg, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("hsm session open", "connector", cfg.HSM.Connector, "auth_key_id", cfg.HSM.AuthKeyID, "request_timeout", cfg.HSM.Timeout())
+	return cosigner.NewHSMSoftsign(h, cfg.HSM.Timeout(), log), h.Run, nil
+}
+
+// addHSMChain adds a chain whose key is in the YubiHSM2.
+func addHSMChain(ctx context.Context, cfg *cosigner.Config, s *cosigner.HSMSoftsign, ch cosigner.ChainConfig, metrics *cosigner.Metrics, log *slog.Logger) error {
+	state, err := cosigner.LoadSignState(statePath(cfg, ch.ID), ch.ID)
+	if err != nil {
+		return usageError{stateHint(err, cfg.Home(), ch.ID)}
+	}
+	pub, err := s.AddChain(ctx, ch.ID, uint16(ch.HSMKeyID), state)
+	if err != nil {
+		return hsmHint(fmt.Errorf("chain %s: hsm_key_id = %d: %w", ch.ID, ch.HSMKeyID, err), cfg)
+	}
+	m := state.Mark()
+	metrics.ServeNodes(ch.ID, ch.Nodes, m.Height)
+	info := cosigner.DescribePubKey(pub, ch.Prefix())
+	log.Info("chain ready", "chain", ch.ID, "pubkey", info.Bech32, "address", info.Address, "hsm_key_id", ch.HSMKeyID,
+		"height", m.Height, "round", m.Round, "step", int(m.Step))
+	return nil
+}
+
+// isHSMError reports whether err is one of the device errors hsmHint
+// explains.
+func isHSMError(err error) bool {
+	for _, e := range []error{cosigner.ErrHSMUnreachable, cosigner.ErrHSMAuth, cosigner.ErrHSMNotFound, cosigner.ErrHSMPermission} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
