@@ -102,11 +102,11 @@ func flushProfilesAtEnd(tb testing.TB, name string, procs func() []*harness.Proc
 				tb.Logf("%s %s: no CPU profile: %v", name, p.Name, err)
 				continue
 			}
-			role := "follower"
+			role := "never led"
 			if slices.ContainsFunc(p.Lines(), harness.IsLeadingLine) {
-				role = "leader"
+				role = "led"
 			}
-			tb.Logf("%s %s (%s at some point): %s", name, p.Name, role, line)
+			tb.Logf("%s %s (%s): %s", name, p.Name, role, line)
 		}
 	})
 }
