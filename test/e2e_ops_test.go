@@ -157,7 +157,8 @@ func readyz(t *testing.T, addr string) int {
 // and checks what an operator sees: the leader's metrics move (heights
 // rise, quorum available, share RPCs, state writes and Raft applies timed),
 // a conflicting vote is refused and counted, `cosigner status --json`
-// names the leader from every cosigner; with a follower killed the leader
+// names the leader from every cosigner, `cosigner leader transfer` run on a
+// follower moves the leadership; with a follower killed the leader
 // reports 2 reachable cosigners and still signs; with both followers
 // killed there is no quorum and `cosigner status` exits 1.
 func TestOpsCluster(t *testing.T) {
@@ -286,6 +287,33 @@ func TestOpsCluster(t *testing.T) {
 		}
 	}
 
+	// Leadership handed to one follower by asking the other, which
+	// forwards to the leader; the new leader serves the nodes and the old
+	// one drops its sign series.
+	old, target := leader, followers[1]
+	if res := followers[0].CLI.Run("leader", "transfer", strconv.Itoa(target.ID), "--home", followers[0].Home); res.Code != 0 {
+		t.Fatalf("leader transfer: %s", res)
+	}
+	if _, err := harness.WaitMetric(wctx, target.MetricsAddr, "cosigner_raft_is_leader", equals(1)); err != nil {
+		t.Fatal(err)
+	}
+	leader, followers = target, []*harness.Member{followers[0], old}
+	s, err = harness.WaitMetric(wctx, old.MetricsAddr, "cosigner_raft_is_leader", equals(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Value("cosigner_sign_last_height", precommit...); ok {
+		t.Errorf("the old leader still exports cosigner_sign_last_height")
+	}
+	s, err = harness.WaitMetric(wctx, leader.MetricsAddr, "cosigner_sign_last_height", above(0), precommit...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hNew, _ := s.Value("cosigner_sign_last_height", precommit...)
+	if _, err = harness.WaitMetric(wctx, leader.MetricsAddr, "cosigner_sign_last_height", above(hNew+1), precommit...); err != nil {
+		t.Fatal(err)
+	}
+
 	// A follower killed: unreachable, and the remaining two still sign.
 	victim, other := followers[0], followers[1]
 	victim.Kill()
@@ -324,6 +352,6 @@ func TestOpsCluster(t *testing.T) {
 	if code := readyz(t, leader.MetricsAddr); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz with 1 of 3 up: %d, want 503", code)
 	}
-	t.Logf("e2e: ops: 2-of-3 cluster, leader cosigner %d: heights rose to %v, cosigner %d killed -> 2 reachable with quorum, then no quorum and status exit 1 (%s)",
-		leader.ID, h1, victim.ID, time.Since(started).Round(time.Second))
+	t.Logf("e2e: ops: 2-of-3 cluster: leader cosigner %d handed over to %d; heights rose to %v; cosigner %d killed -> 2 reachable with quorum, then no quorum and status exit 1 (%s)",
+		old.ID, leader.ID, h1, victim.ID, time.Since(started).Round(time.Second))
 }
