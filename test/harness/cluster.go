@@ -328,6 +328,16 @@ const (
 // IsLeadingLine reports whether line is a cosigner taking the lead.
 func IsLeadingLine(line string) bool { return strings.Contains(line, msgLeading) }
 
+// IsFollowingLine reports whether line is a cosigner's Raft node naming a
+// leader (itself or another), as it does once it has joined the cluster.
+func IsFollowingLine(line string) bool {
+	if !strings.Contains(line, `msg="raft leadership"`) {
+		return false
+	}
+	l := ParseSlogText(line)["leader"]
+	return l != "" && l != "0"
+}
+
 // leadState returns whether p's output shows it leading now (its last
 // "leading" line after its last "stopped leading" line) and that term.
 func leadState(p *Process) (leading bool, term int64) {
