@@ -148,9 +148,17 @@ func (c *Cluster) Status(ctx context.Context) Status {
 		activity[a.ChainID] = a
 	}
 	for _, ch := range c.cfg.Chains {
-		if a, ok := activity[ch.ID]; ok && !a.SignedAt.IsZero() {
+		a, mine := activity[ch.ID]
+		mine = mine && !a.SignedAt.IsZero()
+		r, replicated := c.node.Last(ch.ID)
+		// A cosigner that led earlier keeps its own last signature; the
+		// cluster's record is newer once another leads.
+		if mine && replicated && hrsAbove(r.Height, r.Round, privval.Step(r.Step), a.Height, a.Round, a.Step) {
+			mine = false
+		}
+		if mine {
 			st.Chains = append(st.Chains, chainReport(ch.ID, a.Height, a.Round, a.Step, a.SignedAt, "this process"))
-		} else if r, ok := c.node.Last(ch.ID); ok {
+		} else if replicated {
 			st.Chains = append(st.Chains, chainReport(ch.ID, r.Height, r.Round, privval.Step(r.Step), r.Timestamp, "cluster"))
 		} else if m, ok := c.signer.Mark(ch.ID); ok {
 			st.Chains = append(st.Chains, chainReport(ch.ID, m.Height, m.Round, m.Step, time.Time{}, "state"))

@@ -145,9 +145,10 @@ func commitments(st cosigner.Status, p cosigner.PeerReport) string {
 
 func newLeaderCmd() *cobra.Command {
 	leader := &cobra.Command{
-		Use:   "leader",
-		Short: "Cluster leadership, for maintenance",
-		Args:  exactArgs(0),
+		Use:     "leader",
+		Short:   "Cluster leadership, for maintenance",
+		Example: `  cosigner leader transfer 2 --home ~/.cosigner`,
+		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return usagef("name a subcommand; see 'cosigner leader --help'")
 		},
