@@ -102,6 +102,7 @@ func TestPromtoolCheck(t *testing.T) {
 	p := promtool(t)
 	t.Run("rules", func(t *testing.T) { runTool(t, p, "check", "rules", "prometheus/rules.yml") })
 	t.Run("config", func(t *testing.T) { runTool(t, p, "check", "config", "prometheus/prometheus.yml") })
+	t.Run("tryout config", func(t *testing.T) { runTool(t, p, "check", "config", "prometheus/tryout.yml") })
 }
 
 func TestPromtoolTestRules(t *testing.T) {
@@ -456,12 +457,63 @@ func TestCompose(t *testing.T) {
 		}
 	})
 
+	// The monitoring profile: Prometheus with the production rules and a
+	// scrape target per cosigner service, Grafana with the dashboard.
+	t.Run("monitoring", func(t *testing.T) {
+		opts, err := cli.NewProjectOptions([]string{"docker-compose.yml"},
+			cli.WithWorkingDirectory("."), cli.WithEnv(nil), cli.WithResolvedPaths(true), cli.WithProfiles([]string{"monitoring"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		project, err := opts.LoadProject(ctx)
+		if err != nil {
+			t.Fatalf("load docker-compose.yml --profile monitoring: %v", err)
+		}
+		mounts := func(service string) map[string]string {
+			m := map[string]string{}
+			for _, v := range project.Services[service].Volumes {
+				m[v.Target] = v.Source
+			}
+			return m
+		}
+		for service, want := range map[string]map[string]string{
+			"prometheus": {
+				"/etc/prometheus/prometheus.yml": abs("prometheus/tryout.yml"),
+				"/etc/prometheus/rules.yml":      abs("prometheus/rules.yml"),
+			},
+			"grafana": {
+				"/etc/grafana/provisioning":                 abs("grafana/provisioning"),
+				"/var/lib/grafana/dashboards/cosigner.json": abs("grafana/cosigner.json"),
+			},
+		} {
+			got := mounts(service)
+			for target, source := range want {
+				if got[target] != source {
+					t.Errorf("%s mounts %q at %s, want %q", service, got[target], target, source)
+				}
+				if _, err := os.Stat(source); err != nil {
+					t.Errorf("%s: %v", service, err)
+				}
+			}
+		}
+		cfg, err := os.ReadFile("prometheus/tryout.yml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range want[:3] {
+			if !bytes.Contains(cfg, []byte(`"`+c+`:7102"`)) {
+				t.Errorf("prometheus/tryout.yml does not scrape %s:7102", c)
+			}
+		}
+	})
+
 	// tryout.sh prepares exactly what the compose file mounts.
 	script, err := os.ReadFile("tryout.sh")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"--peer cosigner-1:7100 --peer cosigner-2:7100 --peer cosigner-3:7100", "--node tcp://node:26659", "OUT=.tryout"} {
+	for _, s := range []string{"--peer cosigner-1:7100 --peer cosigner-2:7100 --peer cosigner-3:7100",
+		"--node tcp://node:26659", "OUT=.tryout", `listen = "0.0.0.0:7102"`} {
 		if !bytes.Contains(script, []byte(s)) {
 			t.Errorf("tryout.sh does not contain %q", s)
 		}
