@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/cosigner/cosigner/cosigner"
+	"github.com/cosigner/cosigner/threshold"
 	"github.com/spf13/cobra"
 )
 
@@ -356,4 +357,20 @@ func isHSMError(err error) bool {
 		}
 	}
 	return false
+}
+
+// loadSealedShare reads the share sealed in the YubiHSM2 for commands that
+// show it.
+func loadSealedShare(cmd *cobra.Command, cfg *cosigner.Config) (*threshold.KeyShare, error) {
+	ctx := cmd.Context()
+	h, err := dialHSM(ctx, cfg, hsmLogger(cmd))
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	share, err := cosigner.LoadShareFromHSM(ctx, h, uint16(cfg.Threshold.ShareHSMObject), cfg.Path(cfg.Threshold.GroupFile))
+	if err != nil {
+		return nil, hsmHint(err, cfg)
+	}
+	return share, nil
 }

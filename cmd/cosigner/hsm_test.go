@@ -156,6 +156,10 @@ func TestHSMShareImportCommand(t *testing.T) {
 	if string(got.Bytes()) != string(orig.Bytes()) {
 		t.Fatal("the sealed share differs from the original")
 	}
+	show := mustCLI(t, "keys", "show", "--home", home, "--json")
+	if !strings.Contains(show, fmt.Sprintf("%X", []byte(orig.Group().PublicKey()))) && !strings.Contains(strings.ToUpper(show), fmt.Sprintf("%X", []byte(orig.Group().PublicKey()))) {
+		t.Fatalf("keys show on the sealed home:\n%s", show)
+	}
 	code, _, errOut := cli(t, "hsm", "share", "import", "--home", home)
 	if code != 2 || !strings.Contains(errOut, "sealed already") {
 		t.Fatalf("second import: exit %d\n%s", code, errOut)

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/cosigner/cosigner/cosigner"
+	"github.com/cosigner/cosigner/threshold"
 	"github.com/spf13/cobra"
 )
 
@@ -149,7 +150,12 @@ the key the chain knows to confirm that sharding kept the validator key.`,
 			}
 			if cfg.Mode == cosigner.ModeThreshold {
 				t := cfg.Threshold
-				share, err := cosigner.LoadShare(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile))
+				var share *threshold.KeyShare
+				if t.ShareHSMObject != 0 {
+					share, err = loadSealedShare(cmd, cfg)
+				} else {
+					share, err = cosigner.LoadShare(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile))
+				}
 				if err != nil {
 					return withHint(err, "copy this cosigner's directory from the 'cosigner shard' output unchanged")
 				}
