@@ -20,6 +20,7 @@
 package yubihsmsim
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/binary"
@@ -99,6 +100,7 @@ type Sim struct {
 	stopped  chan struct{} // closed by Stop; a new one per Restart
 	served   sync.WaitGroup
 	counts   map[byte]int
+	counted  chan struct{} // closed and replaced whenever counts change
 }
 
 // New starts a simulator on 127.0.0.1 on a free port.
@@ -109,7 +111,7 @@ func New(opts Options) (*Sim, error) {
 	if opts.SessionTimeout == 0 {
 		opts.SessionTimeout = 30 * time.Second
 	}
-	s := &Sim{opts: opts, objects: map[objKey]*object{}, sessions: map[byte]*session{}, counts: map[byte]int{}}
+	s := &Sim{opts: opts, objects: map[objKey]*object{}, sessions: map[byte]*session{}, counts: map[byte]int{}, counted: make(chan struct{})}
 	if !opts.NoDefaultAuthKey {
 		if err := s.PutAuthKey(1, "DEFAULT AUTHKEY CHANGE THIS ASAP", DefaultPassword, 0xffff, capAll, capAll); err != nil {
 			return nil, err
@@ -210,8 +212,30 @@ func (s *Sim) Count(cmd byte) int {
 	return s.counts[cmd]
 }
 
-// CmdSignEddsa is the command byte of Sign EdDSA, for Count.
-const CmdSignEddsa = cmdSignEddsa
+// WaitCount waits until the device has executed command cmd at least n
+// times, or ctx ends.
+func (s *Sim) WaitCount(ctx context.Context, cmd byte, n int) error {
+	for {
+		s.mu.Lock()
+		c, ch := s.counts[cmd], s.counted
+		s.mu.Unlock()
+		if c >= n {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("yubihsmsim: command %#x executed %d times, waiting for %d: %w", cmd, c, n, ctx.Err())
+		}
+	}
+}
+
+// Command bytes for Count.
+const (
+	CmdSignEddsa     = cmdSignEddsa
+	CmdEcho          = cmdEcho
+	CmdCreateSession = cmdCreateSession
+)
 
 func (s *Sim) handleStatus(w http.ResponseWriter, _ *http.Request) {
 	host, port, _ := net.SplitHostPort(s.Addr())
@@ -279,6 +303,8 @@ func (s *Sim) Execute(req []byte) []byte {
 
 func (s *Sim) ok(cmd byte, payload []byte) []byte {
 	s.counts[cmd]++
+	close(s.counted)
+	s.counted = make(chan struct{})
 	return resp(cmd, payload)
 }
 
