@@ -10,7 +10,7 @@ STATICCHECK_VERSION := v0.8.2
 VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 UNIT_PKGS     = $(shell $(GO) list ./... | grep -v '/test')
 
-.PHONY: all build test test-unit test-e2e lint fuzz bench proto check-proto demo clean
+.PHONY: all build test test-unit test-e2e lint fuzz bench proto check-proto demo clean tools promtool
 
 all: build
 
@@ -18,7 +18,18 @@ build:
 	$(GO) build -ldflags "-X main.Version=$(VERSION)" -o bin/cosigner ./cmd/cosigner
 
 ## test: lint, unit tests with the race detector, then end-to-end tests against real CometBFT nodes.
-test: lint test-unit test-e2e
+test: tools lint test-unit test-e2e
+
+## tools: staticcheck (Go module proxy) and promtool (Debian's prometheus package, for the alert rules).
+tools: $(STATICCHECK) promtool
+
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing promtool (Debian package prometheus)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+	      || echo "warning: could not install promtool; the alert-rule checks will be skipped"; \
+	  else echo "warning: promtool not found and not root; the alert-rule checks will be skipped"; fi; }
 
 test-unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
