@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -434,4 +435,38 @@ func percentiles(ds []time.Duration) string {
 		return ds[int(math.Ceil(p*float64(len(ds))))-1].Round(time.Millisecond)
 	}
 	return fmt.Sprintf("p50 %v, p99 %v, max %v", rank(0.50), rank(0.99), ds[len(ds)-1].Round(time.Millisecond))
+}
+
+// TestClusterLeaderGRPCPartition cuts only the leader's gRPC links to the
+// other cosigners, leaving Raft intact: the two others can still form a
+// quorum, so our validator should sign again within seconds.
+//
+// Known issue, so skipped unless COSIGNER_E2E_KNOWN_ISSUES=1: the leader
+// keeps its Raft leadership (its heartbeats still flow), fails every share
+// round ("no quorum: 1 of the 2 cosigners needed are reachable"), and
+// neither steps down nor hands leadership over, so the validator signs
+// nothing until the links come back.
+func TestClusterLeaderGRPCPartition(t *testing.T) {
+	bin := requireCosigner(t)
+	if os.Getenv("COSIGNER_E2E_KNOWN_ISSUES") == "" {
+		t.Skip("known issue: a leader cut off from the others' gRPC, with Raft intact, keeps leading and signs nothing; COSIGNER_E2E_KNOWN_ISSUES=1 runs it")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "cluster-grpc-cut"})
+	cl := harness.NewCluster(t, harness.ClusterConfig{Bin: bin, Threshold: 2, Shares: 3, ChainID: node.ChainID,
+		KeyFile: node.ValidatorKeyFile, Nodes: []string{node.SignerAddr}, Proxies: true})
+	leader := startCluster(t, cl, node)
+	node.WaitHeight(ctx, 5, clusterWait)
+	for _, m := range cl.Members {
+		if m != leader {
+			cl.Proxy(harness.Link{From: leader.ID, To: m.ID, Proto: harness.LinkGRPC}).Cut()
+		}
+	}
+	h, err := node.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.WaitHeight(ctx, h+3, 30*time.Second)
+	checkCluster(t, cl)
 }
