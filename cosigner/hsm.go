@@ -184,8 +184,9 @@ func HSMOptionsFromConfig(cfg *Config) (HSMOptions, error) {
 //
 // Methods are safe for concurrent use.
 type HSM struct {
-	opts HSMOptions
-	log  *slog.Logger
+	opts    HSMOptions
+	log     *slog.Logger
+	metrics *HSMMetrics // nil: none
 
 	// mu serialises device commands and guards the fields below.
 	mu      sync.Mutex
@@ -296,6 +297,7 @@ func (h *HSM) open(ctx context.Context) error {
 		return fmt.Errorf("open yubihsm session with authentication key %d at %s: %w", h.opts.AuthKeyID, h.opts.Addr, err)
 	}
 	h.session = ch
+	h.metrics.opened()
 	return nil
 }
 
@@ -351,6 +353,7 @@ func (h *HSM) do(ctx context.Context, cmd func() (*commands.CommandMessage, erro
 			if err = h.open(ctx); err != nil {
 				h.noteDown(err)
 				if errors.Is(err, ErrHSMAuth) {
+					h.metrics.failed(err)
 					return nil, err
 				}
 				continue
@@ -363,14 +366,18 @@ func (h *HSM) do(ctx context.Context, cmd func() (*commands.CommandMessage, erro
 		dl, _ := ctx.Deadline()
 		h.conn.deadline = dl
 		var resp commands.Response
+		start := time.Now()
 		resp, err = h.session.SendEncryptedCommand(c)
 		if err == nil {
+			h.metrics.observe(c.CommandType, time.Since(start))
 			h.noteUp()
 			return resp, nil
 		}
 		if !sessionLost(err) {
 			h.noteUp()
-			return nil, deviceErr(err)
+			err = deviceErr(err)
+			h.metrics.failed(err)
+			return nil, err
 		}
 		h.session = nil
 		h.noteDown(err)
@@ -378,6 +385,7 @@ func (h *HSM) do(ctx context.Context, cmd func() (*commands.CommandMessage, erro
 	if ctx.Err() != nil && !errors.Is(err, ErrHSMUnreachable) {
 		err = fmt.Errorf("%w: no answer from %s within %s (last: %v)", ErrHSMUnreachable, h.opts.Addr, h.opts.Timeout, err)
 	}
+	h.metrics.failed(err)
 	return nil, err
 }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/certusone/yubihsm-go/commands"
 	"github.com/cosigner/cosigner/privval"
 	"github.com/cosigner/cosigner/test/yubihsmsim"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func newTestSim(t *testing.T) *yubihsmsim.Sim {
@@ -421,4 +423,69 @@ func BenchmarkHSMSign(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestHSMMetrics(t *testing.T) {
+	sim := newTestSim(t)
+	h := dialTestHSM(t, sim, time.Second)
+	reg := prometheus.NewRegistry()
+	m, err := NewHSMMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetMetrics(m)
+	ctx := context.Background()
+	if err := h.ImportEd25519(ctx, 1, "", testKey.Seed(), false); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := h.SignEd25519(ctx, 1, []byte("m")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.SignEd25519(ctx, 2, []byte("m")); err == nil {
+		t.Fatal("signed with a missing key")
+	}
+	sim.Stop()
+	if _, err := h.SignEd25519(ctx, 1, []byte("m")); err == nil {
+		t.Fatal("signed without a device")
+	}
+	if err := sim.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.SignEd25519(ctx, 1, []byte("m")); err != nil {
+		t.Fatal(err)
+	}
+	if n := histCount(t, reg, "cosigner_hsm_request_duration_seconds", "sign_eddsa"); n != 4 {
+		t.Errorf("sign_eddsa observations = %d, want 4", n)
+	}
+	for kind, want := range map[string]float64{"not_found": 1, "unreachable": 1} {
+		if got := testutil.ToFloat64(m.errors.WithLabelValues(kind)); got != want {
+			t.Errorf("errors{kind=%q} = %v, want %v", kind, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(m.sessionsOpened); got != 1 {
+		t.Errorf("sessions opened = %v, want 1 (the reopen after the restart)", got)
+	}
+}
+
+func histCount(t *testing.T, reg *prometheus.Registry, name, command string) uint64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "command" && l.GetValue() == command {
+					return mt.GetHistogram().GetSampleCount()
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -19,6 +19,7 @@ import (
 // times of a second or more.
 type HSMSoftsign struct {
 	log     *slog.Logger
+	metrics *Metrics // nil: none
 	hsm     *HSM
 	timeout time.Duration
 	chains  map[string]*hsmChain
@@ -41,6 +42,10 @@ var _ privval.Signer = (*HSMSoftsign)(nil)
 func NewHSMSoftsign(hsm *HSM, timeout time.Duration, log *slog.Logger) *HSMSoftsign {
 	return &HSMSoftsign{log: log, hsm: hsm, timeout: timeout, chains: map[string]*hsmChain{}}
 }
+
+// SetMetrics makes s record refusals and state writes in m, as Softsign
+// does. Call it before s serves requests.
+func (s *HSMSoftsign) SetMetrics(m *Metrics) { s.metrics = m }
 
 // AddChain makes s sign for chainID with the device's ed25519 key keyID,
 // guarded by state, and returns the key's public key. It must be called
@@ -95,13 +100,22 @@ func (s *HSMSoftsign) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	sig, ts, err := c.state.Sign(req, func(msg []byte) ([]byte, error) { return s.sign(ctx, c, msg) })
+	// What follows the signature inside state.Sign is the durable write.
+	var signedAt time.Time
+	sig, ts, err := c.state.Sign(req, func(msg []byte) ([]byte, error) {
+		defer func() { signedAt = time.Now() }()
+		return s.sign(ctx, c, msg)
+	})
 	if err != nil {
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrRegression) {
+			s.metrics.refusedErr(req.ChainID, err)
 			s.log.Warn("refused double sign", "chain", req.ChainID, "height", req.Height,
 				"round", req.Round, "step", req.Step.String(), "err", err)
 		}
 		return nil, err
+	}
+	if !signedAt.IsZero() {
+		s.metrics.observeStateWrite(time.Since(signedAt))
 	}
 	resp := &privval.SignResponse{Signature: sig, Timestamp: ts}
 	if req.ExtSignBytes != nil {

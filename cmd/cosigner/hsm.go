@@ -10,6 +10,7 @@ import (
 
 	"github.com/cosigner/cosigner/cosigner"
 	"github.com/cosigner/cosigner/threshold"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
 
@@ -314,7 +315,7 @@ uses only the capabilities it needs.`,
 // beside the node clients; all nil when no chain uses the device. A device
 // that is not there stops the start: the node asks for the public key at
 // once, and a supervisor restarts cosigner.
-func openHSMSoftsign(ctx context.Context, cfg *cosigner.Config, log *slog.Logger) (*cosigner.HSMSoftsign, func(context.Context) error, error) {
+func openHSMSoftsign(ctx context.Context, cfg *cosigner.Config, log *slog.Logger, reg prometheus.Registerer, metrics *cosigner.Metrics) (*cosigner.HSMSoftsign, func(context.Context) error, error) {
 	use := false
 	for _, ch := range cfg.Chains {
 		use = use || ch.HSMKeyID != 0
@@ -326,8 +327,16 @@ func openHSMSoftsign(ctx context.Context, cfg *cosigner.Config, log *slog.Logger
 	if err != nil {
 		return nil, nil, err
 	}
+	hm, err := cosigner.NewHSMMetrics(reg)
+	if err != nil {
+		h.Close()
+		return nil, nil, err
+	}
+	h.SetMetrics(hm)
 	log.Info("hsm session open", "connector", cfg.HSM.Connector, "auth_key_id", cfg.HSM.AuthKeyID, "request_timeout", cfg.HSM.Timeout())
-	return cosigner.NewHSMSoftsign(h, cfg.HSM.Timeout(), log), h.Run, nil
+	s := cosigner.NewHSMSoftsign(h, cfg.HSM.Timeout(), log)
+	s.SetMetrics(metrics)
+	return s, h.Run, nil
 }
 
 // addHSMChain adds a chain whose key is in the YubiHSM2.

@@ -74,7 +74,7 @@ func start(ctx context.Context, home string, logOut interface{ Write([]byte) (in
 
 	signer := cosigner.NewSoftsign(log)
 	signer.SetMetrics(metrics)
-	hsmSigner, hsmRun, err := openHSMSoftsign(ctx, cfg, log)
+	hsmSigner, hsmRun, err := openHSMSoftsign(ctx, cfg, log, reg, metrics)
 	if err != nil {
 		return err
 	}
