@@ -49,8 +49,8 @@ sed -i "s|\"chain_id\": \"[^\"]*\"|\"chain_id\": \"$CHAIN\"|" "$NODE/config/gene
   --peer cosigner-1:7100 --peer cosigner-2:7100 --peer cosigner-3:7100 >/dev/null
 
 # The validator key now lives only as shares: the node gets a throwaway key
-# it never signs with (CometBFT insists on a key file even with a remote
-# signer) and a fresh state.
+# it never signs with (CometBFT loads a key file even with a remote signer)
+# and a fresh state.
 rm "$NODE/config/priv_validator_key.json" "$NODE/data/priv_validator_state.json"
 "$CMT" init --home "$OUT/throwaway" >/dev/null 2>&1
 cp "$OUT/throwaway/config/priv_validator_key.json" "$NODE/config/"
