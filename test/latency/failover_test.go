@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -121,7 +122,8 @@ func TestLatencyFailover(t *testing.T) {
 		failovers []time.Duration
 		failed    int // requests that failed during the trials
 		lines     []string
-		moved     int // trials started again because the lead moved
+		moved     int      // trials started again because the lead moved
+		errKinds  []string // the node's errors, ports masked, each once
 	)
 	for trial := 1; trial <= trials; trial++ {
 		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
@@ -180,8 +182,14 @@ func TestLatencyFailover(t *testing.T) {
 				elected = at.Sub(killed).Round(time.Millisecond).String()
 			}
 		}
-		lines = append(lines, fmt.Sprintf("trial %2d: killed cosigner %d; cosigner %d led after %s, served height %d after %v; %d requests failed: %s",
-			trial, leader.ID, newID, elected, r.height, d.Round(time.Millisecond), len(errs), strings.Join(errs, "; ")))
+		lines = append(lines, fmt.Sprintf("trial %2d: killed cosigner %d; cosigner %d led after %s, served height %d after %v; %d requests failed",
+			trial, leader.ID, newID, elected, r.height, d.Round(time.Millisecond), len(errs)))
+		for _, e := range errs {
+			e = loopbackPort.ReplaceAllString(e, "127.0.0.1:*")
+			if !slices.Contains(errKinds, e) {
+				errKinds = append(errKinds, e)
+			}
+		}
 
 		// Restart the killed cosigner on its intact home and wait until
 		// it follows the new leader.
@@ -200,6 +208,7 @@ func TestLatencyFailover(t *testing.T) {
 	for _, l := range lines {
 		fmt.Fprintln(&b, l)
 	}
+	fmt.Fprintf(&b, "the node's errors: %s\n", strings.Join(errKinds, "; "))
 	fmt.Fprintf(&b, "failover p50=%v p90=%v p99=%v max=%v\n", s.P50.Round(time.Millisecond), s.P90.Round(time.Millisecond),
 		s.P99.Round(time.Millisecond), s.Max.Round(time.Millisecond))
 	t.Log(b.String())
@@ -220,6 +229,9 @@ func leadingSince(p *harness.Process, since time.Time) (time.Time, bool) {
 	}
 	return time.Time{}, false
 }
+
+// loopbackPort masks ports in the node's error messages.
+var loopbackPort = regexp.MustCompile(`127\.0\.0\.1:\d+`)
 
 // followsLeader matches the Raft log line of a cosigner that has heard from
 // a leader other than itself.
