@@ -327,6 +327,7 @@ func (c *Cluster) startLeading(ctx context.Context, wg *sync.WaitGroup, errc cha
 		return err
 	}
 	coord.metrics = c.metrics
+	coord.SetStepDown(func(ctx context.Context) error { return c.node.TransferLeadership(ctx, 0) })
 	c.mu.Lock()
 	c.coord = coord
 	c.mu.Unlock()

@@ -67,11 +67,14 @@ type CoordinatorConfig struct {
 	// PoolTarget is how many commitments the leader keeps per cosigner, and
 	// PoolLow the level that triggers a top-up.
 	PoolTarget, PoolLow int
+	// StepDownAfter is how many one-second probes in a row may reach fewer
+	// than M cosigners before the leader hands leadership over; 0 never.
+	StepDownAfter int
 }
 
 // DefaultCoordinatorConfig returns timeouts for a LAN or a WireGuard link.
 func DefaultCoordinatorConfig() CoordinatorConfig {
-	return CoordinatorConfig{AttemptTimeout: time.Second, Deadline: 3 * time.Second, PoolTarget: 64, PoolLow: 16}
+	return CoordinatorConfig{AttemptTimeout: time.Second, Deadline: 3 * time.Second, PoolTarget: 64, PoolLow: 16, StepDownAfter: 3}
 }
 
 // peer is the leader's view of one cosigner.
@@ -206,6 +209,11 @@ type Coordinator struct {
 	// metrics, if set before Run, records share RPCs, refusals and Raft
 	// applies.
 	metrics *Metrics
+	// stepDown, if set before Run, hands leadership away; the prober calls
+	// it when this leader has reached fewer than M cosigners for
+	// StepDownAfter probes in a row (cut off from the others' gRPC while
+	// Raft still elects it), so a better-placed cosigner can lead.
+	stepDown func(context.Context) error
 
 	// mu guards last: the newest record this leader produced per chain,
 	// ahead of Raft.
@@ -281,11 +289,31 @@ func (c *Coordinator) Run(ctx context.Context) error {
 	}
 }
 
+// SetStepDown installs the function that hands leadership away when this
+// leader cannot reach a quorum of cosigners. Call before Run.
+func (c *Coordinator) SetStepDown(f func(context.Context) error) { c.stepDown = f }
+
+// reachable counts the cosigners whose last call or probe succeeded, this
+// one included.
+func (c *Coordinator) reachable() int {
+	n := 0
+	for _, p := range c.peers {
+		p.mu.Lock()
+		if p.healthy || p.id == c.self {
+			n++
+		}
+		p.mu.Unlock()
+	}
+	return n
+}
+
 // prober probes every Prober peer, in parallel, once a second until ctx
-// ends.
+// ends, and steps down after StepDownAfter probes in a row that reach fewer
+// than M cosigners.
 func (c *Coordinator) prober(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	short := 0
 	for {
 		var wg sync.WaitGroup
 		for _, p := range c.peers {
@@ -303,6 +331,21 @@ func (c *Coordinator) prober(ctx context.Context) {
 			})
 		}
 		wg.Wait()
+		if n := c.reachable(); n < c.group.Threshold() && ctx.Err() == nil {
+			short++
+			if c.stepDown != nil && c.cfg.StepDownAfter > 0 && short >= c.cfg.StepDownAfter {
+				c.log.Warn("no quorum reachable from this leader: handing leadership over",
+					"reachable", n, "threshold", c.group.Threshold(), "probes", short)
+				tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				if err := c.stepDown(tctx); err != nil && ctx.Err() == nil {
+					c.log.Warn("leadership transfer failed", "err", err)
+				}
+				cancel()
+				short = 0
+			}
+		} else {
+			short = 0
+		}
 		select {
 		case <-ctx.Done():
 			return

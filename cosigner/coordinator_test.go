@@ -74,6 +74,14 @@ func (f *faultyPeer) Commitments(ctx context.Context, n int) ([]PublishedCommitm
 	return f.PeerClient.Commitments(ctx, n)
 }
 
+// Probe answers the leader's health probe.
+func (f *faultyPeer) Probe(context.Context) (time.Duration, error) {
+	if down, _ := f.state(); down {
+		return 0, errPeerDown
+	}
+	return time.Millisecond, nil
+}
+
 func (f *faultyPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
 	down, corrupt := f.state()
 	if down {
@@ -362,5 +370,53 @@ func TestShareSignerRefusals(t *testing.T) {
 	// None of the refusals moved the mark past 20/prevote.
 	if m, _ := s2.Mark(testChain); m.Height != 20 || m.Step != privval.StepPrevote {
 		t.Fatalf("mark moved to %d/%s", m.Height, m.Step)
+	}
+}
+
+// TestCoordinatorStepsDownWithoutQuorum: a leader that reaches fewer than M
+// cosigners for StepDownAfter probes hands leadership over (a leader cut off
+// from the others' gRPC while Raft still elects it would otherwise sign
+// nothing).
+func TestCoordinatorStepsDownWithoutQuorum(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	dealing, err := threshold.Deal(key.Seed(), 2, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := map[int]PeerClient{}
+	var peers []*faultyPeer
+	for i, share := range dealing.Shares {
+		boot, _ := NewBootID()
+		s := NewShareSigner(share, NewNoncePool(share, boot, 0), 100, discard)
+		f := &faultyPeer{PeerClient: LocalPeer{s}}
+		peers = append(peers, f)
+		clients[i+1] = f
+	}
+	cfg := DefaultCoordinatorConfig()
+	cfg.StepDownAfter = 2
+	coord, err := NewCoordinator(cfg, dealing.Group, 1, clients, &memState{}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stepped := make(chan struct{}, 4)
+	coord.SetStepDown(func(context.Context) error { stepped <- struct{}{}; return nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { coord.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// One of three down: quorum holds, no step-down.
+	peers[1].set(true, false)
+	select {
+	case <-stepped:
+		t.Fatal("stepped down with a quorum reachable")
+	case <-time.After(3500 * time.Millisecond):
+	}
+	// Two of three down: the leader hands over.
+	peers[2].set(true, false)
+	select {
+	case <-stepped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no step-down without a quorum")
 	}
 }
