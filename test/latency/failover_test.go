@@ -70,12 +70,13 @@ func pacer(ctx context.Context, client *cmtprivval.SignerClient, pub ed25519.Pub
 // kills its leader.
 const settle = 20
 
-// TestLatencyFailover measures, on a 2-of-3 cluster, the time from SIGKILLing the
-// leader to the next signature the node receives, while the node sends a
-// prevote every 50 ms at increasing heights. Between trials the killed
-// cosigner is restarted on its intact home and the test waits until it
-// follows the new leader. COSIGNER_FAILOVER_TRIALS sets the number of
-// trials (default 20).
+// TestLatencyFailover measures, on a 2-of-3 cluster, the time from
+// SIGKILLing the leader to the next signature the node receives, while the
+// node sends a prevote every 50 ms at increasing heights. Between trials the
+// killed cosigner is restarted on its intact home and the test waits until
+// it follows the new leader. COSIGNER_FAILOVER_TRIALS sets the number of
+// trials (default 20). Its name starts with TestLatency so that `make
+// bench` (-run Latency) runs it.
 func TestLatencyFailover(t *testing.T) {
 	if os.Getenv("COSIGNER_LATENCY") == "" {
 		t.Skip("set COSIGNER_LATENCY=1 to measure failover")
