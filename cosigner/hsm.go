@@ -335,18 +335,25 @@ func sessionLost(err error) bool {
 	return false
 }
 
+// hsmRetryInterval is the pause between attempts to reach a device that
+// is away, within one request's budget.
+const hsmRetryInterval = 50 * time.Millisecond
+
 // do sends one command in the session, opening a session if there is none.
-// When the session turns out lost, it opens a new one and sends once more,
-// within the same budget. Commands cosigner sends are safe to repeat: a
-// signature is deterministic, and a repeated put fails with ErrHSMExists.
+// Until the budget runs out it retries: at once when the session turns out
+// lost (the device restarted, the session timed out), then every
+// hsmRetryInterval while the connector or device is away, so a connector
+// restart shorter than the budget costs a request some latency, not a
+// failure. Commands cosigner sends are safe to repeat: a signature is
+// deterministic, and a repeated put fails with ErrHSMExists.
 func (h *HSM) do(ctx context.Context, cmd func() (*commands.CommandMessage, error)) (commands.Response, error) {
 	ctx, cancel := h.budget(ctx)
 	defer cancel()
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	var err error
-	for attempt := 0; attempt < 2; attempt++ {
-		if ctx.Err() != nil {
+	for failures := 0; ctx.Err() == nil; failures++ {
+		if failures > 1 && !pause(ctx, hsmRetryInterval) {
 			break
 		}
 		if h.session == nil {
@@ -356,6 +363,7 @@ func (h *HSM) do(ctx context.Context, cmd func() (*commands.CommandMessage, erro
 					h.metrics.failed(err)
 					return nil, err
 				}
+				failures++ // the device is away: pause before the next attempt
 				continue
 			}
 		}
@@ -387,6 +395,18 @@ func (h *HSM) do(ctx context.Context, cmd func() (*commands.CommandMessage, erro
 	}
 	h.metrics.failed(err)
 	return nil, err
+}
+
+// pause waits d or until ctx ends, and reports whether ctx is still live.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 func (h *HSM) noteDown(err error) {

@@ -21,10 +21,11 @@
 //     built from CometBFT's privval client, and a raw unix socket, send what
 //     must never be signed or parsed; a missing or corrupt state file stops
 //     the start.
-//   - TestHSMSoftsign, TestHSMSealedShare: a v0.38.17 chain signed by a key
-//     held in the YubiHSM2 simulator (package yubihsmsim, run inside the
-//     test process), across a connector outage; and a 2-of-3 cluster in
-//     which one cosigner's share is sealed in the simulator.
+//   - TestHSMSoftsign, TestHSMSoftsignOutage, TestHSMSealedShare: a v0.38.17
+//     chain signed by a key held in the YubiHSM2 simulator (package
+//     yubihsmsim, run inside the test process) across a connector restart;
+//     one of four validators through a longer outage; and a 2-of-3 cluster
+//     in which one cosigner's share is sealed in the simulator.
 //
 // Run them with
 //

@@ -45,18 +45,12 @@ func newSim(t *testing.T) *yubihsmsim.Sim {
 
 var keyLine = regexp.MustCompile(`(?m)^key = ".*"$`)
 
-// TestHSMSoftsign runs a CometBFT v0.38.17 single-validator chain whose
-// key is held by the YubiHSM2 simulator (running in this test process):
-// imported with `cosigner hsm keys import`, named by hsm_key_id, never on
-// cosigner's disk. Mid-run the connector goes away, sign requests fail
-// while it is away, and after it comes back the same process signs on
-// without a restart. Every commit verifies and nothing is signed twice.
-func TestHSMSoftsign(t *testing.T) {
-	bin := requireCosigner(t)
-	t.Parallel()
-	ctx := context.Background()
-	sim := newSim(t)
-	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "hsm-1"})
+// setupHSMSoftsign prepares a softsign cosigner for node whose key lives in
+// sim: `cosigner hsm keys import` of the node's moved validator key as
+// object 7, `hsm keys list`, hsm_key_id = 7 in place of the key file, and
+// the sign state at height 0.
+func setupHSMSoftsign(t *testing.T, bin string, node *harness.Node, sim *yubihsmsim.Sim) *harness.Cosigner {
+	t.Helper()
 	cs := harness.NewCosigner(t, bin, node.ChainID, node.SignerAddr)
 	useHSM(t, cs.Home, sim)
 	out := cs.MustRun("hsm", "keys", "import", "--home", cs.Home, "--id", "7", "--label", node.ChainID, node.ValidatorKeyFile)
@@ -76,12 +70,57 @@ func TestHSMSoftsign(t *testing.T) {
 		t.Fatal(err)
 	}
 	cs.MustRun("state", "init", "--home", cs.Home, "--chain-id", node.ChainID)
+	return cs
+}
 
+// checkStateCovers stops the cosigner and checks that its state file is at
+// or above its last signature: nothing was lost.
+func checkStateCovers(t *testing.T, cs *harness.Cosigner, recs []harness.SignRecord) {
+	t.Helper()
+	cs.Stop()
+	var last harness.SignRecord
+	for _, r := range recs {
+		if r.Height > last.Height {
+			last = r
+		}
+	}
+	if st := cs.StateShow(); st.Height < last.Height {
+		t.Errorf("state file at height %d, below the last signature at %d (%s)", st.Height, last.Height, st.Raw)
+	}
+}
+
+func hasLine(p *harness.Process, s string) bool {
+	for _, l := range p.Lines() {
+		if strings.Contains(l, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestHSMSoftsign runs a CometBFT v0.38.17 single-validator chain whose
+// key is held by the YubiHSM2 simulator (running in this test process):
+// imported with `cosigner hsm keys import`, named by hsm_key_id, never on
+// cosigner's disk. Mid-run the connector restarts: the request in flight
+// rides it out within its 1 s budget on a new session, and the same
+// process signs on. Every commit verifies and nothing is signed twice.
+//
+// A longer outage fails sign requests; a single-validator chain cannot
+// survive that (the node does not retry a failed vote, and no other
+// validator moves the round on), so TestHSMSoftsignOutage runs it on a
+// four-validator chain.
+func TestHSMSoftsign(t *testing.T) {
+	bin := requireCosigner(t)
+	t.Parallel()
+	ctx := context.Background()
+	sim := newSim(t)
+	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "hsm-1"})
+	cs := setupHSMSoftsign(t, bin, node, sim)
 	p := cs.Start()
 	node.Start(ctx)
 	node.WaitHeight(ctx, 10, 2*time.Minute)
 
-	// The connector goes away until cosigner has seen a sign request fail.
+	// The connector goes away, and comes back as soon as cosigner notices.
 	sim.Stop()
 	stopped, err := node.Height(ctx)
 	if err != nil {
@@ -89,8 +128,7 @@ func TestHSMSoftsign(t *testing.T) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	_, downLine, err := p.WaitLine(wctx, 0, func(l string) bool { return strings.Contains(l, "hsm unavailable") })
-	if err != nil {
+	if _, _, err := p.WaitLine(wctx, 0, func(l string) bool { return strings.Contains(l, "hsm unavailable") }); err != nil {
 		t.Fatalf("no 'hsm unavailable' log line while the connector is away: %v", err)
 	}
 	if err := sim.Restart(); err != nil {
@@ -100,11 +138,7 @@ func TestHSMSoftsign(t *testing.T) {
 	if p.Exited() {
 		t.Fatal("cosigner exited")
 	}
-	restored := false
-	for _, l := range p.Lines() {
-		restored = restored || strings.Contains(l, "hsm session restored")
-	}
-	if !restored {
+	if !hasLine(p, "hsm session restored") {
 		t.Error("no 'hsm session restored' log line")
 	}
 
@@ -117,18 +151,87 @@ func TestHSMSoftsign(t *testing.T) {
 		t.Error(err)
 	}
 	checkSignedEveryHeight(t, recs, 1, top-1)
-	entries, _ := os.ReadDir(filepath.Join(cs.Home, "keys"))
-	if len(entries) != 0 {
+	checkStateCovers(t, cs, recs)
+	if entries, _ := os.ReadDir(filepath.Join(cs.Home, "keys")); len(entries) != 0 {
 		t.Errorf("key files in cosigner's home: %v", entries)
 	}
 	var latency string
 	for _, l := range p.Lines() {
 		if strings.Contains(l, "hsm sign latency") {
-			latency = l
+			latency = l[strings.Index(l, "signatures="):]
 		}
 	}
-	t.Logf("e2e: hsm softsign: %d commits verified with the simulator-held key (heights 1..%d), %d device signatures, %d signatures logged; connector away at height %d (%s); last latency line: %s",
-		n, top-1, sim.Count(yubihsmsim.CmdSignEddsa), len(recs), stopped, strings.TrimSpace(downLine[strings.Index(downLine, "level="):]), latency)
+	t.Logf("e2e: hsm softsign: %d commits verified with the simulator-held key (heights 1..%d), %d device signatures, %d signatures logged; connector restarted at height %d; latency: %s",
+		n, top-1, sim.Count(yubihsmsim.CmdSignEddsa), len(recs), stopped, latency)
+}
+
+// TestHSMSoftsignOutage: cosigner signs for one of four v0.38.17
+// validators with the key in the simulator. The connector stays away long
+// enough for several sign requests to fail (each within its budget) while
+// the other three carry the chain; when it is back the same process signs
+// again: our precommits return to the commits, all verify, nothing is
+// signed twice and the state file covers the last signature.
+func TestHSMSoftsignOutage(t *testing.T) {
+	bin := requireCosigner(t)
+	t.Parallel()
+	ctx := context.Background()
+	sim := newSim(t)
+	tn := harness.NewTestnet(t, harness.TestnetConfig{Version: "v0.38.17", ChainID: "hsm-testnet-1"})
+	signer := tn.Signer()
+	cs := setupHSMSoftsign(t, bin, signer, sim)
+	p := cs.Start()
+	tn.Start(ctx)
+	obs := tn.Nodes[1]
+	obs.WaitCommitSignedBy(ctx, signer.PubKey, 3, 2*time.Minute)
+
+	sim.Stop()
+	down, err := obs.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	at, failed := 0, 0
+	var slowest time.Duration
+	for failed < 3 {
+		var line string
+		at, line, err = p.WaitLine(wctx, at+1, func(l string) bool {
+			return strings.Contains(l, "refused") && strings.Contains(l, "not reachable")
+		})
+		if err != nil {
+			t.Fatalf("%d failed sign requests logged while the connector is away: %v\n%s", failed, err, p.Tail(20))
+		}
+		if d, err := time.ParseDuration(harness.ParseSlogText(line)["latency"]); err == nil {
+			slowest = max(slowest, d)
+		}
+		failed++
+	}
+	if slowest > 1500*time.Millisecond {
+		t.Errorf("a failing sign request took %v, budget 1 s", slowest)
+	}
+	back, err := obs.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	again := obs.WaitCommitSignedBy(ctx, signer.PubKey, back+1, 2*time.Minute)
+	top := obs.WaitHeight(ctx, again+3, time.Minute)
+	if p.Exited() {
+		t.Fatal("cosigner exited")
+	}
+	present, absent, err := obs.ScanChain(ctx, signer.PubKey, 1, top-1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := cs.Records()
+	if err := harness.CheckNoDoubleSign(recs); err != nil {
+		t.Error(err)
+	}
+	checkStateCovers(t, cs, recs)
+	t.Logf("e2e: hsm outage: connector away from height %d to %d, %d sign requests failed (slowest %v), our precommit back in the commit at %d; chain at %d, our precommit in %d commits, missing at %v",
+		down, back, failed, slowest, again, top, present, absent)
 }
 
 // TestHSMSealedShare runs a 2-of-3 cluster on a v0.38.17 chain in which
