@@ -510,10 +510,34 @@ func (c *Coordinator) replicate(rec raft.Record) {
 // replicator proposes queued records through Raft until ctx ends.
 func (c *Coordinator) replicator(ctx context.Context) {
 	for {
+		var first raft.Record
 		select {
 		case <-ctx.Done():
 			return
-		case rec := <-c.repl:
+		case first = <-c.repl:
+		}
+		// Coalesce: the FSM keeps only the newest record per chain, so
+		// records queued behind a slow Raft write collapse into one
+		// proposal per chain, sparing the disk the Raft log shares with
+		// the sign-state files.
+		newest := map[string]raft.Record{first.ChainID: first}
+		order := []string{first.ChainID}
+	drain:
+		for {
+			select {
+			case rec := <-c.repl:
+				if _, ok := newest[rec.ChainID]; !ok {
+					order = append(order, rec.ChainID)
+				}
+				if old := newest[rec.ChainID]; rec.Compare(old) >= 0 {
+					newest[rec.ChainID] = rec
+				}
+			default:
+				break drain
+			}
+		}
+		for _, chain := range order {
+			rec := newest[chain]
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			start := time.Now()
 			if err := c.state.Propose(pctx, rec); err != nil {

@@ -117,7 +117,7 @@ func (s *ClusterService) Sign(ctx context.Context, req *cosignerv1.SignRequest) 
 	if r := s.notLeader(caller); r != nil {
 		return refuseAll(r), nil
 	}
-	share, err := shareRequestFromProto(req)
+	share, err := shareRequestFromProto(req, s.signer.Pool().lookup)
 	if err != nil {
 		return refuseAll(&cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_INVALID_REQUEST, Message: err.Error()}), nil
 	}
@@ -212,12 +212,22 @@ func shareRequestToProto(r *ShareRequest) *cosignerv1.SignRequest {
 	return out
 }
 
-func shareRequestFromProto(p *cosignerv1.SignRequest) (*ShareRequest, error) {
+// shareRequestFromProto decodes a Sign request. own, if not nil, resolves
+// this cosigner's own commitments from its pool without decoding their
+// points again (each point check costs a scalar multiplication); what it
+// does not recognise is decoded and checked like any other commitment.
+func shareRequestFromProto(p *cosignerv1.SignRequest, own func(*cosignerv1.NonceCommitment) (PublishedCommitment, bool)) (*ShareRequest, error) {
 	out := &ShareRequest{ChainID: p.GetChainId(), Messages: make([]ShareMessage, len(p.GetMessages()))}
 	for i, m := range p.GetMessages() {
 		sm := ShareMessage{Kind: ShareKind(m.GetKind()), Height: m.GetHeight(), Round: m.GetRound(), SignBytes: m.GetSignBytes(),
 			Commitments: make([]PublishedCommitment, len(m.GetCommitments()))}
 		for j, c := range m.GetCommitments() {
+			if own != nil {
+				if pc, ok := own(c); ok {
+					sm.Commitments[j] = pc
+					continue
+				}
+			}
 			var err error
 			if sm.Commitments[j], err = commitmentFromProto(c); err != nil {
 				return nil, fmt.Errorf("message %d: %w", i, err)

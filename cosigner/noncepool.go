@@ -1,10 +1,12 @@
 package cosigner
 
 import (
+	"bytes"
 	"crypto/rand"
 	"fmt"
 	"sync"
 
+	cosignerv1 "github.com/cosigner/cosigner/proto/cosigner/v1"
 	"github.com/cosigner/cosigner/threshold"
 )
 
@@ -138,6 +140,27 @@ func (p *NoncePool) Take(c PublishedCommitment) (*threshold.Nonce, error) {
 		return nil, fmt.Errorf("commitment %d of cosigner %d does not match the nonce it names", c.Handle, p.share.ID())
 	}
 	return nonce, nil
+}
+
+// lookup returns the pool's own decoded commitment for a commitment on the
+// wire that names this process (boot id, handle) and carries exactly the
+// same points; otherwise false, and the caller decodes it as any other.
+func (p *NoncePool) lookup(c *cosignerv1.NonceCommitment) (PublishedCommitment, bool) {
+	if int(c.GetSignerId()) != int(p.share.ID()) || !bytes.Equal(c.GetBootId(), p.bootID[:]) {
+		return PublishedCommitment{}, false
+	}
+	p.mu.Lock()
+	nonce, ok := p.nonces[c.GetHandle()]
+	p.mu.Unlock()
+	if !ok {
+		return PublishedCommitment{}, false
+	}
+	cm := nonce.Commitment()
+	enc := cm.Bytes()
+	if !bytes.Equal(enc[2:2+threshold.ElementSize], c.GetHiding()) || !bytes.Equal(enc[2+threshold.ElementSize:], c.GetBinding()) {
+		return PublishedCommitment{}, false
+	}
+	return PublishedCommitment{Commitment: cm, BootID: p.bootID, Handle: c.GetHandle()}, true
 }
 
 // Close destroys every outstanding nonce.
