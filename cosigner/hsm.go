@@ -466,6 +466,19 @@ func (h *HSM) Close() {
 	h.session = nil
 }
 
+// DeviceInfo returns the device's serial number and firmware version.
+func (h *HSM) DeviceInfo(ctx context.Context) (serial uint32, firmware string, err error) {
+	resp, err := h.do(ctx, commands.CreateDeviceInfoCommand)
+	if err != nil {
+		return 0, "", fmt.Errorf("yubihsm device info: %w", err)
+	}
+	r, ok := resp.(*commands.DeviceInfoResponse)
+	if !ok {
+		return 0, "", errors.New("yubihsm device info: unexpected answer")
+	}
+	return r.SerialNumber, fmt.Sprintf("%d.%d.%d", r.MajorVersion, r.MinorVersion, r.BuildVersion), nil
+}
+
 // SignEd25519 signs msg with the ed25519 key keyID inside the device (Sign
 // EdDSA, pure ed25519 per RFC 8032) and returns the 64-byte signature.
 func (h *HSM) SignEd25519(ctx context.Context, keyID uint16, msg []byte) ([]byte, error) {

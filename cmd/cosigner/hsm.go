@@ -333,7 +333,13 @@ func openHSMSoftsign(ctx context.Context, cfg *cosigner.Config, log *slog.Logger
 		return nil, nil, err
 	}
 	h.SetMetrics(hm)
-	log.Info("hsm session open", "connector", cfg.HSM.Connector, "auth_key_id", cfg.HSM.AuthKeyID, "request_timeout", cfg.HSM.Timeout())
+	serial, firmware, err := h.DeviceInfo(ctx)
+	if err != nil {
+		h.Close()
+		return nil, nil, hsmHint(err, cfg)
+	}
+	log.Info("hsm session open", "connector", cfg.HSM.Connector, "serial", serial, "firmware", firmware,
+		"auth_key_id", cfg.HSM.AuthKeyID, "request_timeout", cfg.HSM.Timeout())
 	s := cosigner.NewHSMSoftsign(h, cfg.HSM.Timeout(), log)
 	s.SetMetrics(metrics)
 	return s, h.Run, nil
