@@ -464,6 +464,7 @@ func (h *HSM) Close() {
 	h.conn.deadline = time.Now().Add(h.opts.Timeout)
 	_ = h.session.Close()
 	h.session = nil
+	h.conn.client.CloseIdleConnections()
 }
 
 // DeviceInfo returns the device's serial number and firmware version.

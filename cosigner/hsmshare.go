@@ -37,6 +37,7 @@ func SealShare(ctx context.Context, h *HSM, cfg *Config, objectID uint16) (*thre
 	if err != nil {
 		return nil, 0, fmt.Errorf("read key share: %w", err)
 	}
+	defer clear(data)
 	objectID, err = h.PutOpaque(ctx, objectID, ShareLabel(int(share.ID())), data)
 	if err != nil {
 		return nil, 0, err
@@ -45,6 +46,7 @@ func SealShare(ctx context.Context, h *HSM, cfg *Config, objectID uint16) (*thre
 	if err != nil {
 		return nil, 0, fmt.Errorf("read the sealed share back: %w", err)
 	}
+	defer clear(back)
 	if !bytes.Equal(back, data) {
 		return nil, 0, fmt.Errorf("the share read back from yubihsm object %d differs from %s: keep the file, delete the object and retry", objectID, sharePath)
 	}
@@ -62,6 +64,8 @@ func LoadShareFromHSM(ctx context.Context, h *HSM, objectID uint16, groupPath st
 	if err != nil {
 		return nil, err
 	}
+	// The decoded share keeps its own copy of the secret.
+	defer clear(data)
 	return decodeShare(data, fmt.Sprintf("in yubihsm object %d", objectID), group, groupPath)
 }
 
@@ -118,7 +122,7 @@ func SetShareHSMObject(home string, objectID int) error {
 	}
 	ins := fmt.Sprintf("# The share is sealed in the YubiHSM2 as this opaque object; share_file is not read.\nshare_hsm_object = %d\n", objectID)
 	out := strings.Join(lines[:at], "") + ins + strings.Join(lines[at:], "")
-	if _, err := ParseConfig([]byte(out)); err != nil {
+	if _, err := parseConfig([]byte(out), true); err != nil {
 		return fmt.Errorf("config with share_hsm_object = %d: %w", objectID, err)
 	}
 	return replaceFile(path, []byte(out))
