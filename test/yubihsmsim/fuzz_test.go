@@ -13,8 +13,12 @@ func FuzzExecute(f *testing.F) {
 	for _, c := range []func() (*commands.CommandMessage, error){
 		commands.CreateDeviceInfoCommand,
 		func() (*commands.CommandMessage, error) { return commands.CreateEchoCommand([]byte("x")) },
-		func() (*commands.CommandMessage, error) { return commands.CreateCreateSessionCommand(1, make([]byte, 8)) },
-		func() (*commands.CommandMessage, error) { return commands.CreateAuthenticateSessionCommand(make([]byte, 16)) },
+		func() (*commands.CommandMessage, error) {
+			return commands.CreateCreateSessionCommand(1, make([]byte, 8))
+		},
+		func() (*commands.CommandMessage, error) {
+			return commands.CreateAuthenticateSessionCommand(make([]byte, 16))
+		},
 	} {
 		m, _ := c()
 		b, _ := m.Serialize()
