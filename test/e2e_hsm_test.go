@@ -142,6 +142,18 @@ func TestHSMSoftsign(t *testing.T) {
 		t.Error("no 'hsm session restored' log line")
 	}
 
+	// Block interval with the simulator's speed, then with a real device's
+	// (about 100 ms per command).
+	interval := func(blocks int64) time.Duration {
+		start := time.Now()
+		top = node.WaitHeight(ctx, top+blocks, 2*time.Minute)
+		return time.Since(start) / time.Duration(blocks)
+	}
+	fast := interval(5)
+	sim.SetDelay(100 * time.Millisecond)
+	slow := interval(5)
+	sim.SetDelay(0)
+
 	n, err := node.VerifyChain(ctx, node.PubKey, 1, top-1)
 	if err != nil {
 		t.Fatal(err)
@@ -161,8 +173,8 @@ func TestHSMSoftsign(t *testing.T) {
 			latency = l[strings.Index(l, "signatures="):]
 		}
 	}
-	t.Logf("e2e: hsm softsign: %d commits verified with the simulator-held key (heights 1..%d), %d device signatures, %d signatures logged; connector restarted at height %d; latency: %s",
-		n, top-1, sim.Count(yubihsmsim.CmdSignEddsa), len(recs), stopped, latency)
+	t.Logf("e2e: hsm softsign: %d commits verified with the simulator-held key (heights 1..%d), %d device signatures, %d signatures logged; connector restarted at height %d; latency: %s; block interval %v, %v with 100 ms per device command",
+		n, top-1, sim.Count(yubihsmsim.CmdSignEddsa), len(recs), stopped, latency, fast.Round(time.Millisecond), slow.Round(time.Millisecond))
 }
 
 // TestHSMSoftsignOutage: cosigner signs for one of four v0.38.17
