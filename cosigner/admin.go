@@ -226,6 +226,7 @@ func nodeReports(m *Metrics) []NodeReport {
 // SoftsignAdmin is the AdminBackend of a softsign process.
 type SoftsignAdmin struct {
 	signer  *Softsign
+	hsm     *HSMSoftsign // chains whose key is in a YubiHSM2; nil: none
 	metrics *Metrics
 	version string
 }
@@ -242,7 +243,7 @@ func (a *SoftsignAdmin) Ready() error {
 	if down := a.metrics.nodesDown(); down != "" {
 		return errors.New(down)
 	}
-	return nil
+	return a.hsm.ready()
 }
 
 // Status implements AdminBackend: a softsign process is a cluster of one.
@@ -258,8 +259,14 @@ func (a *SoftsignAdmin) Status(context.Context) Status {
 		activity[ac.ChainID] = ac
 	}
 	ids := make([]string, 0, len(a.signer.chains))
-	for id := range a.signer.chains {
+	states := map[string]*SignState{}
+	for id, c := range a.signer.chains {
 		ids = append(ids, id)
+		states[id] = c.state
+	}
+	for id, ss := range a.hsm.states() {
+		ids = append(ids, id)
+		states[id] = ss
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
@@ -267,7 +274,7 @@ func (a *SoftsignAdmin) Status(context.Context) Status {
 			st.Chains = append(st.Chains, chainReport(id, ac.Height, ac.Round, ac.Step, ac.SignedAt, "this process"))
 			continue
 		}
-		m := a.signer.chains[id].state.Mark()
+		m := states[id].Mark()
 		st.Chains = append(st.Chains, chainReport(id, m.Height, m.Round, m.Step, time.Time{}, "state"))
 	}
 	st.Nodes = nodeReports(a.metrics)

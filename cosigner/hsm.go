@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/certusone/yubihsm-go/commands"
@@ -192,7 +193,10 @@ type HSM struct {
 	mu      sync.Mutex
 	conn    *hsmConnector
 	session *securechannel.SecureChannel // nil: none open
-	down    bool                         // the last attempt failed (for logging transitions)
+
+	// down is set while the device is unavailable (the last attempt
+	// failed); read without mu by readiness checks.
+	down atomic.Bool
 }
 
 // hsmConnector is yubihsm-go's connector.Connector over HTTP with a
@@ -410,17 +414,15 @@ func pause(ctx context.Context, d time.Duration) bool {
 }
 
 func (h *HSM) noteDown(err error) {
-	if !h.down {
+	if !h.down.Swap(true) {
 		h.log.Warn("hsm unavailable", "connector", h.opts.Addr, "err", err)
 	}
-	h.down = true
 }
 
 func (h *HSM) noteUp() {
-	if h.down {
+	if h.down.Swap(false) {
 		h.log.Info("hsm session restored", "connector", h.opts.Addr)
 	}
-	h.down = false
 }
 
 // Run keeps the session alive until ctx ends: an Echo every KeepAlive (the

@@ -512,3 +512,45 @@ func TestHSMConfigRoundTrip(t *testing.T) {
 		t.Fatalf("timeout %v", got.HSM.Timeout())
 	}
 }
+
+// TestHSMAdmin: status lists chains whose key is in the device, and
+// readiness reports the device away.
+func TestHSMAdmin(t *testing.T) {
+	sim := newTestSim(t)
+	h := dialTestHSM(t, sim, 300*time.Millisecond)
+	ctx := context.Background()
+	if err := h.ImportEd25519(ctx, 5, "", testKey.Seed(), false); err != nil {
+		t.Fatal(err)
+	}
+	state, _ := newTestState(t, Mark{Height: 3})
+	hs := NewHSMSoftsign(h, 300*time.Millisecond, quietLog())
+	if _, err := hs.AddChain(ctx, testChain, 5, state); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMetrics(prometheus.NewRegistry(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := NewSoftsignAdmin(NewSoftsign(quietLog()), m, "test")
+	admin.AddHSM(hs)
+	st := admin.Status(ctx)
+	if len(st.Chains) != 1 || !st.Ready {
+		t.Fatalf("status: %+v", st)
+	}
+	sim.Stop()
+	if _, err := hs.Sign(ctx, vote(4, 0, privval.StepPrevote, "A", time.Unix(1700000000, 0))); err == nil {
+		t.Fatal("signed without a device")
+	}
+	if err := admin.Ready(); err == nil || !strings.Contains(err.Error(), "yubihsm") {
+		t.Fatalf("ready with the device away: %v", err)
+	}
+	if err := sim.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hs.Sign(ctx, vote(4, 0, privval.StepPrevote, "A", time.Unix(1700000000, 0))); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.Ready(); err != nil {
+		t.Fatalf("ready after the device came back: %v", err)
+	}
+}

@@ -126,6 +126,30 @@ func (s *HSMSoftsign) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 	return resp, nil
 }
 
+// AddHSM makes a's status and readiness cover the chains of s, whose keys
+// are in a YubiHSM2. Call it before a serves requests.
+func (a *SoftsignAdmin) AddHSM(s *HSMSoftsign) { a.hsm = s }
+
+// states returns the sign state of each chain; nil s has none.
+func (s *HSMSoftsign) states() map[string]*SignState {
+	if s == nil {
+		return nil
+	}
+	out := make(map[string]*SignState, len(s.chains))
+	for id, c := range s.chains {
+		out[id] = c.state
+	}
+	return out
+}
+
+// ready reports the device unavailable since the last request, or nil.
+func (s *HSMSoftsign) ready() error {
+	if s == nil || !s.hsm.down.Load() {
+		return nil
+	}
+	return fmt.Errorf("yubihsm at %s unavailable", s.hsm.opts.Addr)
+}
+
 // latencyWindow summarises device signature latencies between log lines.
 type latencyWindow struct {
 	n          int

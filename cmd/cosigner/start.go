@@ -104,6 +104,7 @@ func start(ctx context.Context, home string, logOut interface{ Write([]byte) (in
 	}
 
 	admin := cosigner.NewSoftsignAdmin(signer, metrics, Version)
+	admin.AddHSM(hsmSigner)
 	runs, err := opsComponents(cfg, reg, admin.Ready, admin, log)
 	if err != nil {
 		return err
