@@ -241,9 +241,9 @@ func (c *hsmConnector) GetStatus() (*connector.StatusResponse, error) {
 	return nil, errors.New("not implemented: cosigner checks the device with Echo")
 }
 
-// DialHSM opens an authenticated session. A wrong password is ErrHSMAuth, a
-// missing connector ErrHSMUnreachable, an unknown authentication key
-// ErrHSMNotFound.
+// DialHSM opens an authenticated session, without retrying: a wrong
+// password or an unknown authentication key is ErrHSMAuth, a connector or
+// device that does not answer within the timeout ErrHSMUnreachable.
 func DialHSM(ctx context.Context, opts HSMOptions, log *slog.Logger) (*HSM, error) {
 	addr, err := connectorAddr(opts.Addr)
 	if err != nil {
