@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -472,4 +473,123 @@ func TestClusterLeaderGRPCPartition(t *testing.T) {
 	sigs, _ := checkCluster(t, cl)
 	t.Logf("e2e: cluster leader cut off from gRPC only: leader %d handed over to %d, chain from %d to %d, %d signatures",
 		leader.ID, next.ID, h, top, len(sigs))
+}
+
+// TestClusterSlowFollowers delays every Raft link by 50 ms each way, so
+// that followers learn of a new leader some 50 ms after it won, and SIGKILLs
+// the leader right after a signature, three times: the node holds its next
+// request until a signer connects and sends it the moment the new leader
+// does. The new leader must still sign it, retrying within the request's
+// deadline until a quorum of cosigners recognises it.
+//
+// Known issue, so skipped unless COSIGNER_E2E_KNOWN_ISSUES=1: the followers
+// refuse the new leader's nonce-commitment requests ("not the leader in
+// cosigner N's view (leader: 0)") and the coordinator answers "no quorum"
+// within milliseconds. CometBFT does not retry a vote it failed to sign,
+// so this single-validator chain halts for good; on a chain of several
+// validators the vote is lost. Without the delay the same race is lost now
+// and then on a loaded machine (seen on a whole-cluster restart).
+func TestClusterSlowFollowers(t *testing.T) {
+	bin := requireCosigner(t)
+	if os.Getenv("COSIGNER_E2E_KNOWN_ISSUES") == "" {
+		t.Skip("known issue: a new leader's first request fails with \"no quorum\" while the followers do not know it leads yet; COSIGNER_E2E_KNOWN_ISSUES=1 runs it")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "cluster-slow-raft"})
+	cl := harness.NewCluster(t, harness.ClusterConfig{Bin: bin, Threshold: 2, Shares: 3,
+		ChainID: node.ChainID, KeyFile: node.ValidatorKeyFile, Nodes: []string{node.SignerAddr}, Proxies: true})
+	cl.SetDelay(harness.LinkRaft, 50*time.Millisecond)
+	startCluster(t, cl, node)
+	node.WaitHeight(ctx, 3, clusterWait)
+	for trial := 1; trial <= 3; trial++ {
+		wctx, cancel := context.WithTimeout(ctx, clusterWait)
+		leader, err := cl.WaitLeader(wctx)
+		if err == nil {
+			_, _, _, err = cl.WaitSigned(wctx, cl.Mark())
+		}
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		leader.Kill()
+		h, err := node.Height(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		node.WaitHeight(ctx, h+2, 30*time.Second)
+		p := leader.Start()
+		wctx, cancel = context.WithTimeout(ctx, clusterWait)
+		_, _, err = p.WaitLine(wctx, 0, harness.IsFollowingLine)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkCluster(t, cl)
+}
+
+// wholeRestarts is how many times TestClusterWholeRestart restarts every
+// cosigner at once.
+const wholeRestarts = 6
+
+// TestClusterWholeRestart SIGKILLs every cosigner of a 2-of-3 cluster at
+// once, the leader first, right after a prevote, and starts them all
+// again, several times: each time the chain must go on, and nothing may be
+// signed twice across the restarts.
+//
+// Known issue, so skipped unless COSIGNER_E2E_KNOWN_ISSUES=1: the node
+// keeps its pending request while no signer is connected and sends it the
+// moment the new leader connects, often before the followers have heard
+// from that leader; they refuse its nonce-commitment requests ("not the
+// leader in cosigner N's view (leader: 0)"), and the coordinator answers
+// "no quorum" within milliseconds instead of retrying inside the request's
+// deadline. CometBFT does not retry a vote it failed to sign, so a
+// single-validator chain halts for good; a chain of several validators
+// loses the vote.
+func TestClusterWholeRestart(t *testing.T) {
+	bin := requireCosigner(t)
+	if os.Getenv("COSIGNER_E2E_KNOWN_ISSUES") == "" {
+		t.Skip("known issue: a new leader's first request can fail with \"no quorum\" before the followers know it leads; COSIGNER_E2E_KNOWN_ISSUES=1 runs it")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "cluster-restart"})
+	cl := harness.NewCluster(t, harness.ClusterConfig{Bin: bin, Threshold: 2, Shares: 3,
+		ChainID: node.ChainID, KeyFile: node.ValidatorKeyFile, Nodes: []string{node.SignerAddr}})
+	startCluster(t, cl, node)
+	node.WaitHeight(ctx, 3, clusterWait)
+	for i := 1; i <= wholeRestarts; i++ {
+		wctx, cancel := context.WithTimeout(ctx, clusterWait)
+		leader, err := cl.WaitLeader(wctx)
+		if err == nil {
+			_, _, err = leader.Current().WaitLine(wctx, len(leader.Current().Lines()), func(l string) bool {
+				r, ok := harness.ParseSignRecord(l)
+				return ok && r.Step == "prevote"
+			})
+		}
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		leader.Kill()
+		for _, m := range cl.Members {
+			m.Kill()
+		}
+		cl.Start()
+		h, err := node.Height(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		node.WaitHeight(ctx, h+2, 30*time.Second)
+	}
+	top, err := node.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.VerifyChain(ctx, node.PubKey, 1, top-1); err != nil {
+		t.Fatal(err)
+	}
+	sigs, _ := checkCluster(t, cl)
+	t.Logf("e2e: cluster restarted whole %d times: chain at %d, every commit verified, %d signatures", wholeRestarts, top, len(sigs))
 }

@@ -267,6 +267,16 @@ func (c *Cluster) Isolate(id int) []*Proxy {
 	return cut
 }
 
+// SetDelay adds latency d, both ways, to every proxy of protocol proto
+// (LinkGRPC or LinkRaft); 0 removes it.
+func (c *Cluster) SetDelay(proto string, d time.Duration) {
+	for l, p := range c.proxies {
+		if l.Proto == proto {
+			p.SetDelay(d)
+		}
+	}
+}
+
 // HealAll heals every proxy.
 func (c *Cluster) HealAll() {
 	for _, p := range c.proxies {

@@ -3,7 +3,6 @@ package harness
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -34,6 +33,7 @@ type Proxy struct {
 	mu       sync.Mutex
 	cut      bool
 	closed   bool
+	delay    time.Duration
 	live     map[net.Conn]bool     // both ends of forwarded connections; true for the accepted end
 	held     map[net.Conn]struct{} // blackholed connections, while cut
 	accepted int
@@ -106,7 +106,7 @@ func (p *Proxy) forward(c net.Conn) {
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		p.copyDelayed(dst, src)
 		done <- struct{}{}
 	}
 	go pipe(up, c)
@@ -116,6 +116,66 @@ func (p *Proxy) forward(c net.Conn) {
 	p.drop(c)
 	p.drop(up)
 	<-done
+}
+
+// copyDelayed copies src to dst until either fails, holding each chunk
+// back until the delay set when it was read has passed: added latency,
+// not a throughput limit.
+func (p *Proxy) copyDelayed(dst, src net.Conn) {
+	type chunk struct {
+		b   []byte
+		due time.Time
+	}
+	chunks := make(chan chunk, 256)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		defer close(chunks)
+		buf := make([]byte, 32*1024)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				select {
+				case chunks <- chunk{append([]byte(nil), buf[:n]...), time.Now().Add(p.Delay())}:
+				case <-stop:
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for ch := range chunks {
+		if wait := time.Until(ch.due); wait > 0 {
+			timer.Reset(wait)
+			<-timer.C
+		}
+		if _, err := dst.Write(ch.b); err != nil {
+			// Unblock the reader: closing src ends its Read.
+			src.Close()
+			for range chunks {
+			}
+			return
+		}
+	}
+}
+
+// SetDelay makes the proxy hold every chunk of data, both ways, for d
+// before forwarding it; 0 forwards at once.
+func (p *Proxy) SetDelay(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = d
+}
+
+// Delay returns the added latency.
+func (p *Proxy) Delay() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.delay
 }
 
 func (p *Proxy) drop(c net.Conn) {

@@ -95,3 +95,31 @@ func TestProxyCutAndHeal(t *testing.T) {
 		t.Errorf("Stats() = %d accepted, %d dropped; want 3, 2", accepted, dropped)
 	}
 }
+
+func TestProxyDelay(t *testing.T) {
+	p := NewProxy(t, "test", echoServer(t))
+	const d = 100 * time.Millisecond
+	p.SetDelay(d)
+	c, err := net.DialTimeout("tcp", p.Addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	start := time.Now()
+	if err := roundTrip(c, r, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Held back once on the way there and once on the way back.
+	if rtt := time.Since(start); rtt < 2*d {
+		t.Errorf("round trip through a proxy delaying %v took %v, want at least %v", d, rtt, 2*d)
+	}
+	p.SetDelay(0)
+	start = time.Now()
+	if err := roundTrip(c, r, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if rtt := time.Since(start); rtt >= d {
+		t.Errorf("round trip without delay took %v", rtt)
+	}
+}
