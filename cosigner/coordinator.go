@@ -551,17 +551,31 @@ func (c *Coordinator) replicator(ctx context.Context) {
 }
 
 // gather runs share rounds until one yields verified signatures of every
-// message, excluding cosigners that failed, within ctx.
+// message, excluding cosigners that failed, within ctx. When no quorum can
+// be chosen it waits briefly and tries again with every cosigner until the
+// deadline: right after an election the followers refuse the new leader
+// until Raft has told them who leads, and the node sends its pending
+// request the moment the new leader connects (CometBFT does not retry a
+// vote it failed to get signed).
 func (c *Coordinator) gather(ctx context.Context, req *privval.SignRequest, msgs [][]byte) ([][]byte, error) {
 	excluded := map[int]bool{}
-	var lastErr error
-	for attempt := 1; ; attempt++ {
+	var lastRound error // the latest failed round, for the final error
+	rounds := 0
+	for {
 		quorum, commits, err := c.choose(ctx, len(msgs), excluded)
 		if err != nil {
-			if lastErr != nil {
-				return nil, fmt.Errorf("%w (after: %w)", err, lastErr)
+			if lastRound != nil {
+				err = fmt.Errorf("%w (after: %w)", err, lastRound)
 			}
-			return nil, err
+			t := time.NewTimer(chooseRetryPause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, err
+			case <-t.C:
+			}
+			clear(excluded)
+			continue
 		}
 		sigs, failed, err := c.round(ctx, req, msgs, quorum, commits)
 		if err == nil {
@@ -571,20 +585,25 @@ func (c *Coordinator) gather(ctx context.Context, req *privval.SignRequest, msgs
 		if errors.As(err, &refusal) && refusal.Final() {
 			return nil, err
 		}
-		lastErr = err
-		if len(failed) == 0 || attempt >= c.group.N() {
+		lastRound = err
+		rounds++
+		if len(failed) == 0 || rounds >= 2*c.group.N() {
 			return nil, err
 		}
 		for _, id := range failed {
 			excluded[id] = true
 		}
 		c.log.Warn("share round failed, retrying", "chain", req.ChainID, "height", req.Height, "round", req.Round,
-			"step", req.Step.String(), "attempt", attempt, "failed", failed, "err", err)
+			"step", req.Step.String(), "attempt", rounds, "failed", failed, "err", err)
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("no signature before the deadline: %w", lastErr)
+			return nil, fmt.Errorf("no signature before the deadline: %w", lastRound)
 		}
 	}
 }
+
+// chooseRetryPause is how long the leader waits before it tries again to
+// find a quorum.
+const chooseRetryPause = 50 * time.Millisecond
 
 // choose picks M cosigners, healthiest and fastest first (itself first when
 // healthy), with k commitments each, fetching commitments inline for a

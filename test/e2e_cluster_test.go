@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -482,18 +481,15 @@ func TestClusterLeaderGRPCPartition(t *testing.T) {
 // does. The new leader must still sign it, retrying within the request's
 // deadline until a quorum of cosigners recognises it.
 //
-// Known issue, so skipped unless COSIGNER_E2E_KNOWN_ISSUES=1: the followers
-// refuse the new leader's nonce-commitment requests ("not the leader in
-// cosigner N's view (leader: 0)") and the coordinator answers "no quorum"
-// within milliseconds. CometBFT does not retry a vote it failed to sign,
-// so this single-validator chain halts for good; on a chain of several
-// validators the vote is lost. Without the delay the same race is lost now
-// and then on a loaded machine (seen on a whole-cluster restart).
+// The followers refuse the new leader's nonce-commitment requests ("not the
+// leader in cosigner N's view (leader: 0)") until Raft tells them; before
+// the coordinator retried within the deadline it answered "no quorum"
+// within milliseconds. CometBFT does not retry a vote it failed to sign, so
+// this single-validator chain would halt for good; on a chain of several
+// validators the vote would be lost. Without the delay the same race was
+// lost now and then on a loaded machine (seen on a whole-cluster restart).
 func TestClusterSlowFollowers(t *testing.T) {
 	bin := requireCosigner(t)
-	if os.Getenv("COSIGNER_E2E_KNOWN_ISSUES") == "" {
-		t.Skip("known issue: a new leader's first request fails with \"no quorum\" while the followers do not know it leads yet; COSIGNER_E2E_KNOWN_ISSUES=1 runs it")
-	}
 	t.Parallel()
 	ctx := context.Background()
 	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "cluster-slow-raft"})
@@ -538,20 +534,17 @@ const wholeRestarts = 6
 // again, several times: each time the chain must go on, and nothing may be
 // signed twice across the restarts.
 //
-// Known issue, so skipped unless COSIGNER_E2E_KNOWN_ISSUES=1: the node
+// Regression test for the same race: the node
 // keeps its pending request while no signer is connected and sends it the
 // moment the new leader connects, often before the followers have heard
 // from that leader; they refuse its nonce-commitment requests ("not the
-// leader in cosigner N's view (leader: 0)"), and the coordinator answers
-// "no quorum" within milliseconds instead of retrying inside the request's
-// deadline. CometBFT does not retry a vote it failed to sign, so a
-// single-validator chain halts for good; a chain of several validators
-// loses the vote.
+// leader in cosigner N's view (leader: 0)"), and the coordinator must
+// retry inside the request's deadline rather than answer "no quorum".
+// CometBFT does not retry a vote it failed to sign, so a single-validator
+// chain would halt for good; a chain of several validators would lose the
+// vote.
 func TestClusterWholeRestart(t *testing.T) {
 	bin := requireCosigner(t)
-	if os.Getenv("COSIGNER_E2E_KNOWN_ISSUES") == "" {
-		t.Skip("known issue: a new leader's first request can fail with \"no quorum\" before the followers know it leads; COSIGNER_E2E_KNOWN_ISSUES=1 runs it")
-	}
 	t.Parallel()
 	ctx := context.Background()
 	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "cluster-restart"})
