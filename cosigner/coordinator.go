@@ -680,23 +680,19 @@ func (c *Coordinator) round(ctx context.Context, req *privval.SignRequest, msgs 
 	}
 	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(quorum[a].id, quorum[b].id) })
 	share := &ShareRequest{ChainID: req.ChainID, Messages: make([]ShareMessage, len(msgs))}
-	pkgs := make([]*threshold.SigningPackage, len(msgs))
+	plain := make([][]threshold.Commitment, len(msgs))
 	for k, msg := range msgs {
 		list := make([]PublishedCommitment, len(quorum))
-		plain := make([]threshold.Commitment, len(quorum))
+		plain[k] = make([]threshold.Commitment, len(quorum))
 		for j, i := range order {
 			list[j] = commits[i][k]
-			plain[j] = commits[i][k].Commitment
+			plain[k][j] = commits[i][k].Commitment
 		}
 		kind := ShareKind(req.Step)
 		if k == 1 {
 			kind = KindVoteExtension
 		}
 		share.Messages[k] = ShareMessage{Kind: kind, Height: req.Height, Round: req.Round, SignBytes: msg, Commitments: list}
-		var err error
-		if pkgs[k], err = threshold.NewSigningPackage(c.group, msg, plain); err != nil {
-			return nil, nil, err
-		}
 	}
 
 	attemptCtx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
@@ -707,12 +703,12 @@ func (c *Coordinator) round(ctx context.Context, req *privval.SignRequest, msgs 
 	}
 	replies := make([]reply, len(quorum))
 	var wg sync.WaitGroup
-	for i, p := range quorum {
+	send := func(i int, p *peer, r *ShareRequest) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			shares, err := p.client.Sign(attemptCtx, share)
+			shares, err := p.client.Sign(attemptCtx, r)
 			c.metrics.observePeerRPC(p.id, time.Since(start))
 			if err == nil && len(shares) != len(msgs) {
 				err = fmt.Errorf("cosigner %d returned %d shares for %d messages", p.id, len(shares), len(msgs))
@@ -725,6 +721,30 @@ func (c *Coordinator) round(ctx context.Context, req *privval.SignRequest, msgs 
 			}
 			replies[i] = reply{shares, err}
 		}()
+	}
+	// The other cosigners first: their round trip is the longest part of
+	// the round. Meanwhile this leader derives the signing packages it
+	// aggregates with, and its own share reuses them.
+	for i, p := range quorum {
+		if p.id != c.self {
+			send(i, p, share)
+		}
+	}
+	pkgs := make([]*threshold.SigningPackage, len(msgs))
+	for k, msg := range msgs {
+		var err error
+		if pkgs[k], err = threshold.NewSigningPackage(c.group, msg, plain[k]); err != nil {
+			cancel()
+			wg.Wait()
+			return nil, nil, err
+		}
+	}
+	for i, p := range quorum {
+		if p.id == c.self {
+			local := *share
+			local.pkgs = pkgs
+			send(i, p, &local)
+		}
 	}
 	wg.Wait()
 

@@ -41,6 +41,11 @@ type ShareMessage struct {
 type ShareRequest struct {
 	ChainID  string
 	Messages []ShareMessage
+
+	// pkgs, set only in-process by the leader for its own share, are the
+	// signing packages it derived from exactly these messages and
+	// commitment lists, so its share signer need not derive them again.
+	pkgs []*threshold.SigningPackage
 }
 
 // RefusalReason says why a cosigner released nothing. The values are those
@@ -215,8 +220,14 @@ func (s *ShareSigner) sign(req *ShareRequest, nonces []*threshold.Nonce) ([]thre
 	if err != nil {
 		return nil, err
 	}
-	pkgs := make([]*threshold.SigningPackage, len(req.Messages))
+	pkgs := req.pkgs
+	if len(pkgs) != len(req.Messages) {
+		pkgs = make([]*threshold.SigningPackage, len(req.Messages))
+	}
 	for i, m := range req.Messages {
+		if pkgs[i] != nil {
+			continue
+		}
 		commits := make([]threshold.Commitment, len(m.Commitments))
 		for j, c := range m.Commitments {
 			commits[j] = c.Commitment
