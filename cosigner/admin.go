@@ -226,7 +226,6 @@ func nodeReports(m *Metrics) []NodeReport {
 // SoftsignAdmin is the AdminBackend of a softsign process.
 type SoftsignAdmin struct {
 	signer  *Softsign
-	hsm     *HSMSoftsign // chains whose key is in a YubiHSM2; nil: none
 	metrics *Metrics
 	version string
 }
@@ -243,7 +242,7 @@ func (a *SoftsignAdmin) Ready() error {
 	if down := a.metrics.nodesDown(); down != "" {
 		return errors.New(down)
 	}
-	return a.hsm.ready()
+	return a.signer.ready()
 }
 
 // Status implements AdminBackend: a softsign process is a cluster of one.
@@ -263,10 +262,6 @@ func (a *SoftsignAdmin) Status(context.Context) Status {
 	for id, c := range a.signer.chains {
 		ids = append(ids, id)
 		states[id] = c.state
-	}
-	for id, ss := range a.hsm.states() {
-		ids = append(ids, id)
-		states[id] = ss
 	}
 	slices.Sort(ids)
 	for _, id := range ids {

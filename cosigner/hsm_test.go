@@ -238,15 +238,22 @@ func TestHSMSoftsign(t *testing.T) {
 		t.Fatal(err)
 	}
 	state, path := newTestState(t, Mark{Height: 1})
-	s := NewHSMSoftsign(h, 500*time.Millisecond, quietLog())
-	pub, err := s.AddChain(ctx, testChain, 5, state)
+	key, err := NewHSMKey(ctx, h, 5, 500*time.Millisecond, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
+	pub := key.Public()
 	if !pub.Equal(testKey.Public()) {
 		t.Fatalf("public key %x", pub)
 	}
-	if _, err := s.AddChain(ctx, testChain, 5, state); err == nil {
+	if _, err := NewHSMKey(ctx, h, 6, 500*time.Millisecond, quietLog()); !errors.Is(err, ErrHSMNotFound) {
+		t.Fatalf("unknown key id: %v", err)
+	}
+	s := NewSoftsign(quietLog())
+	if err := s.AddChainKey(testChain, key, state); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddChainKey(testChain, key, state); err == nil {
 		t.Fatal("added a chain twice")
 	}
 	t0 := time.Unix(1700000000, 0).UTC()
@@ -523,16 +530,19 @@ func TestHSMAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	state, _ := newTestState(t, Mark{Height: 3})
-	hs := NewHSMSoftsign(h, 300*time.Millisecond, quietLog())
-	if _, err := hs.AddChain(ctx, testChain, 5, state); err != nil {
+	key, err := NewHSMKey(ctx, h, 5, 300*time.Millisecond, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := NewSoftsign(quietLog())
+	if err := hs.AddChainKey(testChain, key, state); err != nil {
 		t.Fatal(err)
 	}
 	m, err := NewMetrics(prometheus.NewRegistry(), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := NewSoftsignAdmin(NewSoftsign(quietLog()), m, "test")
-	admin.AddHSM(hs)
+	admin := NewSoftsignAdmin(hs, m, "test")
 	st := admin.Status(ctx)
 	if len(st.Chains) != 1 || !st.Ready {
 		t.Fatalf("status: %+v", st)

@@ -21,8 +21,31 @@ type Softsign struct {
 }
 
 type softChain struct {
-	key   ed25519.PrivateKey
+	key   ChainKey
 	state *SignState
+}
+
+// ChainKey is one chain's whole consensus key: held in this process
+// (softsign) or in a device (HSMKey). Sign must honour ctx's deadline and
+// return a signature of msg that verifies under Public; Softsign records and
+// releases nothing when Sign fails.
+type ChainKey interface {
+	Public() ed25519.PublicKey
+	Sign(ctx context.Context, msg []byte) ([]byte, error)
+}
+
+// memoryKey is a ChainKey held in this process.
+type memoryKey ed25519.PrivateKey
+
+// MemoryKey returns key as a ChainKey held in this process.
+func MemoryKey(key ed25519.PrivateKey) ChainKey { return memoryKey(key) }
+
+func (k memoryKey) Public() ed25519.PublicKey {
+	return ed25519.PrivateKey(k).Public().(ed25519.PublicKey)
+}
+
+func (k memoryKey) Sign(_ context.Context, msg []byte) ([]byte, error) {
+	return ed25519.Sign(ed25519.PrivateKey(k), msg), nil
 }
 
 var _ privval.Signer = (*Softsign)(nil)
@@ -46,6 +69,12 @@ func (s *Softsign) SetMetrics(m *Metrics) {
 // AddChain makes s sign for chainID with key, guarded by state. It must be
 // called before s serves requests.
 func (s *Softsign) AddChain(chainID string, key ed25519.PrivateKey, state *SignState) error {
+	return s.AddChainKey(chainID, memoryKey(key), state)
+}
+
+// AddChainKey makes s sign for chainID with key (in memory or in a device),
+// guarded by state. It must be called before s serves requests.
+func (s *Softsign) AddChainKey(chainID string, key ChainKey, state *SignState) error {
 	if _, ok := s.chains[chainID]; ok {
 		return fmt.Errorf("chain %q added twice", chainID)
 	}
@@ -70,13 +99,26 @@ func (s *Softsign) PubKey(_ context.Context, chainID string) (ed25519.PublicKey,
 	if err != nil {
 		return nil, err
 	}
-	return c.key.Public().(ed25519.PublicKey), nil
+	return c.key.Public(), nil
+}
+
+// ready reports the first chain whose key is unavailable (a device away),
+// or nil.
+func (s *Softsign) ready() error {
+	for _, c := range s.chains {
+		if r, ok := c.key.(interface{ ready() error }); ok {
+			if err := r.ready(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Sign signs req under the chain's sign-state rules. The vote extension, if
 // asked for, is signed fresh every time, as FilePV does: extensions are not
 // slashable and may legitimately differ between retries.
-func (s *Softsign) Sign(_ context.Context, req *privval.SignRequest) (*privval.SignResponse, error) {
+func (s *Softsign) Sign(ctx context.Context, req *privval.SignRequest) (*privval.SignResponse, error) {
 	c, err := s.chain(req.ChainID)
 	if err != nil {
 		return nil, err
@@ -85,7 +127,7 @@ func (s *Softsign) Sign(_ context.Context, req *privval.SignRequest) (*privval.S
 	var signedAt time.Time
 	sig, ts, err := c.state.Sign(req, func(msg []byte) ([]byte, error) {
 		defer func() { signedAt = time.Now() }()
-		return ed25519.Sign(c.key, msg), nil
+		return c.key.Sign(ctx, msg)
 	})
 	if err != nil {
 		if errors.Is(err, ErrConflict) || errors.Is(err, ErrRegression) {
@@ -100,7 +142,9 @@ func (s *Softsign) Sign(_ context.Context, req *privval.SignRequest) (*privval.S
 	}
 	resp := &privval.SignResponse{Signature: sig, Timestamp: ts}
 	if req.ExtSignBytes != nil {
-		resp.ExtSignature = ed25519.Sign(c.key, req.ExtSignBytes)
+		if resp.ExtSignature, err = c.key.Sign(ctx, req.ExtSignBytes); err != nil {
+			return nil, fmt.Errorf("sign vote extension: %w", err)
+		}
 	}
 	return resp, nil
 }

@@ -310,12 +310,12 @@ uses only the capabilities it needs.`,
 	return cmd
 }
 
-// openHSMSoftsign connects to the YubiHSM2 when a chain signs with a key in
-// it, and returns the signer for those chains and the keep-alive to run
-// beside the node clients; all nil when no chain uses the device. A device
-// that is not there stops the start: the node asks for the public key at
-// once, and a supervisor restarts cosigner.
-func openHSMSoftsign(ctx context.Context, cfg *cosigner.Config, log *slog.Logger, reg prometheus.Registerer, metrics *cosigner.Metrics) (*cosigner.HSMSoftsign, func(context.Context) error, error) {
+// openHSM connects to the YubiHSM2 when a chain signs with a key in it, and
+// returns the device and the keep-alive to run beside the node clients;
+// both nil when no chain uses the device. A device that is not there stops
+// the start: the node asks for the public key at once, and a supervisor
+// restarts cosigner.
+func openHSM(ctx context.Context, cfg *cosigner.Config, log *slog.Logger, reg prometheus.Registerer) (*cosigner.HSM, func(context.Context) error, error) {
 	use := false
 	for _, ch := range cfg.Chains {
 		use = use || ch.HSMKeyID != 0
@@ -340,27 +340,16 @@ func openHSMSoftsign(ctx context.Context, cfg *cosigner.Config, log *slog.Logger
 	}
 	log.Info("hsm session open", "connector", cfg.HSM.Connector, "serial", serial, "firmware", firmware,
 		"auth_key_id", cfg.HSM.AuthKeyID, "request_timeout", cfg.HSM.Timeout())
-	s := cosigner.NewHSMSoftsign(h, cfg.HSM.Timeout(), log)
-	s.SetMetrics(metrics)
-	return s, h.Run, nil
+	return h, h.Run, nil
 }
 
-// addHSMChain adds a chain whose key is in the YubiHSM2.
-func addHSMChain(ctx context.Context, cfg *cosigner.Config, s *cosigner.HSMSoftsign, ch cosigner.ChainConfig, metrics *cosigner.Metrics, log *slog.Logger) error {
-	state, err := cosigner.LoadSignState(statePath(cfg, ch.ID), ch.ID)
+// hsmChainKey opens the key of a chain whose key is in the YubiHSM2.
+func hsmChainKey(ctx context.Context, cfg *cosigner.Config, h *cosigner.HSM, ch cosigner.ChainConfig, log *slog.Logger) (cosigner.ChainKey, error) {
+	key, err := cosigner.NewHSMKey(ctx, h, uint16(ch.HSMKeyID), cfg.HSM.Timeout(), log)
 	if err != nil {
-		return usageError{stateHint(err, cfg.Home(), ch.ID)}
+		return nil, hsmHint(fmt.Errorf("chain %s: hsm_key_id = %d: %w", ch.ID, ch.HSMKeyID, err), cfg)
 	}
-	pub, err := s.AddChain(ctx, ch.ID, uint16(ch.HSMKeyID), state)
-	if err != nil {
-		return hsmHint(fmt.Errorf("chain %s: hsm_key_id = %d: %w", ch.ID, ch.HSMKeyID, err), cfg)
-	}
-	m := state.Mark()
-	metrics.ServeNodes(ch.ID, ch.Nodes, m.Height)
-	info := cosigner.DescribePubKey(pub, ch.Prefix())
-	log.Info("chain ready", "chain", ch.ID, "pubkey", info.Bech32, "address", info.Address, "hsm_key_id", ch.HSMKeyID,
-		"height", m.Height, "round", m.Round, "step", int(m.Step))
-	return nil
+	return key, nil
 }
 
 // isHSMError reports whether err is one of the device errors hsmHint

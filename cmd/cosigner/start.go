@@ -74,37 +74,42 @@ func start(ctx context.Context, home string, logOut interface{ Write([]byte) (in
 
 	signer := cosigner.NewSoftsign(log)
 	signer.SetMetrics(metrics)
-	hsmSigner, hsmRun, err := openHSMSoftsign(ctx, cfg, log, reg, metrics)
+	hsm, hsmRun, err := openHSM(ctx, cfg, log, reg)
 	if err != nil {
 		return err
 	}
 	for _, ch := range cfg.Chains {
+		var key cosigner.ChainKey
 		if ch.HSMKeyID != 0 {
-			if err := addHSMChain(ctx, cfg, hsmSigner, ch, metrics, log); err != nil {
+			if key, err = hsmChainKey(ctx, cfg, hsm, ch, log); err != nil {
 				return err
 			}
-			continue
-		}
-		key, err := cosigner.LoadKey(cfg.Path(ch.Key))
-		if err != nil {
-			return usageError{withHint(err, "import the key with 'cosigner keys import --home %s --chain-id %s <priv_validator_key.json>'", home, ch.ID)}
+		} else {
+			k, err := cosigner.LoadKey(cfg.Path(ch.Key))
+			if err != nil {
+				return usageError{withHint(err, "import the key with 'cosigner keys import --home %s --chain-id %s <priv_validator_key.json>'", home, ch.ID)}
+			}
+			key = cosigner.MemoryKey(k)
 		}
 		state, err := cosigner.LoadSignState(statePath(cfg, ch.ID), ch.ID)
 		if err != nil {
 			return usageError{stateHint(err, home, ch.ID)}
 		}
-		if err := signer.AddChain(ch.ID, key, state); err != nil {
+		if err := signer.AddChainKey(ch.ID, key, state); err != nil {
 			return err
 		}
 		m := state.Mark()
 		metrics.ServeNodes(ch.ID, ch.Nodes, m.Height)
-		info := cosigner.DescribePubKey(key.Public().(ed25519.PublicKey), ch.Prefix())
-		log.Info("chain ready", "chain", ch.ID, "pubkey", info.Bech32, "address", info.Address,
-			"height", m.Height, "round", m.Round, "step", int(m.Step))
+		info := cosigner.DescribePubKey(key.Public(), ch.Prefix())
+		args := []any{"chain", ch.ID, "pubkey", info.Bech32, "address", info.Address,
+			"height", m.Height, "round", m.Round, "step", int(m.Step)}
+		if ch.HSMKeyID != 0 {
+			args = append(args, "hsm_key_id", ch.HSMKeyID)
+		}
+		log.Info("chain ready", args...)
 	}
 
 	admin := cosigner.NewSoftsignAdmin(signer, metrics, Version)
-	admin.AddHSM(hsmSigner)
 	runs, err := opsComponents(cfg, reg, admin.Ready, admin, log)
 	if err != nil {
 		return err
@@ -116,12 +121,8 @@ func start(ctx context.Context, home string, logOut interface{ Write([]byte) (in
 		runs = append(runs, hsmRun)
 	}
 	for _, ch := range cfg.Chains {
-		var chSigner privval.Signer = signer
-		if ch.HSMKeyID != 0 {
-			chSigner = hsmSigner
-		}
 		for _, addr := range ch.Nodes {
-			client, err := privval.NewNodeClient(addr, ch.ID, identity, chSigner, log, ncfg)
+			client, err := privval.NewNodeClient(addr, ch.ID, identity, signer, log, ncfg)
 			if err != nil {
 				return usageError{err}
 			}
