@@ -255,9 +255,24 @@ func (c *Cluster) Signer() *ShareSigner { return c.signer }
 
 // Run serves until ctx ends: Raft, the gRPC service, and, whenever this
 // cosigner leads, the coordinator and one privval client per configured node.
-func (c *Cluster) Run(ctx context.Context) error {
+//
+// When ctx ends while this cosigner leads, it first hands Raft leadership to
+// another cosigner (for at most 2 s), so a planned stop, such as a rolling
+// upgrade, costs the validator no election timeout.
+func (c *Cluster) Run(outer context.Context) error {
 	defer c.close()
-	g, ctx := errgroup.WithContext(ctx)
+	inner, cancel := context.WithCancel(context.WithoutCancel(outer))
+	defer cancel()
+	g, ctx := errgroup.WithContext(inner)
+	g.Go(func() error {
+		select {
+		case <-outer.Done():
+			c.handOver()
+			cancel()
+		case <-ctx.Done():
+		}
+		return nil
+	})
 	g.Go(func() error { return c.node.Run(ctx) })
 	g.Go(func() error {
 		if err := c.grpc.Serve(c.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
@@ -272,6 +287,21 @@ func (c *Cluster) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { return c.lead(ctx) })
 	return g.Wait()
+}
+
+// handOver transfers leadership away if this cosigner leads.
+func (c *Cluster) handOver() {
+	if !c.node.IsLeader() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.node.TransferLeadership(ctx, 0); err != nil {
+		c.log.Warn("stopping: leadership transfer failed; the others will elect a leader", "err", err)
+		return
+	}
+	id, _ := c.node.Leader()
+	c.log.Info("stopping: handed leadership over", "leader", id)
 }
 
 // lead follows leadership changes: on becoming leader it starts a fresh

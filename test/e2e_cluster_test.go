@@ -595,3 +595,44 @@ func TestClusterWholeRestart(t *testing.T) {
 	sigs, _ := checkCluster(t, cl)
 	t.Logf("e2e: cluster restarted whole %d times: chain at %d, every commit verified, %d signatures", wholeRestarts, top, len(sigs))
 }
+
+// TestClusterGracefulStop stops the leader with SIGTERM, as a rolling
+// upgrade does: it hands Raft leadership over before it exits, the new
+// leader signs, and the chain goes on.
+func TestClusterGracefulStop(t *testing.T) {
+	bin := requireCosigner(t)
+	t.Parallel()
+	ctx := context.Background()
+	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "cluster-graceful"})
+	cl := harness.NewCluster(t, harness.ClusterConfig{Bin: bin, Threshold: 2, Shares: 3, ChainID: node.ChainID,
+		KeyFile: node.ValidatorKeyFile, Nodes: []string{node.SignerAddr}})
+	leader := startCluster(t, cl, node)
+	node.WaitHeight(ctx, 5, clusterWait)
+	proc := leader.Current()
+	leader.Stop()
+	handed := false
+	for _, l := range proc.Lines() {
+		if strings.Contains(l, `msg="stopping: handed leadership over"`) {
+			handed = true
+		}
+	}
+	if !handed {
+		t.Fatalf("leader %d stopped without handing leadership over:\n%s", leader.ID, proc.Tail(15))
+	}
+	h, err := node.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := node.WaitHeight(ctx, h+5, clusterWait)
+	wctx, cancel := context.WithTimeout(ctx, clusterWait)
+	defer cancel()
+	next, err := cl.WaitLeader(wctx, leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.VerifyChain(ctx, node.PubKey, 1, top-1); err != nil {
+		t.Fatal(err)
+	}
+	sigs, _ := checkCluster(t, cl)
+	t.Logf("e2e: cluster graceful stop: leader %d handed over to %d on SIGTERM, chain from %d to %d, %d signatures", leader.ID, next.ID, h, top, len(sigs))
+}
