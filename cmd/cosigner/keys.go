@@ -44,6 +44,20 @@ func configOrHint(cfg *cosigner.Config, err error) (*cosigner.Config, error) {
 	return cfg, nil
 }
 
+// loadChain loads the home's configuration and the chain named by chainID
+// (or the only chain).
+func loadChain(cmd *cobra.Command, chainID string) (*cosigner.Config, *cosigner.ChainConfig, error) {
+	cfg, err := loadConfig(homeFlag(cmd))
+	if err != nil {
+		return nil, nil, err
+	}
+	ch, err := pickChain(cfg, chainID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cfg, ch, nil
+}
+
 // pickChain returns the chain named by --chain-id, or the only chain.
 func pickChain(cfg *cosigner.Config, id string) (*cosigner.ChainConfig, error) {
 	if id == "" {
@@ -74,11 +88,7 @@ key off the validator node.`,
   cosigner keys import --home ~/.cosigner --chain-id kira-1 /etc/tmkms/secrets/kira-consensus.key`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(homeFlag(cmd))
-			if err != nil {
-				return err
-			}
-			ch, err := pickChain(cfg, chainID)
+			cfg, ch, err := loadChain(cmd, chainID)
 			if err != nil {
 				return err
 			}

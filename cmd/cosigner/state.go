@@ -39,11 +39,7 @@ validator, so nothing it signed before can be signed again differently.`,
 		Example: `  cosigner state init --home ~/.cosigner --chain-id kira-1 --height 1234567`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(homeFlag(cmd))
-			if err != nil {
-				return err
-			}
-			ch, err := pickChain(cfg, chainID)
+			cfg, ch, err := loadChain(cmd, chainID)
 			if err != nil {
 				return err
 			}
@@ -88,11 +84,7 @@ func newStateShowCmd() *cobra.Command {
 		Example: `  cosigner state show --home ~/.cosigner --chain-id kira-1 --json`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(homeFlag(cmd))
-			if err != nil {
-				return err
-			}
-			ch, err := pickChain(cfg, chainID)
+			cfg, ch, err := loadChain(cmd, chainID)
 			if err != nil {
 				return err
 			}
@@ -163,11 +155,7 @@ state unless --force is given.`,
   cosigner state import --home ~/.cosigner --chain-id kira-1 /var/lib/tmkms/state/kira-1-consensus.json`,
 		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := loadConfig(homeFlag(cmd))
-			if err != nil {
-				return err
-			}
-			ch, err := pickChain(cfg, chainID)
+			cfg, ch, err := loadChain(cmd, chainID)
 			if err != nil {
 				return err
 			}
