@@ -105,7 +105,9 @@ height() {
 leader() { grep -l 'leading: dialing nodes' "$DEMO"/cosigner-*.log 2>/dev/null | tail -n 1 | sed 's/.*cosigner-\([0-9]*\).log/\1/'; }
 
 echo "demo: node RPC on http://127.0.0.1:$RPC_PORT, logs in $DEMO; Ctrl-C stops"
-tail -q -n +1 -F "$DEMO"/cosigner-*.log | grep --line-buffered 'signed precommit' | sed -u 's/^time=[^ ]* level=INFO msg=//' &
+# tail is the background job (killing it ends the filter behind it, which
+# reads to end of file); a plain pipeline would leave tail running.
+tail -q -n +1 -F "$DEMO"/cosigner-*.log 2>/dev/null > >(grep --line-buffered 'signed precommit' | sed -u 's/^time=[^ ]* level=INFO msg=//') &
 pids+=($!)
 DEMO_SECONDS=${DEMO_SECONDS:-0}
 DEMO_KILL=${DEMO_KILL:-1}
