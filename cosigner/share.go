@@ -126,5 +126,10 @@ func decodeShare(data []byte, sharePath string, group *threshold.GroupKey, group
 // overwritten implicitly.
 func WriteNewFile(path string, data []byte) error { return writeNewFile(path, data) }
 
+// ReplaceFile replaces path with data (0600) atomically and durably: temp
+// file, fsync, rename, directory fsync. Callers use it only behind an
+// explicit --force.
+func ReplaceFile(path string, data []byte) error { return writeFileDurable(path, data, 0o600) }
+
 // ErrShardOutExists is returned when shard's output directory exists.
 var ErrShardOutExists = errors.New("output directory already exists")

@@ -102,7 +102,7 @@ key off the validator node.`,
 			}
 			data := cosigner.MarshalPrivValidatorKey(key)
 			if force {
-				err = os.WriteFile(dst, data, 0o600)
+				err = cosigner.ReplaceFile(dst, data)
 			} else {
 				err = writeNewFile(dst, data)
 			}
