@@ -75,6 +75,17 @@ func TestSoftsignSetupFlow(t *testing.T) {
 		t.Errorf("second import: exit %d, %s", code, errOut)
 	}
 
+	// --force replaces it with another key.
+	otherKey, otherPV := cometKey(t)
+	out = mustCLI(t, "keys", "import", "--home", home, "--force", otherKey)
+	if !strings.Contains(out, otherPV.Key.Address.String()) {
+		t.Fatalf("forced import: %s", out)
+	}
+	mustCLI(t, "keys", "import", "--home", home, "--force", keyFile)
+	if st, err := os.Stat(filepath.Join(home, "keys", "kira-1.json")); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file after --force: %v %v", st.Mode(), err)
+	}
+
 	out = mustCLI(t, "keys", "show", "--home", home, "--json")
 	var info struct {
 		ChainID string `json:"chain_id"`
