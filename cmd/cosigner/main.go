@@ -1,5 +1,6 @@
 // Command cosigner is a remote signer for CometBFT validators: in softsign
-// mode one process holds the whole key, as TMKMS does.
+// mode one process holds the whole key, as TMKMS does; in threshold mode M of
+// N cosigners sign with FROST shares of it.
 package main
 
 import (
@@ -83,7 +84,11 @@ func newRootCmd() *cobra.Command {
 		Short: "Remote signer for CometBFT validators",
 		Long: `cosigner signs votes and proposals for CometBFT validators from outside the node.
 It dials each node's priv_validator_laddr and never signs twice for one
-height, round and step.`,
+height, round and step.
+
+Softsign mode: one process holds the whole key (cosigner init, keys import).
+Threshold mode: M of N cosigners each hold a FROST share of the key and sign
+together (cosigner shard); no machine holds the key.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
