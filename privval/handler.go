@@ -161,10 +161,7 @@ func handleSignVote(ctx context.Context, s Signer, chainID string, m *SignVoteRe
 		req.ExtSignBytes = VoteExtensionSignBytes(chainID, v)
 		o.ext = true
 	}
-	res, err := s.Sign(ctx, req)
-	if err == nil {
-		err = checkSignResponse(req, res)
-	}
+	res, err := signChecked(ctx, s, req)
 	if err != nil {
 		o.cause = err
 		return refuse(signerError(err))
@@ -224,10 +221,7 @@ func handleSignProposal(ctx context.Context, s Signer, chainID string, m *SignPr
 		BlockID:   p.BlockID.Hash,
 		SignBytes: ProposalSignBytes(chainID, p),
 	}
-	res, err := s.Sign(ctx, req)
-	if err == nil {
-		err = checkSignResponse(req, res)
-	}
+	res, err := signChecked(ctx, s, req)
 	if err != nil {
 		o.cause = err
 		return refuse(signerError(err))
@@ -237,6 +231,18 @@ func handleSignProposal(ctx context.Context, s Signer, chainID string, m *SignPr
 	reply.Proposal.Timestamp = signedTimestamp(req, res)
 	o.ts = reply.Proposal.Timestamp
 	return reply, o
+}
+
+// signChecked asks s to sign req and checks its answer.
+func signChecked(ctx context.Context, s Signer, req *SignRequest) (*SignResponse, error) {
+	res, err := s.Sign(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSignResponse(req, res); err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 // checkSignResponse catches a Signer that breaks its contract before a
