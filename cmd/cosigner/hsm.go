@@ -8,10 +8,14 @@ import (
 	"log/slog"
 	"path/filepath"
 
-	"github.com/cosigner/cosigner/cosigner"
-	"github.com/cosigner/cosigner/threshold"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
+
+	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/hsm"
+	"github.com/cosigner/cosigner/cosigner/keys"
+	"github.com/cosigner/cosigner/cosigner/share"
+	"github.com/cosigner/cosigner/internal/fsutil"
+	"github.com/cosigner/cosigner/threshold"
 )
 
 func newHSMCmd() *cobra.Command {
@@ -24,26 +28,26 @@ never leave it) and a threshold cosigner's sealed key share. The [hsm] section o
 cosigner.toml names the connector, the authentication key and the file holding
 its password; see docs/hsm.md.`,
 	}
-	keys := &cobra.Command{Use: "keys", Short: "Import, generate and list ed25519 keys in the YubiHSM2"}
-	keys.AddCommand(newHSMKeysImportCmd(), newHSMKeysGenerateCmd(), newHSMKeysListCmd())
-	share := &cobra.Command{Use: "share", Short: "Seal a threshold cosigner's key share in the YubiHSM2"}
-	share.AddCommand(newHSMShareImportCmd())
-	cmd.AddCommand(keys, share)
+	keysCmd := &cobra.Command{Use: "keys", Short: "Import, generate and list ed25519 keys in the YubiHSM2"}
+	keysCmd.AddCommand(newHSMKeysImportCmd(), newHSMKeysGenerateCmd(), newHSMKeysListCmd())
+	shareCmd := &cobra.Command{Use: "share", Short: "Seal a threshold cosigner's key share in the YubiHSM2"}
+	shareCmd.AddCommand(newHSMShareImportCmd())
+	cmd.AddCommand(keysCmd, shareCmd)
 	return cmd
 }
 
 // dialHSM opens a session with the device the home's [hsm] section names.
-func dialHSM(ctx context.Context, cfg *cosigner.Config, log *slog.Logger) (*cosigner.HSM, error) {
+func dialHSM(ctx context.Context, cfg *config.Config, log *slog.Logger) (*hsm.Client, error) {
 	if !cfg.HSM.Enabled() {
 		return nil, usageError{withHint(errors.New("cosigner.toml has no [hsm] section"),
 			"add [hsm] with connector = \"127.0.0.1:12345\", auth_key_id and password_file to %s (see docs/hsm.md)",
-			filepath.Join(cfg.Home(), cosigner.ConfigFileName))}
+			filepath.Join(cfg.Home(), config.FileName))}
 	}
-	opts, err := cosigner.HSMOptionsFromConfig(cfg)
+	opts, err := cfg.HSMOptions()
 	if err != nil {
 		return nil, usageError{withHint(err, "write the authentication key's password into %s (mode 0600)", cfg.Path(cfg.HSM.PasswordFile))}
 	}
-	h, err := cosigner.DialHSM(ctx, opts, log)
+	h, err := hsm.Dial(ctx, opts, log)
 	if err != nil {
 		return nil, hsmHint(err, cfg)
 	}
@@ -51,18 +55,18 @@ func dialHSM(ctx context.Context, cfg *cosigner.Config, log *slog.Logger) (*cosi
 }
 
 // hsmHint adds what to do to a device error.
-func hsmHint(err error, cfg *cosigner.Config) error {
-	cfgPath := filepath.Join(cfg.Home(), cosigner.ConfigFileName)
+func hsmHint(err error, cfg *config.Config) error {
+	cfgPath := filepath.Join(cfg.Home(), config.FileName)
 	switch {
-	case errors.Is(err, cosigner.ErrHSMUnreachable):
+	case errors.Is(err, hsm.ErrUnreachable):
 		return withHint(err, "start yubihsm-connector with the YubiHSM2 plugged in, and check hsm.connector = %q in %s", cfg.HSM.Connector, cfgPath)
-	case errors.Is(err, cosigner.ErrHSMAuth):
+	case errors.Is(err, hsm.ErrAuth):
 		return withHint(err, "check hsm.auth_key_id = %d in %s and the password in %s", cfg.HSM.AuthKeyID, cfgPath, cfg.Path(cfg.HSM.PasswordFile))
-	case errors.Is(err, cosigner.ErrHSMNotFound):
+	case errors.Is(err, hsm.ErrNotFound):
 		return withHint(err, "'cosigner hsm keys list --home %s' shows the keys the authentication key can see (objects in other domains are invisible)", cfg.Home())
-	case errors.Is(err, cosigner.ErrHSMPermission):
+	case errors.Is(err, hsm.ErrPermission):
 		return withHint(err, "authentication key %d lacks a capability this needs (put-asymmetric, generate-asymmetric, sign-eddsa, put-opaque or get-opaque, and the delegated ones)", cfg.HSM.AuthKeyID)
-	case errors.Is(err, cosigner.ErrHSMExists):
+	case errors.Is(err, hsm.ErrExists):
 		return withHint(err, "choose a free --id ('cosigner hsm keys list' shows the keys), or delete the old object with yubihsm-shell")
 	}
 	return err
@@ -84,18 +88,18 @@ func hsmKeyID(cmd *cobra.Command, id int) (uint16, error) {
 }
 
 // hsmPrefix picks the bech32 prefix: the flag, or the only chain's.
-func hsmPrefix(cfg *cosigner.Config, prefix string) string {
+func hsmPrefix(cfg *config.Config, prefix string) string {
 	if prefix != "" {
 		return prefix
 	}
 	if len(cfg.Chains) == 1 {
 		return cfg.Chains[0].Prefix()
 	}
-	return cosigner.DefaultBech32Prefix
+	return config.DefaultBech32Prefix
 }
 
 func printHSMKey(cmd *cobra.Command, verb string, id uint16, pub ed25519.PublicKey, prefix string) {
-	info := cosigner.DescribePubKey(pub, prefix)
+	info := keys.DescribePubKey(pub, prefix)
 	fmt.Fprintf(cmd.OutOrStdout(), "%s ed25519 key %d in the yubihsm\npubkey: %s\naddress: %s\n", verb, id, info.Bech32, info.Address)
 	fmt.Fprintf(cmd.OutOrStdout(), "to sign with it, set hsm_key_id = %d in the chain's [[chain]] section (and remove key)\n", id)
 }
@@ -125,7 +129,7 @@ importing, destroy the file (and any copy on the validator node).`,
 			if err != nil {
 				return err
 			}
-			key, err := cosigner.LoadKey(args[0])
+			key, err := keys.LoadKey(args[0])
 			if err != nil {
 				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
 			}
@@ -219,7 +223,7 @@ label, and for ed25519 keys the public key as bech32 (<prefix>valconspub).`,
 				return err
 			}
 			defer h.Close()
-			objs, err := h.List(ctx, cosigner.HSMTypeAsymmetric)
+			objs, err := h.List(ctx, hsm.TypeAsymmetric)
 			if err != nil {
 				return hsmHint(err, cfg)
 			}
@@ -233,7 +237,7 @@ label, and for ed25519 keys the public key as bech32 (<prefix>valconspub).`,
 			for _, o := range objs {
 				pk := fmt.Sprintf("(not ed25519: algorithm %d)", o.Algorithm)
 				if o.PublicKey != nil {
-					pk = cosigner.DescribePubKey(o.PublicKey, p).Bech32
+					pk = keys.DescribePubKey(o.PublicKey, p).Bech32
 				}
 				label := o.Label
 				if label == "" {
@@ -273,7 +277,7 @@ uses only the capabilities it needs.`,
 			if err != nil {
 				return err
 			}
-			if cfg.Mode != cosigner.ModeThreshold {
+			if cfg.Mode != config.ModeThreshold {
 				return usagef("%s is a %s cosigner: only a threshold cosigner has a share to seal", home, cfg.Mode)
 			}
 			if cfg.Threshold.ShareHSMObject != 0 {
@@ -290,19 +294,19 @@ uses only the capabilities it needs.`,
 				return err
 			}
 			defer h.Close()
-			share, objID, err := cosigner.SealShare(ctx, h, cfg, uint16(id))
+			ks, objID, err := share.Seal(ctx, h, cfg, uint16(id))
 			if err != nil {
 				return hsmHint(err, cfg)
 			}
-			if err := cosigner.SetShareHSMObject(home, int(objID)); err != nil {
+			if err := config.SetShareHSMObject(home, int(objID)); err != nil {
 				return withHint(err, "the share is stored as yubihsm object %d and %s is untouched: add share_hsm_object = %d under [threshold] by hand, then remove the file", objID, cfg.Path(cfg.Threshold.ShareFile), objID)
 			}
 			sharePath := cfg.Path(cfg.Threshold.ShareFile)
-			if err := cosigner.RemoveFileDurably(sharePath); err != nil {
+			if err := fsutil.Remove(sharePath); err != nil {
 				return withHint(fmt.Errorf("remove %s: %w", sharePath, err), "the share is sealed as object %d and cosigner.toml uses it: remove the file by hand", objID)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "sealed share %d of %d-of-%d as yubihsm opaque object %d (label %s)\nremoved %s; cosigner.toml now has share_hsm_object = %d\n",
-				share.ID(), share.Group().Threshold(), share.Group().N(), objID, cosigner.ShareLabel(int(share.ID())), sharePath, objID)
+				ks.ID(), ks.Group().Threshold(), ks.Group().N(), objID, share.Label(int(ks.ID())), sharePath, objID)
 			return nil
 		},
 	}
@@ -310,52 +314,10 @@ uses only the capabilities it needs.`,
 	return cmd
 }
 
-// openHSM connects to the YubiHSM2 when a chain signs with a key in it, and
-// returns the device and the keep-alive to run beside the node clients;
-// both nil when no chain uses the device. A device that is not there stops
-// the start: the node asks for the public key at once, and a supervisor
-// restarts cosigner.
-func openHSM(ctx context.Context, cfg *cosigner.Config, log *slog.Logger, reg prometheus.Registerer) (*cosigner.HSM, func(context.Context) error, error) {
-	use := false
-	for _, ch := range cfg.Chains {
-		use = use || ch.HSMKeyID != 0
-	}
-	if !use {
-		return nil, nil, nil
-	}
-	h, err := dialHSM(ctx, cfg, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	hm, err := cosigner.NewHSMMetrics(reg)
-	if err != nil {
-		h.Close()
-		return nil, nil, err
-	}
-	h.SetMetrics(hm)
-	serial, firmware, err := h.DeviceInfo(ctx)
-	if err != nil {
-		h.Close()
-		return nil, nil, hsmHint(err, cfg)
-	}
-	log.Info("hsm session open", "connector", cfg.HSM.Connector, "serial", serial, "firmware", firmware,
-		"auth_key_id", cfg.HSM.AuthKeyID, "request_timeout", cfg.HSM.Timeout())
-	return h, h.Run, nil
-}
-
-// hsmChainKey opens the key of a chain whose key is in the YubiHSM2.
-func hsmChainKey(ctx context.Context, cfg *cosigner.Config, h *cosigner.HSM, ch cosigner.ChainConfig, log *slog.Logger) (cosigner.ChainKey, error) {
-	key, err := cosigner.NewHSMKey(ctx, h, uint16(ch.HSMKeyID), cfg.HSM.Timeout(), log)
-	if err != nil {
-		return nil, hsmHint(fmt.Errorf("chain %s: hsm_key_id = %d: %w", ch.ID, ch.HSMKeyID, err), cfg)
-	}
-	return key, nil
-}
-
 // isHSMError reports whether err is one of the device errors hsmHint
 // explains.
 func isHSMError(err error) bool {
-	for _, e := range []error{cosigner.ErrHSMUnreachable, cosigner.ErrHSMAuth, cosigner.ErrHSMNotFound, cosigner.ErrHSMPermission} {
+	for _, e := range []error{hsm.ErrUnreachable, hsm.ErrAuth, hsm.ErrNotFound, hsm.ErrPermission} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -365,16 +327,16 @@ func isHSMError(err error) bool {
 
 // loadSealedShare reads the share sealed in the YubiHSM2 for commands that
 // show it.
-func loadSealedShare(cmd *cobra.Command, cfg *cosigner.Config) (*threshold.KeyShare, error) {
+func loadSealedShare(cmd *cobra.Command, cfg *config.Config) (*threshold.KeyShare, error) {
 	ctx := cmd.Context()
 	h, err := dialHSM(ctx, cfg, hsmLogger(cmd))
 	if err != nil {
 		return nil, err
 	}
 	defer h.Close()
-	share, err := cosigner.LoadShareFromHSM(ctx, h, uint16(cfg.Threshold.ShareHSMObject), cfg.Path(cfg.Threshold.GroupFile))
+	ks, err := share.LoadFromHSM(ctx, h, uint16(cfg.Threshold.ShareHSMObject), cfg.Path(cfg.Threshold.GroupFile))
 	if err != nil {
 		return nil, hsmHint(err, cfg)
 	}
-	return share, nil
+	return ks, nil
 }

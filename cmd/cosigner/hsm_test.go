@@ -8,7 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cosigner/cosigner/cosigner"
+	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/hsm"
+	"github.com/cosigner/cosigner/cosigner/keys"
+	"github.com/cosigner/cosigner/cosigner/share"
 	"github.com/cosigner/cosigner/test/yubihsmsim"
 )
 
@@ -41,7 +44,7 @@ func TestHSMKeysCommands(t *testing.T) {
 	addHSMSection(t, home, sim.Addr(), yubihsmsim.DefaultPassword)
 	keyFile, pv := cometKey(t)
 	pub := ed25519.PublicKey(pv.Key.PubKey.Bytes())
-	bech := cosigner.DescribePubKey(pub, "kira").Bech32
+	bech := keys.DescribePubKey(pub, "kira").Bech32
 
 	out := mustCLI(t, "hsm", "keys", "import", "--home", home, "--id", "3", "--label", "kira-1", keyFile)
 	if !strings.Contains(out, bech) || !strings.Contains(out, "hsm_key_id = 3") {
@@ -56,7 +59,7 @@ func TestHSMKeysCommands(t *testing.T) {
 	}
 	out = mustCLI(t, "hsm", "keys", "generate", "--home", home, "--id", "4", "--label", "fresh")
 	gen, _ := sim.PublicKey(4)
-	if !strings.Contains(out, cosigner.DescribePubKey(gen, "kira").Bech32) {
+	if !strings.Contains(out, keys.DescribePubKey(gen, "kira").Bech32) {
 		t.Fatalf("generate output:\n%s", out)
 	}
 	out = mustCLI(t, "hsm", "keys", "list", "--home", home)
@@ -124,11 +127,11 @@ func TestHSMShareImportCommand(t *testing.T) {
 	mustCLI(t, "shard", "--key", keyFile, "--threshold", "2", "--shares", "3", "--out", out, "--chain-id", "kira-1", "--node", "tcp://127.0.0.1:26659")
 	home := filepath.Join(out, "cosigner-2")
 	addHSMSection(t, home, sim.Addr(), yubihsmsim.DefaultPassword)
-	cfg, err := cosigner.LoadConfig(home)
+	cfg, err := config.Load(home)
 	if err != nil {
 		t.Fatal(err)
 	}
-	orig, err := cosigner.LoadShare(cfg.Path(cfg.Threshold.ShareFile), cfg.Path(cfg.Threshold.GroupFile))
+	orig, err := share.Load(cfg.Path(cfg.Threshold.ShareFile), cfg.Path(cfg.Threshold.GroupFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,16 +143,16 @@ func TestHSMShareImportCommand(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(home, "share.json")); !os.IsNotExist(err) {
 		t.Fatalf("share.json still on disk: %v", err)
 	}
-	cfg, err = cosigner.LoadConfig(home)
+	cfg, err = config.Load(home)
 	if err != nil || cfg.Threshold.ShareHSMObject != 200 {
 		t.Fatalf("config after import: share_hsm_object %d, %v", cfg.Threshold.ShareHSMObject, err)
 	}
-	h, err := cosigner.DialHSM(t.Context(), cosigner.HSMOptions{Addr: sim.Addr(), AuthKeyID: 1, Password: yubihsmsim.DefaultPassword}, hsmLogger(newRootCmd()))
+	h, err := hsm.Dial(t.Context(), hsm.Options{Addr: sim.Addr(), AuthKeyID: 1, Password: yubihsmsim.DefaultPassword}, hsmLogger(newRootCmd()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	got, err := cosigner.LoadShareFromHSM(t.Context(), h, 200, cfg.Path(cfg.Threshold.GroupFile))
+	got, err := share.LoadFromHSM(t.Context(), h, 200, cfg.Path(cfg.Threshold.GroupFile))
 	if err != nil {
 		t.Fatal(err)
 	}

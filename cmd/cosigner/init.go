@@ -8,9 +8,12 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cosigner/cosigner/cosigner"
-	"github.com/cosigner/cosigner/privval"
 	"github.com/spf13/cobra"
+
+	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/keys"
+	"github.com/cosigner/cosigner/internal/fsutil"
+	"github.com/cosigner/cosigner/privval"
 )
 
 func newInitCmd() *cobra.Command {
@@ -31,9 +34,9 @@ are added by editing cosigner.toml.`,
 				return err
 			}
 			home := homeFlag(cmd)
-			cfg := cosigner.DefaultConfig()
+			cfg := config.DefaultConfig()
 			cfg.Metrics.Listen = metrics
-			cfg.Chains = []cosigner.ChainConfig{{
+			cfg.Chains = []config.ChainConfig{{
 				ID:           chainID,
 				Key:          filepath.Join("keys", chainID+".json"),
 				Bech32Prefix: prefix,
@@ -42,7 +45,7 @@ are added by editing cosigner.toml.`,
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
 			}
-			cfgPath := filepath.Join(home, cosigner.ConfigFileName)
+			cfgPath := filepath.Join(home, config.FileName)
 			if _, err := os.Stat(cfgPath); err == nil {
 				return usageError{withHint(fmt.Errorf("%s already exists", cfgPath),
 					"edit it to add chains or nodes, or choose another --home")}
@@ -57,7 +60,7 @@ are added by editing cosigner.toml.`,
 				return err
 			}
 			idPath := filepath.Join(home, cfg.IdentityKey)
-			if err := writeNewFile(idPath, cosigner.MarshalNodeKey(id)); err != nil {
+			if err := writeNewFile(idPath, keys.MarshalNodeKey(id)); err != nil {
 				return err
 			}
 			if err := writeNewFile(cfgPath, cfg.Marshal()); err != nil {
@@ -73,7 +76,7 @@ are added by editing cosigner.toml.`,
 	}
 	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain id to sign for (required)")
 	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr: tcp://host:port or unix:///path (required, repeatable)")
-	cmd.Flags().StringVar(&prefix, "bech32-prefix", cosigner.DefaultBech32Prefix, "chain's bech32 account prefix, for keys show")
+	cmd.Flags().StringVar(&prefix, "bech32-prefix", config.DefaultBech32Prefix, "chain's bech32 account prefix, for keys show")
 	cmd.Flags().StringVar(&metrics, "metrics-listen", defaultMetricsListen, "host:port for Prometheus /metrics, /healthz and /readyz (\"\": off)")
 	return cmd
 }
@@ -84,7 +87,7 @@ const defaultMetricsListen = "127.0.0.1:26680"
 
 // writeNewFile writes a 0600 file and refuses to replace an existing one.
 func writeNewFile(path string, data []byte) error {
-	err := cosigner.WriteNewFile(path, data)
+	err := fsutil.WriteNew(path, data)
 	if errors.Is(err, os.ErrExist) {
 		return withHint(fmt.Errorf("%s already exists", path), "cosigner never overwrites key or state files; move it away first if you mean to replace it")
 	}

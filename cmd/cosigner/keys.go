@@ -9,9 +9,13 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/cosigner/cosigner/cosigner"
-	"github.com/cosigner/cosigner/threshold"
 	"github.com/spf13/cobra"
+
+	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/keys"
+	"github.com/cosigner/cosigner/cosigner/share"
+	"github.com/cosigner/cosigner/internal/fsutil"
+	"github.com/cosigner/cosigner/threshold"
 )
 
 func newKeysCmd() *cobra.Command {
@@ -25,16 +29,16 @@ func newKeysCmd() *cobra.Command {
 
 // loadConfig loads the home's configuration, marking failures as
 // configuration errors (exit 2).
-func loadConfig(home string) (*cosigner.Config, error) {
-	return configOrHint(cosigner.LoadConfig(home))
+func loadConfig(home string) (*config.Config, error) {
+	return configOrHint(config.Load(home))
 }
 
 // loadConfigForKeys also accepts a configuration without chains.
-func loadConfigForKeys(home string) (*cosigner.Config, error) {
-	return configOrHint(cosigner.LoadConfigForKeys(home))
+func loadConfigForKeys(home string) (*config.Config, error) {
+	return configOrHint(config.LoadForKeys(home))
 }
 
-func configOrHint(cfg *cosigner.Config, err error) (*cosigner.Config, error) {
+func configOrHint(cfg *config.Config, err error) (*config.Config, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, usageError{withHint(err, "run 'cosigner init' (or 'cosigner shard') first, or pass the right --home")}
 	}
@@ -46,7 +50,7 @@ func configOrHint(cfg *cosigner.Config, err error) (*cosigner.Config, error) {
 
 // loadChain loads the home's configuration and the chain named by chainID
 // (or the only chain).
-func loadChain(cmd *cobra.Command, chainID string) (*cosigner.Config, *cosigner.ChainConfig, error) {
+func loadChain(cmd *cobra.Command, chainID string) (*config.Config, *config.ChainConfig, error) {
 	cfg, err := loadConfig(homeFlag(cmd))
 	if err != nil {
 		return nil, nil, err
@@ -59,7 +63,7 @@ func loadChain(cmd *cobra.Command, chainID string) (*cosigner.Config, *cosigner.
 }
 
 // pickChain returns the chain named by --chain-id, or the only chain.
-func pickChain(cfg *cosigner.Config, id string) (*cosigner.ChainConfig, error) {
+func pickChain(cfg *config.Config, id string) (*config.ChainConfig, error) {
 	if id == "" {
 		if len(cfg.Chains) == 1 {
 			return &cfg.Chains[0], nil
@@ -68,7 +72,7 @@ func pickChain(cfg *cosigner.Config, id string) (*cosigner.ChainConfig, error) {
 	}
 	ch, ok := cfg.Chain(id)
 	if !ok {
-		return nil, usagef("chain %q is not in %s", id, filepath.Join(cfg.Home(), cosigner.ConfigFileName))
+		return nil, usagef("chain %q is not in %s", id, filepath.Join(cfg.Home(), config.FileName))
 	}
 	return ch, nil
 }
@@ -92,7 +96,7 @@ key off the validator node.`,
 			if err != nil {
 				return err
 			}
-			key, err := cosigner.LoadKey(args[0])
+			key, err := keys.LoadKey(args[0])
 			if err != nil {
 				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
 			}
@@ -100,16 +104,16 @@ key off the validator node.`,
 			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 				return err
 			}
-			data := cosigner.MarshalPrivValidatorKey(key)
+			data := keys.MarshalPrivValidatorKey(key)
 			if force {
-				err = cosigner.ReplaceFile(dst, data)
+				err = fsutil.Replace(dst, data, 0o600)
 			} else {
 				err = writeNewFile(dst, data)
 			}
 			if err != nil {
 				return err
 			}
-			info := cosigner.DescribePubKey(key.Public().(ed25519.PublicKey), ch.Prefix())
+			info := keys.DescribePubKey(key.Public().(ed25519.PublicKey), ch.Prefix())
 			fmt.Fprintf(cmd.OutOrStdout(), "imported key for chain %s into %s\npubkey: %s\naddress: %s\n", ch.ID, dst, info.Bech32, info.Address)
 			return nil
 		},
@@ -150,40 +154,40 @@ the key the chain knows to confirm that sharding kept the validator key.`,
 				if prefix == "" {
 					prefix = ch.Prefix()
 				}
-				if cfg.Mode == cosigner.ModeSoftsign {
-					key, err := cosigner.LoadKey(cfg.Path(ch.Key))
+				if cfg.Mode == config.ModeSoftsign {
+					key, err := keys.LoadKey(cfg.Path(ch.Key))
 					if err != nil {
 						return withHint(err, "import the chain's key with 'cosigner keys import --home %s <file>'", cfg.Home())
 					}
 					pub = key.Public().(ed25519.PublicKey)
 				}
 			}
-			if cfg.Mode == cosigner.ModeThreshold {
+			if cfg.Mode == config.ModeThreshold {
 				t := cfg.Threshold
-				var share *threshold.KeyShare
+				var ks *threshold.KeyShare
 				if t.ShareHSMObject != 0 {
-					share, err = loadSealedShare(cmd, cfg)
+					ks, err = loadSealedShare(cmd, cfg)
 				} else {
-					share, err = cosigner.LoadShare(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile))
+					ks, err = share.Load(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile))
 				}
 				if err != nil {
 					return withHint(err, "copy this cosigner's directory from the 'cosigner shard' output unchanged")
 				}
-				pub = share.Group().PublicKey()
+				pub = ks.Group().PublicKey()
 				fmt.Fprintf(cmd.ErrOrStderr(), "share %d of a %d-of-%d key verified against the group commitments\n",
-					share.ID(), t.Threshold, t.Shares)
+					ks.ID(), t.Threshold, t.Shares)
 			}
 			if prefix == "" {
-				prefix = cosigner.DefaultBech32Prefix
+				prefix = config.DefaultBech32Prefix
 			}
-			info := cosigner.DescribePubKey(pub, prefix)
+			info := keys.DescribePubKey(pub, prefix)
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
 				enc.SetIndent("", "  ")
 				return enc.Encode(struct {
 					ChainID string `json:"chain_id,omitempty"`
-					cosigner.PubKeyInfo
+					keys.PubKeyInfo
 				}{label, info})
 			}
 			if label != "" {

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/cosigner/cosigner/cosigner"
 	"github.com/spf13/cobra"
+
+	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/keys"
+	"github.com/cosigner/cosigner/cosigner/share"
 )
 
 func newShardCmd() *cobra.Command {
@@ -39,7 +42,7 @@ chain section; otherwise fill it in before 'cosigner state init'.`,
 				return usagef("--threshold %d of --shares %d: the threshold must be more than half the shares (at least %d), or two quorums could sign different blocks", m, n, n/2+1)
 			}
 			if chainID != "" {
-				if err := cosigner.ValidateChainID(chainID); err != nil {
+				if err := config.ValidateChainID(chainID); err != nil {
 					return usageError{err}
 				}
 				if len(nodes) == 0 {
@@ -47,27 +50,27 @@ chain section; otherwise fill it in before 'cosigner state init'.`,
 				}
 			}
 			for _, a := range nodes {
-				if err := cosigner.ValidateNodeAddress(a); err != nil {
+				if err := config.ValidateNodeAddress(a); err != nil {
 					return usageError{err}
 				}
 			}
-			key, err := cosigner.LoadKey(keyFile)
+			key, err := keys.LoadKey(keyFile)
 			if err != nil {
 				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
 			}
-			group, err := cosigner.Shard(key, out, cosigner.ShardOptions{
+			group, err := share.Shard(key, out, share.Options{
 				Threshold: m, Shares: n, Peers: peers, ChainID: chainID, Nodes: nodes, Bech32Prefix: prefix,
 			})
-			if errors.Is(err, cosigner.ErrShardOutExists) {
+			if errors.Is(err, share.ErrOutExists) {
 				return withHint(err, "shard never overwrites; choose a new --out")
 			}
 			if err != nil {
 				return usageError{err}
 			}
 			if prefix == "" {
-				prefix = cosigner.DefaultBech32Prefix
+				prefix = config.DefaultBech32Prefix
 			}
-			info := cosigner.DescribePubKey(group.PublicKey(), prefix)
+			info := keys.DescribePubKey(group.PublicKey(), prefix)
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "split validator %s (%s) into %d shares, any %d of which sign\n\n", info.Address, info.Bech32, n, m)
 			for i := 1; i <= n; i++ {
@@ -75,7 +78,7 @@ chain section; otherwise fill it in before 'cosigner state init'.`,
 				if len(peers) > 0 {
 					host = strings.Split(peers[i-1], ":")[0]
 				}
-				fmt.Fprintf(w, "  %s  ->  cosigner %d on %s\n", cosigner.ShardDir(out, i), i, host)
+				fmt.Fprintf(w, "  %s  ->  cosigner %d on %s\n", share.Dir(out, i), i, host)
 			}
 			fmt.Fprintf(w, `
 next:

@@ -8,9 +8,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cosigner/cosigner/cosigner"
-	"github.com/cosigner/cosigner/privval"
 	"github.com/spf13/cobra"
+
+	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/signstate"
+	"github.com/cosigner/cosigner/privval"
 )
 
 func newStateCmd() *cobra.Command {
@@ -22,8 +24,8 @@ func newStateCmd() *cobra.Command {
 	return cmd
 }
 
-func statePath(cfg *cosigner.Config, chainID string) string {
-	return cosigner.StatePath(cfg.Path(cfg.StateDir), chainID)
+func statePath(cfg *config.Config, chainID string) string {
+	return signstate.StatePath(cfg.Path(cfg.StateDir), chainID)
 }
 
 func newStateInitCmd() *cobra.Command {
@@ -47,8 +49,8 @@ validator, so nothing it signed before can be signed again differently.`,
 				return usagef("--height %d is negative", height)
 			}
 			path := statePath(cfg, ch.ID)
-			if err := cosigner.WriteMark(path, ch.ID, cosigner.Mark{Height: height}, force); err != nil {
-				if errors.Is(err, cosigner.ErrStateExists) {
+			if err := signstate.WriteMark(path, ch.ID, signstate.Mark{Height: height}, force); err != nil {
+				if errors.Is(err, signstate.ErrStateExists) {
 					return withHint(err, "inspect it with 'cosigner state show'; replacing it can allow a double sign, so pass --force only if you are sure")
 				}
 				return err
@@ -88,7 +90,7 @@ func newStateShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, err := cosigner.ReadMark(statePath(cfg, ch.ID), ch.ID)
+			m, err := signstate.ReadMark(statePath(cfg, ch.ID), ch.ID)
 			if err != nil {
 				return usageError{stateHint(err, cfg.Home(), ch.ID)}
 			}
@@ -133,9 +135,9 @@ func newStateShowCmd() *cobra.Command {
 // stateHint adds what to do to a state loading error.
 func stateHint(err error, home, chainID string) error {
 	switch {
-	case errors.Is(err, cosigner.ErrStateMissing):
+	case errors.Is(err, signstate.ErrStateMissing):
 		return withHint(err, "run 'cosigner state init --home %s --chain-id %s --height N' with the chain's current height, or 'cosigner state import' the state of the signer you are replacing", home, chainID)
-	case errors.Is(err, cosigner.ErrStateCorrupt):
+	case errors.Is(err, signstate.ErrStateCorrupt):
 		return withHint(err, "do not delete it: compare with the chain's current height, then recreate it with 'cosigner state init --home %s --chain-id %s --height N --force' using a height above anything this key may have signed", home, chainID)
 	}
 	return err
@@ -163,13 +165,13 @@ state unless --force is given.`,
 			if err != nil {
 				return err
 			}
-			m, kind, err := cosigner.ParseForeignState(data, ch.ID)
+			m, kind, err := signstate.ParseForeignState(data, ch.ID)
 			if err != nil {
 				return withHint(fmt.Errorf("state %s: %w", args[0], err), "give a CometBFT priv_validator_state.json or a TMKMS consensus state file")
 			}
 			path := statePath(cfg, ch.ID)
-			if err := cosigner.WriteMark(path, ch.ID, m, force); err != nil {
-				if errors.Is(err, cosigner.ErrStateExists) {
+			if err := signstate.WriteMark(path, ch.ID, m, force); err != nil {
+				if errors.Is(err, signstate.ErrStateExists) {
 					return withHint(err, "inspect it with 'cosigner state show'; pass --force to replace it")
 				}
 				return err

@@ -11,8 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/cosigner/cosigner/cosigner"
 	"github.com/spf13/cobra"
+
+	"github.com/cosigner/cosigner/cosigner/admin"
+	"github.com/cosigner/cosigner/cosigner/config"
 )
 
 func newStatusCmd() *cobra.Command {
@@ -36,8 +38,8 @@ available; 1 when no quorum is available or no cosigner runs with --home.`,
 			home := homeFlag(cmd)
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			st, err := cosigner.AdminStatus(ctx, home)
-			if errors.Is(err, cosigner.ErrAdminUnreachable) {
+			st, err := admin.GetStatus(ctx, home)
+			if errors.Is(err, admin.ErrUnreachable) {
 				return withHint(err, "start it with 'cosigner start --home %s', or check --home", home)
 			}
 			if err != nil {
@@ -70,8 +72,8 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-func printStatus(w io.Writer, st cosigner.Status) {
-	if st.Mode == cosigner.ModeSoftsign {
+func printStatus(w io.Writer, st admin.Status) {
+	if st.Mode == config.ModeSoftsign {
 		fmt.Fprintf(w, "softsign cosigner, version %s\n", st.Version)
 	} else {
 		leader := "none known"
@@ -87,7 +89,7 @@ func printStatus(w io.Writer, st cosigner.Status) {
 		ready = "no: " + st.NotReady
 	}
 	fmt.Fprintf(w, "ready:   %s\n", ready)
-	if st.Mode == cosigner.ModeThreshold {
+	if st.Mode == config.ModeThreshold {
 		fmt.Fprintf(w, "nonces:  %d in this cosigner's pool\n", st.NoncePool)
 		view := "as the leader sees them"
 		if st.PeersView == "ping" {
@@ -136,7 +138,7 @@ func ms(v float64) string {
 	return strconv.FormatFloat(v, 'f', 2, 64) + " ms"
 }
 
-func commitments(st cosigner.Status, p cosigner.PeerReport) string {
+func commitments(st admin.Status, p admin.PeerReport) string {
 	if st.PeersView != "leader" {
 		return "-"
 	}
@@ -172,8 +174,8 @@ most a block's signatures are delayed.`,
 			home := homeFlag(cmd)
 			ctx, cancel := context.WithTimeout(cmd.Context(), 15*time.Second)
 			defer cancel()
-			now, err := cosigner.AdminTransferLeadership(ctx, home, id)
-			if errors.Is(err, cosigner.ErrAdminUnreachable) {
+			now, err := admin.RequestTransfer(ctx, home, id)
+			if errors.Is(err, admin.ErrUnreachable) {
 				return withHint(err, "start it with 'cosigner start --home %s', or check --home", home)
 			}
 			if err != nil {

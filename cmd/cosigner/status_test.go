@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cosigner/cosigner/cosigner"
+	"github.com/cosigner/cosigner/cosigner/admin"
+	"github.com/cosigner/cosigner/cosigner/config"
 )
 
 // TestStatusCommand runs a softsign cosigner in-process and asks it with
@@ -20,7 +21,7 @@ func TestStatusCommand(t *testing.T) {
 	home := filepath.Join(t.TempDir(), "home")
 	keyFile, _ := cometKey(t)
 	mustCLI(t, "init", "--home", home, "--chain-id", "kira-1", "--node", "tcp://127.0.0.1:1")
-	cfg, err := os.ReadFile(filepath.Join(home, cosigner.ConfigFileName))
+	cfg, err := os.ReadFile(filepath.Join(home, config.FileName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +29,7 @@ func TestStatusCommand(t *testing.T) {
 		t.Errorf("init wrote no loopback metrics default:\n%s", cfg)
 	}
 	// A free port for this test.
-	cfgPath := filepath.Join(home, cosigner.ConfigFileName)
+	cfgPath := filepath.Join(home, config.FileName)
 	if err := os.WriteFile(cfgPath, []byte(strings.Replace(string(cfg), "127.0.0.1:26680", "127.0.0.1:0", 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +58,7 @@ func TestStatusCommand(t *testing.T) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
 	}
-	var st cosigner.Status
+	var st admin.Status
 	if err := json.Unmarshal([]byte(mustCLI(t, "status", "--home", home, "--json")), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +81,7 @@ func waitAdmin(t *testing.T, home string, done <-chan error) {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if _, err := cosigner.AdminStatus(context.Background(), home); err == nil {
+		if _, err := admin.GetStatus(context.Background(), home); err == nil {
 			return
 		}
 		select {

@@ -1,0 +1,421 @@
+package cluster
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/cosigner/cosigner/cosigner/admin"
+	"github.com/cosigner/cosigner/cosigner/clustertls"
+	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/metrics"
+	"github.com/cosigner/cosigner/cosigner/share"
+	"github.com/cosigner/cosigner/cosigner/signstate"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/cosigner/cosigner/privval"
+	cosignerv1 "github.com/cosigner/cosigner/proto/cosigner/v1"
+	"github.com/cosigner/cosigner/raft"
+	"github.com/cosigner/cosigner/threshold"
+)
+
+// Cosigner is one cosigner of a threshold cluster: its share signer and gRPC
+// service, its Raft node, and, while it leads, the coordinator and the
+// connections to the chain's nodes.
+type Cosigner struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	version  string
+	identity ed25519.PrivateKey
+	share    *threshold.KeyShare
+	tls      *clustertls.Identity
+	signer   *ShareSigner
+	node     *raft.Node
+	grpc     *grpc.Server
+	lis      net.Listener
+	conns    []*grpc.ClientConn
+	peers    map[int]PeerClient
+	metrics  *metrics.Metrics // nil: none
+	tracker  *admin.Tracker
+
+	// mu guards coord, the coordinator while this cosigner leads.
+	mu    sync.Mutex
+	coord *Coordinator
+}
+
+
+// Options are what New needs besides the configuration and the identity.
+type Options struct {
+	Log     *slog.Logger
+	Version string
+	// Metrics records the cluster's metrics; nil: none.
+	Metrics *metrics.Metrics
+	// Tracker records node connections and signatures for status and
+	// readiness; nil: New makes one.
+	Tracker *admin.Tracker
+}
+
+// New loads and checks everything a threshold cosigner needs: the share
+// (from its file or the YubiHSM2) against the group commitments, the
+// threshold against the config, the cluster certificate against the
+// configured id, every chain's state. It opens Raft's stores and the gRPC
+// listener; Run serves them.
+func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, opts Options) (*Cosigner, error) {
+	t := cfg.Threshold
+	log := opts.Log
+	if opts.Tracker == nil {
+		opts.Tracker = admin.NewTracker(opts.Metrics)
+	}
+	ks, err := share.LoadFromConfig(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	g := ks.Group()
+	if g.Threshold() != t.Threshold || g.N() != t.Shares {
+		return nil, fmt.Errorf("the share is %d-of-%d, cosigner.toml says threshold = %d, shares = %d", g.Threshold(), g.N(), t.Threshold, t.Shares)
+	}
+	if int(ks.ID()) != t.ID {
+		return nil, fmt.Errorf("the share belongs to cosigner %d, cosigner.toml says threshold.id = %d", ks.ID(), t.ID)
+	}
+	ctls, err := clustertls.Load(cfg.Path(t.TLSDir))
+	if err != nil {
+		return nil, err
+	}
+	if ctls.ID() != t.ID {
+		return nil, fmt.Errorf("the cluster certificate in %s is cosigner %d's, cosigner.toml says threshold.id = %d", cfg.Path(t.TLSDir), ctls.ID(), t.ID)
+	}
+	boot, err := NewBootID()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cosigner{cfg: cfg, log: log, version: opts.Version, identity: identity, share: ks, tls: ctls,
+		metrics: opts.Metrics, tracker: opts.Tracker}
+	var states []*signstate.SignState
+	for _, ch := range cfg.Chains {
+		st, err := signstate.LoadSignState(signstate.StatePath(cfg.Path(cfg.StateDir), ch.ID), ch.ID)
+		if err != nil {
+			for _, s := range states {
+				s.Close()
+			}
+			return nil, &signstate.LoadError{ChainID: ch.ID, Err: err}
+		}
+		states = append(states, st)
+	}
+	c.signer, err = NewShareSigner(ks, NewNoncePool(ks, boot, 0), SignerOptions{
+		Chains:         states,
+		MaxHeightAhead: t.MaxHeightAhead,
+		KnownHeight: func(chainID string) int64 {
+			r, _ := c.node.Last(chainID)
+			return r.Height
+		},
+		Metrics: opts.Metrics,
+		Log:     log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	opts.Metrics.SetClusterSource(c.view)
+
+	self, _ := t.Self()
+	rcfg := raft.DefaultConfig()
+	rcfg.ID = t.ID
+	rcfg.DataDir = cfg.Path(t.RaftDir)
+	rcfg.BindAddress = self.RaftAddress
+	for _, p := range t.Peers {
+		rcfg.Peers = append(rcfg.Peers, raft.Peer{ID: p.ID, Address: p.RaftAddress})
+	}
+	c.lis, err = net.Listen("tcp", self.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listen for cluster gRPC on %s: %w", self.Address, err)
+	}
+	c.node, err = raft.NewNode(rcfg, raft.Options{ServerTLS: ctls.ServerTLSConfig(), ClientTLS: ctls.ClientTLSConfig, Logger: log})
+	if err != nil {
+		c.lis.Close()
+		return nil, err
+	}
+	c.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(ctls.ServerTLSConfig())),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}))
+	cosignerv1.RegisterCosignerServer(c.grpc, NewService(c.signer, raftControl{c.node}, opts.Version))
+
+	c.peers = map[int]PeerClient{t.ID: LocalPeer{c.signer}}
+	for _, p := range t.Peers {
+		if p.ID == t.ID {
+			continue
+		}
+		conn, err := grpc.NewClient(p.Address,
+			grpc.WithTransportCredentials(credentials.NewTLS(ctls.ClientTLSConfig(p.ID))),
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 2 * time.Second, PermitWithoutStream: true}))
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("cosigner %d at %s: %w", p.ID, p.Address, err)
+		}
+		c.conns = append(c.conns, conn)
+		c.peers[p.ID] = NewGRPCPeer(p.ID, conn)
+	}
+	return c, nil
+}
+
+// Close releases what New opened, for a Cosigner that will not Run (Run
+// releases it itself).
+func (c *Cosigner) Close() {
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+	c.lis.Close()
+	c.node.Shutdown()
+	c.signer.Pool().Close()
+}
+
+// raftControl adapts a raft.Node to RaftControl.
+type raftControl struct{ n *raft.Node }
+
+func (r raftControl) Leadership() raft.Leadership {
+	id, addr := r.n.Leader()
+	return raft.Leadership{IsLeader: r.n.IsLeader(), LeaderID: id, LeaderAddress: addr, Term: r.n.View().Term}
+}
+func (r raftControl) View() raft.View { return r.n.View() }
+func (r raftControl) TransferLeadership(ctx context.Context, id int) error {
+	return r.n.TransferLeadership(ctx, id)
+}
+
+// view is what the cluster gauges show: the coordinator's view of the
+// cosigners while this cosigner leads, else its Raft view and own pool.
+func (c *Cosigner) view() metrics.ClusterView {
+	v := c.node.View()
+	cv := metrics.ClusterView{Threshold: c.cfg.Threshold.Threshold, Reachable: -1, Raft: &v, Pools: map[int]int{}}
+	if coord := c.Coordinator(); coord != nil && v.Role == raft.RoleLeader {
+		cv.Reachable = 0
+		healthy := 0
+		for _, p := range coord.Peers() {
+			if p.Reachable {
+				cv.Reachable++
+			}
+			if p.Healthy {
+				healthy++
+			}
+			cv.Pools[p.ID] = p.Commitments
+		}
+		cv.Quorum = healthy >= cv.Threshold
+		return cv
+	}
+	cv.Quorum = v.LeaderID != 0
+	cv.Pools[c.cfg.Threshold.ID] = c.signer.Pool().Len()
+	return cv
+}
+
+// Ready reports why this cosigner cannot take part in signing now, or nil:
+// its Raft must know a leader and, on the leader, a quorum of cosigners
+// must be reachable and every configured node connected.
+func (c *Cosigner) Ready() error {
+	v := c.view()
+	if v.Raft.LeaderID == 0 {
+		return errors.New("no raft leader known (election under way, or this cosigner is cut off)")
+	}
+	if v.Reachable < 0 {
+		return nil
+	}
+	if !v.Quorum {
+		return fmt.Errorf("no quorum: %d of %d cosigners reachable, %d needed", v.Reachable, c.cfg.Threshold.Shares, v.Threshold)
+	}
+	return c.tracker.NodesDown()
+}
+
+// TransferLeadership hands leadership to cosigner id: directly when this
+// cosigner leads, else by asking the leader over the cluster service. It
+// returns the leader afterwards as the leader sees it.
+func (c *Cosigner) TransferLeadership(ctx context.Context, id int) (int, error) {
+	if id < 1 || id > c.cfg.Threshold.Shares {
+		return 0, fmt.Errorf("cosigner %d is not a member: ids are 1 to %d", id, c.cfg.Threshold.Shares)
+	}
+	leader, _ := c.node.Leader()
+	switch {
+	case leader == 0:
+		return 0, errors.New("no leader known: an election is under way or this cosigner is cut off; retry in a few seconds")
+	case leader == id:
+		return leader, fmt.Errorf("cosigner %d already leads", id)
+	case leader == c.cfg.Threshold.ID:
+		if err := c.node.TransferLeadership(ctx, id); err != nil {
+			return 0, err
+		}
+		now, _ := c.node.Leader()
+		return now, nil
+	}
+	p, ok := c.peers[leader].(*GRPCPeer)
+	if !ok {
+		return 0, fmt.Errorf("no client for the leader, cosigner %d", leader)
+	}
+	now, err := p.TransferLeadership(ctx, id)
+	if err != nil {
+		return now, fmt.Errorf("leader cosigner %d: %w", leader, err)
+	}
+	return now, nil
+}
+
+// Coordinator returns the coordinator while this cosigner leads, else nil.
+func (c *Cosigner) Coordinator() *Coordinator {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.coord
+}
+
+// Node returns the Raft node.
+func (c *Cosigner) Node() *raft.Node { return c.node }
+
+// Tracker returns the tracker of node connections and signatures.
+func (c *Cosigner) Tracker() *admin.Tracker { return c.tracker }
+
+// Signer returns the share signer.
+func (c *Cosigner) Signer() *ShareSigner { return c.signer }
+
+// Run serves until ctx ends: Raft, the gRPC service, and, whenever this
+// cosigner leads, the coordinator and one privval client per configured node.
+//
+// When ctx ends while this cosigner leads, it first hands Raft leadership to
+// another cosigner (for at most 2 s), so a planned stop, such as a rolling
+// upgrade, costs the validator no election timeout.
+func (c *Cosigner) Run(outer context.Context) error {
+	defer c.Close()
+	inner, cancel := context.WithCancel(context.WithoutCancel(outer))
+	defer cancel()
+	g, ctx := errgroup.WithContext(inner)
+	g.Go(func() error {
+		select {
+		case <-outer.Done():
+			c.handOver()
+			cancel()
+		case <-ctx.Done():
+		}
+		return nil
+	})
+	g.Go(func() error { return c.node.Run(ctx) })
+	g.Go(func() error {
+		if err := c.grpc.Serve(c.lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("cluster gRPC: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		c.grpc.GracefulStop()
+		return nil
+	})
+	g.Go(func() error { return c.lead(ctx) })
+	return g.Wait()
+}
+
+// handOver transfers leadership away if this cosigner leads.
+func (c *Cosigner) handOver() {
+	if !c.node.IsLeader() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.node.TransferLeadership(ctx, 0); err != nil {
+		c.log.Warn("stopping: leadership transfer failed; the others will elect a leader", "err", err)
+		return
+	}
+	id, _ := c.node.Leader()
+	c.log.Info("stopping: handed leadership over", "leader", id)
+}
+
+// lead follows leadership changes: on becoming leader it starts a fresh
+// coordinator and dials every node; on losing leadership it closes them.
+func (c *Cosigner) lead(ctx context.Context) error {
+	var (
+		stop func()
+		wg   sync.WaitGroup
+		errc = make(chan error, 1)
+	)
+	stopLeading := func() {
+		if stop == nil {
+			return
+		}
+		stop()
+		wg.Wait()
+		stop = nil
+		c.mu.Lock()
+		c.coord = nil
+		c.mu.Unlock()
+		c.tracker.StopServing()
+		c.log.Info(LogStoppedLeading)
+	}
+	defer stopLeading()
+	changes := c.node.LeadershipChanges()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case l, ok := <-changes:
+			if !ok {
+				return nil
+			}
+			if l.IsLeader && stop == nil {
+				lctx, cancel := context.WithCancel(ctx)
+				stop = cancel
+				if err := c.startLeading(lctx, &wg, errc); err != nil {
+					cancel()
+					return err
+				}
+			} else if !l.IsLeader {
+				stopLeading()
+			}
+		}
+	}
+}
+
+func (c *Cosigner) startLeading(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) error {
+	ccfg := DefaultCoordinatorConfig()
+	ccfg.Metrics = c.metrics
+	ccfg.StepDown = func(ctx context.Context) error { return c.node.TransferLeadership(ctx, 0) }
+	coord, err := NewCoordinator(ccfg, c.share.Group(), c.cfg.Threshold.ID, c.peers, c.node, c.log)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.coord = coord
+	c.mu.Unlock()
+	for _, ch := range c.cfg.Chains {
+		// Heights missed while the cluster had no leader count from the
+		// cluster's last signature.
+		last, _ := c.node.Last(ch.ID)
+		mark, _ := c.signer.Mark(ch.ID)
+		c.tracker.ServeNodes(ch.ID, ch.Nodes, max(last.Height, mark.Height))
+	}
+	c.log.Info(LogLeading, "cosigner", c.cfg.Threshold.ID, "term", c.node.View().Term)
+	run := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && ctx.Err() == nil {
+				select {
+				case errc <- err:
+				default:
+				}
+			}
+		}()
+	}
+	run(coord.Run)
+	ncfg := privval.DefaultNodeClientConfig()
+	ncfg.Observer = c.tracker
+	for _, ch := range c.cfg.Chains {
+		for _, addr := range ch.Nodes {
+			client, err := privval.NewNodeClient(addr, ch.ID, c.identity, coord, c.log, ncfg)
+			if err != nil {
+				return err
+			}
+			run(client.Run)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,812 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cosigner/cosigner/cosigner/metrics"
+	"github.com/cosigner/cosigner/cosigner/signstate"
+
+	"github.com/cosigner/cosigner/privval"
+	"github.com/cosigner/cosigner/raft"
+	"github.com/cosigner/cosigner/threshold"
+)
+
+// PeerClient is how the leader reaches one cosigner, itself included. Both
+// methods must honour ctx's deadline. Sign returns a *signstate.Refusal when the
+// cosigner refused; any other error is a transport failure.
+type PeerClient interface {
+	// Commitments asks the cosigner for n fresh nonce commitments.
+	Commitments(ctx context.Context, n int) ([]PublishedCommitment, error)
+	// Sign asks the cosigner for its signature shares of req.
+	Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error)
+}
+
+// Prober is a PeerClient that can also be asked, cheaply, whether the
+// cosigner answers. The coordinator probes such peers every second, so that
+// a cosigner it has no reason to call is still known to be up or down.
+type Prober interface {
+	// Probe returns the round-trip time of one health request.
+	Probe(ctx context.Context) (time.Duration, error)
+}
+
+// ClusterState is the cluster's replicated sign state as the leader uses it:
+// the last record of each chain, and a way to replicate a new one.
+type ClusterState interface {
+	Last(chainID string) (raft.Record, bool)
+	Propose(ctx context.Context, r raft.Record) error
+}
+
+// LocalPeer serves the leader's own shares in-process.
+type LocalPeer struct{ Signer *ShareSigner }
+
+var _ PeerClient = LocalPeer{}
+
+// Commitments draws n fresh nonces from the local pool.
+func (l LocalPeer) Commitments(_ context.Context, n int) ([]PublishedCommitment, error) {
+	return l.Signer.Pool().Generate(n)
+}
+
+// Sign signs with the local share.
+func (l LocalPeer) Sign(_ context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
+	return l.Signer.Sign(req)
+}
+
+// CoordinatorConfig tunes the leader's coordinator.
+type CoordinatorConfig struct {
+	// AttemptTimeout bounds one round of share RPCs.
+	AttemptTimeout time.Duration
+	// Deadline bounds a whole sign request, retries included; the node
+	// gives up after 5 s, so this stays well below.
+	Deadline time.Duration
+	// PoolTarget is how many commitments the leader keeps per cosigner, and
+	// PoolLow the level that triggers a top-up.
+	PoolTarget, PoolLow int
+	// ProbeInterval is how often every cosigner is probed; RefillInterval
+	// how often, at the least, pools are topped up.
+	ProbeInterval, RefillInterval time.Duration
+	// StepDownAfter is how many probes in a row may reach fewer than M
+	// cosigners before the leader hands leadership over with StepDown; 0
+	// never.
+	StepDownAfter int
+	// StepDown hands leadership away (cut off from the others' gRPC while
+	// Raft still elects this cosigner), so a better-placed cosigner can
+	// lead; nil: never.
+	StepDown func(context.Context) error
+	// Metrics records share RPCs, refusals and Raft applies; nil: none.
+	Metrics *metrics.Metrics
+}
+
+// DefaultCoordinatorConfig returns timeouts for a LAN or a WireGuard link.
+func DefaultCoordinatorConfig() CoordinatorConfig {
+	return CoordinatorConfig{AttemptTimeout: time.Second, Deadline: 3 * time.Second, PoolTarget: 64, PoolLow: 16,
+		ProbeInterval: time.Second, RefillInterval: time.Second, StepDownAfter: 3}
+}
+
+// peer is the leader's view of one cosigner.
+type peer struct {
+	id     int
+	client PeerClient
+
+	mu      sync.Mutex
+	commits []PublishedCommitment // fresh commitments, oldest first
+	bootID  BootID
+	rtt     time.Duration // smoothed share RPC round trip
+	pingRTT time.Duration // last probe round trip
+	healthy bool
+	lastErr error
+	// suspectUntil: the cosigner sent an invalid share; it is chosen last
+	// until then, whatever its transport health says.
+	suspectUntil time.Time
+}
+
+// suspectPeriod is how long a cosigner that sent an invalid share is chosen
+// only as a last resort.
+const suspectPeriod = time.Minute
+
+func (p *peer) suspect(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.suspectUntil = time.Now().Add(suspectPeriod)
+	p.lastErr = err
+}
+
+// usable reports whether p is healthy and not suspect.
+func (p *peer) usable(now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.healthy && now.After(p.suspectUntil)
+}
+
+// pop takes k commitments, or reports that too few are held.
+func (p *peer) pop(k int) ([]PublishedCommitment, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.commits) < k {
+		return nil, false
+	}
+	out := slices.Clone(p.commits[:k])
+	p.commits = p.commits[k:]
+	return out, true
+}
+
+func (p *peer) held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.commits)
+}
+
+// add stores fresh commitments; a new boot id drops the old ones, whose
+// nonces died with the cosigner's previous process.
+func (p *peer) add(cs []PublishedCommitment) {
+	if len(cs) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cs[0].BootID != p.bootID {
+		p.commits = nil
+		p.bootID = cs[0].BootID
+	}
+	for _, c := range cs {
+		if c.BootID == p.bootID {
+			p.commits = append(p.commits, c)
+		}
+	}
+}
+
+func (p *peer) result(rtt time.Duration, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastErr = err
+	p.healthy = err == nil
+	if err != nil {
+		// Its outstanding commitments may belong to a dead process.
+		p.commits = nil
+		return
+	}
+	if p.rtt == 0 {
+		p.rtt = rtt
+	} else {
+		p.rtt = (7*p.rtt + rtt) / 8
+	}
+}
+
+// probed records the outcome of a health probe: a cosigner that does not
+// answer is unhealthy (and its commitments, perhaps of a dead process, are
+// dropped); one that answers is healthy again.
+func (p *peer) probed(rtt time.Duration, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.healthy, p.lastErr, p.commits = false, err, nil
+		return
+	}
+	p.healthy, p.pingRTT = true, rtt
+}
+
+// PeerStatus is the leader's view of one cosigner, for status and metrics.
+type PeerStatus struct {
+	ID int
+	// Reachable: the last call or probe of the cosigner succeeded.
+	Reachable bool
+	// Healthy: reachable, and not suspected of sending an invalid share.
+	Healthy bool
+	// RTT is the smoothed round trip of share RPCs; PingRTT that of the
+	// last health probe (0 for the leader itself).
+	RTT, PingRTT time.Duration
+	Commitments  int
+	LastError    string
+}
+
+// Coordinator is the leader's Signer: it answers duplicates from the
+// cluster's state, gathers M signature shares in one round trip, checks
+// them, aggregates one ed25519 signature, verifies it, replies, and
+// replicates the new state. It is safe for concurrent use.
+type Coordinator struct {
+	cfg   CoordinatorConfig
+	group *threshold.GroupKey
+	self  int
+	state ClusterState
+	log   *slog.Logger
+	peers []*peer // by id order; read-only after construction
+	refil chan struct{}
+	repl  chan raft.Record // to Run's replicator
+
+	// mu guards last: the newest record this leader produced per chain,
+	// ahead of Raft.
+	mu   sync.Mutex
+	last map[string]raft.Record
+	// signMu serialises sign requests per coordinator: requests of one
+	// chain must not race each other past the duplicate check.
+	signMu sync.Mutex
+}
+
+var _ privval.Signer = (*Coordinator)(nil)
+
+// NewCoordinator returns a coordinator for group, reaching cosigner i
+// through peers[i]; self is this cosigner's id.
+func NewCoordinator(cfg CoordinatorConfig, group *threshold.GroupKey, self int, peers map[int]PeerClient, state ClusterState, log *slog.Logger) (*Coordinator, error) {
+	if len(peers) != group.N() {
+		return nil, fmt.Errorf("coordinator: %d peers for a group of %d", len(peers), group.N())
+	}
+	if _, ok := peers[self]; !ok {
+		return nil, fmt.Errorf("coordinator: cosigner %d (self) has no client", self)
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = time.Second
+	}
+	if cfg.RefillInterval <= 0 {
+		cfg.RefillInterval = time.Second
+	}
+	c := &Coordinator{cfg: cfg, group: group, self: self, state: state, log: log,
+		refil: make(chan struct{}, 1), repl: make(chan raft.Record, 256), last: map[string]raft.Record{}}
+	for id := 1; id <= group.N(); id++ {
+		client, ok := peers[id]
+		if !ok {
+			return nil, fmt.Errorf("coordinator: cosigner %d has no client", id)
+		}
+		c.peers = append(c.peers, &peer{id: id, client: client, healthy: true})
+	}
+	return c, nil
+}
+
+// PubKey returns the group public key, whatever the chain.
+func (c *Coordinator) PubKey(_ context.Context, _ string) (ed25519.PublicKey, error) {
+	return c.group.PublicKey(), nil
+}
+
+// Peers reports the leader's view of every cosigner.
+func (c *Coordinator) Peers() []PeerStatus {
+	out := make([]PeerStatus, len(c.peers))
+	for i, p := range c.peers {
+		healthy := p.usable(time.Now())
+		p.mu.Lock()
+		out[i] = PeerStatus{ID: p.id, Reachable: p.healthy, Healthy: healthy, RTT: p.rtt, PingRTT: p.pingRTT, Commitments: len(p.commits)}
+		if p.lastErr != nil {
+			out[i].LastError = p.lastErr.Error()
+		}
+		p.mu.Unlock()
+	}
+	return out
+}
+
+// Run keeps every cosigner's commitments topped up until ctx ends: at start
+// (a new leader holds none), after each signature, and every RefillInterval
+// for cosigners that failed. It also replicates new records through Raft
+// and probes every cosigner that is a Prober every ProbeInterval.
+func (c *Coordinator) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { c.replicator(ctx) })
+	wg.Go(func() { c.prober(ctx) })
+	defer wg.Wait()
+	tick := time.NewTicker(c.cfg.RefillInterval)
+	defer tick.Stop()
+	for {
+		c.refill(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.refil:
+		case <-tick.C:
+		}
+	}
+}
+
+// reachable counts the cosigners whose last call or probe succeeded, this
+// one included.
+func (c *Coordinator) reachable() int {
+	n := 0
+	for _, p := range c.peers {
+		p.mu.Lock()
+		if p.healthy || p.id == c.self {
+			n++
+		}
+		p.mu.Unlock()
+	}
+	return n
+}
+
+// prober probes every Prober peer, in parallel, every ProbeInterval until
+// ctx ends, and steps down after StepDownAfter probes in a row that reach
+// fewer than M cosigners.
+func (c *Coordinator) prober(ctx context.Context) {
+	tick := time.NewTicker(c.cfg.ProbeInterval)
+	defer tick.Stop()
+	short := 0
+	for {
+		var wg sync.WaitGroup
+		for _, p := range c.peers {
+			pr, ok := p.client.(Prober)
+			if !ok {
+				continue
+			}
+			wg.Go(func() {
+				pctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+				defer cancel()
+				rtt, err := pr.Probe(pctx)
+				if ctx.Err() == nil {
+					p.probed(rtt, err)
+				}
+			})
+		}
+		wg.Wait()
+		if n := c.reachable(); n < c.group.Threshold() && ctx.Err() == nil {
+			short++
+			if c.cfg.StepDown != nil && c.cfg.StepDownAfter > 0 && short >= c.cfg.StepDownAfter {
+				c.log.Warn("no quorum reachable from this leader: handing leadership over",
+					"reachable", n, "threshold", c.group.Threshold(), "probes", short)
+				tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				if err := c.cfg.StepDown(tctx); err != nil && ctx.Err() == nil {
+					c.log.Warn("leadership transfer failed", "err", err)
+				}
+				cancel()
+				short = 0
+			}
+		} else {
+			short = 0
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// refill tops up, in parallel, each cosigner whose pool is low.
+func (c *Coordinator) refill(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, p := range c.peers {
+		if p.held() >= c.cfg.PoolLow {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.fetch(ctx, p, c.cfg.PoolTarget-p.held())
+		}()
+	}
+	wg.Wait()
+}
+
+func (c *Coordinator) fetch(ctx context.Context, p *peer, n int) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	defer cancel()
+	start := time.Now()
+	cs, err := p.client.Commitments(ctx, n)
+	if err == nil {
+		err = c.checkCommitments(p.id, cs)
+	}
+	if err != nil {
+		if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
+			c.log.Debug("nonce commitments unavailable", "peer", p.id, "err", err)
+		}
+		p.result(0, err)
+		return
+	}
+	p.result(time.Since(start), nil)
+	p.add(cs)
+}
+
+func (c *Coordinator) checkCommitments(id int, cs []PublishedCommitment) error {
+	for _, pc := range cs {
+		if int(pc.Commitment.ID()) != id {
+			return fmt.Errorf("cosigner %d sent a commitment of cosigner %d", id, pc.Commitment.ID())
+		}
+	}
+	return nil
+}
+
+func (c *Coordinator) nudge() {
+	select {
+	case c.refil <- struct{}{}:
+	default:
+	}
+}
+
+// lastRecord returns the newest record of chainID known to this leader.
+func (c *Coordinator) lastRecord(chainID string) (raft.Record, bool) {
+	c.mu.Lock()
+	mine, okMine := c.last[chainID]
+	c.mu.Unlock()
+	theirs, okTheirs := c.state.Last(chainID)
+	switch {
+	case okMine && okTheirs:
+		if theirs.Compare(mine) > 0 {
+			return theirs, true
+		}
+		return mine, true
+	case okMine:
+		return mine, true
+	}
+	return theirs, okTheirs
+}
+
+// Sign produces the signature of req with M cosigners.
+func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*privval.SignResponse, error) {
+	c.signMu.Lock()
+	defer c.signMu.Unlock()
+
+	// Duplicates and conflicts with what the cluster already signed.
+	var cached *raft.Record
+	if rec, ok := c.lastRecord(req.ChainID); ok {
+		m := signstate.Mark{Height: rec.Height, Round: rec.Round, Step: privval.Step(rec.Step), SignBytes: rec.SignBytes, Signature: rec.Signature}
+		d, err := signstate.Decide(m, req)
+		if err != nil {
+			if errors.Is(err, signstate.ErrConflict) {
+				c.log.Warn(signstate.LogRefusedDoubleSign, "chain", req.ChainID, "height", req.Height, "round", req.Round, "step", req.Step.String(), "err", err)
+			}
+			c.cfg.Metrics.RefusedErr(req.ChainID, err)
+			return nil, err
+		}
+		if d.Verdict == signstate.Resend {
+			// A repeated vote keeps its first signature and timestamp (a
+			// Resign, a proposal differing only by timestamp, is signed
+			// afresh).
+			cached = &rec
+			if req.ExtSignBytes == nil {
+				return &privval.SignResponse{Signature: rec.Signature, Timestamp: rec.Timestamp}, nil
+			}
+		}
+	}
+
+	deadline := c.cfg.Deadline
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < deadline {
+		deadline = time.Until(d)
+	}
+	ctx, cancel := context.WithTimeout(ctx, deadline)
+	defer cancel()
+
+	msgs := [][]byte{req.SignBytes}
+	if req.ExtSignBytes != nil {
+		msgs = append(msgs, req.ExtSignBytes)
+	}
+	sigs, err := c.gather(ctx, req, msgs)
+	defer c.nudge()
+	if err != nil {
+		return nil, err
+	}
+	resp := &privval.SignResponse{Signature: sigs[0], Timestamp: req.Timestamp}
+	if len(sigs) == 2 {
+		resp.ExtSignature = sigs[1]
+	}
+	if cached != nil {
+		// A repeated vote keeps its first signature and timestamp; only its
+		// extension is signed afresh.
+		resp.Signature, resp.Timestamp = cached.Signature, cached.Timestamp
+		return resp, nil
+	}
+	rec := raft.Record{ChainID: req.ChainID, Height: req.Height, Round: req.Round, Step: int8(req.Step),
+		SignBytes: req.SignBytes, Signature: resp.Signature, ExtensionSignature: resp.ExtSignature, Timestamp: req.Timestamp}
+	c.mu.Lock()
+	c.last[req.ChainID] = rec
+	c.mu.Unlock()
+	c.replicate(rec)
+	return resp, nil
+}
+
+// replicate hands rec to the replicator, off the hot path. If the queue is
+// full the record is dropped: a later one supersedes it, and every
+// cosigner's own durable mark already protects the signature.
+func (c *Coordinator) replicate(rec raft.Record) {
+	select {
+	case c.repl <- rec:
+	default:
+		c.log.Warn("replication queue full; record skipped", "chain", rec.ChainID, "height", rec.Height)
+	}
+}
+
+// replicator proposes queued records through Raft until ctx ends.
+func (c *Coordinator) replicator(ctx context.Context) {
+	for {
+		var first raft.Record
+		select {
+		case <-ctx.Done():
+			return
+		case first = <-c.repl:
+		}
+		// Coalesce: the FSM keeps only the newest record per chain, so
+		// records queued behind a slow Raft write collapse into one
+		// proposal per chain, sparing the disk the Raft log shares with
+		// the sign-state files.
+		newest := map[string]raft.Record{first.ChainID: first}
+		order := []string{first.ChainID}
+	drain:
+		for {
+			select {
+			case rec := <-c.repl:
+				if _, ok := newest[rec.ChainID]; !ok {
+					order = append(order, rec.ChainID)
+				}
+				if old := newest[rec.ChainID]; rec.Compare(old) >= 0 {
+					newest[rec.ChainID] = rec
+				}
+			default:
+				break drain
+			}
+		}
+		for _, chain := range order {
+			rec := newest[chain]
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			start := time.Now()
+			if err := c.state.Propose(pctx, rec); err != nil {
+				c.log.Warn("replicate sign state", "chain", rec.ChainID, "height", rec.Height, "err", err)
+			} else {
+				c.cfg.Metrics.ObserveRaftApply(time.Since(start))
+			}
+			cancel()
+		}
+	}
+}
+
+// gather runs share rounds until one yields verified signatures of every
+// message, excluding cosigners that failed, within ctx. When no quorum can
+// be chosen it waits briefly and tries again with every cosigner until the
+// deadline: right after an election the followers refuse the new leader
+// until Raft has told them who leads, and the node sends its pending
+// request the moment the new leader connects (CometBFT does not retry a
+// vote it failed to get signed).
+func (c *Coordinator) gather(ctx context.Context, req *privval.SignRequest, msgs [][]byte) ([][]byte, error) {
+	excluded := map[int]bool{}
+	var lastRound error // the latest failed round, for the final error
+	rounds := 0
+	for {
+		quorum, commits, err := c.choose(ctx, len(msgs), excluded)
+		if err != nil {
+			if lastRound != nil {
+				err = fmt.Errorf("%w (after: %w)", err, lastRound)
+			}
+			t := time.NewTimer(chooseRetryPause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, err
+			case <-t.C:
+			}
+			clear(excluded)
+			continue
+		}
+		sigs, failed, err := c.round(ctx, req, msgs, quorum, commits)
+		if err == nil {
+			return sigs, nil
+		}
+		var refusal *signstate.Refusal
+		if errors.As(err, &refusal) && refusal.Final() {
+			return nil, err
+		}
+		lastRound = err
+		rounds++
+		if len(failed) == 0 || rounds >= 2*c.group.N() {
+			return nil, err
+		}
+		for _, id := range failed {
+			excluded[id] = true
+		}
+		c.log.Warn("share round failed, retrying", "chain", req.ChainID, "height", req.Height, "round", req.Round,
+			"step", req.Step.String(), "attempt", rounds, "failed", failed, "err", err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("no signature before the deadline: %w", lastRound)
+		}
+	}
+}
+
+// chooseRetryPause is how long the leader waits before it tries again to
+// find a quorum.
+const chooseRetryPause = 50 * time.Millisecond
+
+// choose picks M cosigners, healthiest and fastest first (itself first when
+// healthy), with k commitments each, fetching commitments inline for a
+// chosen cosigner that has run out.
+func (c *Coordinator) choose(ctx context.Context, k int, excluded map[int]bool) ([]*peer, [][]PublishedCommitment, error) {
+	type cand struct {
+		p       *peer
+		healthy bool
+		rtt     time.Duration
+	}
+	var cands []cand
+	now := time.Now()
+	for _, p := range c.peers {
+		if excluded[p.id] {
+			continue
+		}
+		usable := p.usable(now)
+		p.mu.Lock()
+		cands = append(cands, cand{p, usable, p.rtt})
+		p.mu.Unlock()
+	}
+	slices.SortStableFunc(cands, func(a, b cand) int {
+		if a.healthy != b.healthy {
+			if a.healthy {
+				return -1
+			}
+			return 1
+		}
+		if (a.p.id == c.self) != (b.p.id == c.self) {
+			if a.p.id == c.self {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.rtt, b.rtt)
+	})
+	m := c.group.Threshold()
+	var quorum []*peer
+	var commits [][]PublishedCommitment
+	for _, cd := range cands {
+		if len(quorum) == m {
+			break
+		}
+		cs, ok := cd.p.pop(k)
+		if !ok {
+			c.fetch(ctx, cd.p, c.cfg.PoolTarget)
+			if cs, ok = cd.p.pop(k); !ok {
+				excluded[cd.p.id] = true
+				continue
+			}
+		}
+		quorum = append(quorum, cd.p)
+		commits = append(commits, cs)
+	}
+	if len(quorum) < m {
+		var down []int
+		for id := range excluded {
+			down = append(down, id)
+		}
+		slices.Sort(down)
+		return nil, nil, fmt.Errorf("no quorum: %d of the %d cosigners needed are reachable (unavailable: %v)", len(quorum), m, down)
+	}
+	return quorum, commits, nil
+}
+
+// round sends one Sign RPC to each cosigner of quorum in parallel, then
+// aggregates and verifies. It returns the cosigners to blame on failure.
+func (c *Coordinator) round(ctx context.Context, req *privval.SignRequest, msgs [][]byte, quorum []*peer, commits [][]PublishedCommitment) ([][]byte, []int, error) {
+	share := buildShareRequest(req, msgs, quorum, commits)
+	replies, pkgs, err := c.fanOut(ctx, share, quorum)
+	if err != nil {
+		return nil, nil, err
+	}
+	var failed []int
+	var errs []error
+	for i, r := range replies {
+		if r.err != nil {
+			var refusal *signstate.Refusal
+			if errors.As(r.err, &refusal) && refusal.Final() {
+				return nil, nil, r.err
+			}
+			failed = append(failed, quorum[i].id)
+			errs = append(errs, fmt.Errorf("cosigner %d: %w", quorum[i].id, r.err))
+		}
+	}
+	if len(failed) > 0 {
+		return nil, failed, errors.Join(errs...)
+	}
+	return c.aggregate(req, msgs, pkgs, replies)
+}
+
+// buildShareRequest lays out the share request of msgs: message k's
+// commitment list is commitment k of each cosigner of quorum, sorted by id
+// (quorum is not in id order).
+func buildShareRequest(req *privval.SignRequest, msgs [][]byte, quorum []*peer, commits [][]PublishedCommitment) *ShareRequest {
+	order := make([]int, len(quorum))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(quorum[a].id, quorum[b].id) })
+	share := &ShareRequest{ChainID: req.ChainID, Messages: make([]ShareMessage, len(msgs))}
+	for k, msg := range msgs {
+		list := make([]PublishedCommitment, len(quorum))
+		for j, i := range order {
+			list[j] = commits[i][k]
+		}
+		kind := ShareKind(req.Step)
+		if k == 1 {
+			kind = KindVoteExtension
+		}
+		share.Messages[k] = ShareMessage{Kind: kind, Height: req.Height, Round: req.Round, SignBytes: msg, Commitments: list}
+	}
+	return share
+}
+
+// shareReply is one cosigner's answer to a share request.
+type shareReply struct {
+	shares []threshold.SignatureShare
+	err    error
+}
+
+// fanOut sends share to every cosigner of quorum within one attempt's
+// timeout and returns their replies, in quorum order, with the signing
+// packages of share's messages. The other cosigners are sent to first:
+// their round trip is the longest part of the round. Meanwhile this leader
+// derives the signing packages it aggregates with, and its own share
+// reuses them.
+func (c *Coordinator) fanOut(ctx context.Context, share *ShareRequest, quorum []*peer) ([]shareReply, []*threshold.SigningPackage, error) {
+	attemptCtx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+	defer cancel()
+	n := len(share.Messages)
+	replies := make([]shareReply, len(quorum))
+	var wg sync.WaitGroup
+	send := func(i int, p *peer, r *ShareRequest) {
+		wg.Go(func() {
+			start := time.Now()
+			shares, err := p.client.Sign(attemptCtx, r)
+			c.cfg.Metrics.ObservePeerRPC(p.id, time.Since(start))
+			if err == nil && len(shares) != n {
+				err = fmt.Errorf("cosigner %d returned %d shares for %d messages", p.id, len(shares), n)
+			}
+			var refusal *signstate.Refusal
+			if errors.As(err, &refusal) && refusal.Final() {
+				p.result(time.Since(start), nil) // healthy; the request was wrong
+			} else {
+				p.result(time.Since(start), err)
+			}
+			replies[i] = shareReply{shares, err}
+		})
+	}
+	for i, p := range quorum {
+		if p.id != c.self {
+			send(i, p, share)
+		}
+	}
+	pkgs := make([]*threshold.SigningPackage, n)
+	for k, m := range share.Messages {
+		plain := make([]threshold.Commitment, len(m.Commitments))
+		for j, pc := range m.Commitments {
+			plain[j] = pc.Commitment
+		}
+		var err error
+		if pkgs[k], err = threshold.NewSigningPackage(c.group, m.SignBytes, plain); err != nil {
+			cancel()
+			wg.Wait()
+			return nil, nil, err
+		}
+	}
+	for i, p := range quorum {
+		if p.id == c.self {
+			local := *share
+			local.Packages = pkgs
+			send(i, p, &local)
+		}
+	}
+	wg.Wait()
+	return replies, pkgs, nil
+}
+
+// aggregate combines the shares of every message into its signature and
+// verifies it. A share that does not verify names its cosigner, who is
+// suspected for a while and returned for blame.
+func (c *Coordinator) aggregate(req *privval.SignRequest, msgs [][]byte, pkgs []*threshold.SigningPackage, replies []shareReply) ([][]byte, []int, error) {
+	sigs := make([][]byte, len(msgs))
+	for k := range msgs {
+		zs := make([]threshold.SignatureShare, len(replies))
+		for i, r := range replies {
+			zs[i] = r.shares[k]
+		}
+		sig, err := threshold.Aggregate(pkgs[k], zs)
+		if err != nil {
+			var blame []int
+			for _, id := range threshold.Culprits(err) {
+				blame = append(blame, int(id))
+			}
+			for _, id := range blame {
+				c.peers[id-1].suspect(err)
+				c.log.Warn("invalid signature share", "peer", id, "chain", req.ChainID, "height", req.Height, "err", err)
+			}
+			return nil, blame, err
+		}
+		if !ed25519.Verify(c.group.PublicKey(), msgs[k], sig) {
+			// Aggregate verified it; this would be a bug, never a reply.
+			return nil, nil, errors.New("aggregate signature does not verify")
+		}
+		sigs[k] = sig
+	}
+	return sigs, nil, nil
+}

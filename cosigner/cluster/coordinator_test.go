@@ -1,0 +1,422 @@
+package cluster
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
+	"github.com/cometbft/cometbft/types"
+
+	"github.com/cosigner/cosigner/privval"
+	"github.com/cosigner/cosigner/raft"
+	"github.com/cosigner/cosigner/threshold"
+)
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// memState is an in-memory ClusterState.
+type memState struct {
+	mu   sync.Mutex
+	last map[string]raft.Record
+}
+
+func (m *memState) Last(chainID string) (raft.Record, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.last[chainID]
+	return r, ok
+}
+
+func (m *memState) Propose(_ context.Context, r raft.Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.last == nil {
+		m.last = map[string]raft.Record{}
+	}
+	if old, ok := m.last[r.ChainID]; !ok || r.Compare(old) > 0 {
+		m.last[r.ChainID] = r
+	}
+	return nil
+}
+
+// faultyPeer wraps a PeerClient and fails or corrupts on demand.
+type faultyPeer struct {
+	PeerClient
+	mu      sync.Mutex
+	down    bool
+	corrupt bool
+}
+
+func (f *faultyPeer) set(down, corrupt bool) {
+	f.mu.Lock()
+	f.down, f.corrupt = down, corrupt
+	f.mu.Unlock()
+}
+
+func (f *faultyPeer) state() (bool, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.down, f.corrupt
+}
+
+var errPeerDown = errors.New("connection refused")
+
+func (f *faultyPeer) Commitments(ctx context.Context, n int) ([]PublishedCommitment, error) {
+	if down, _ := f.state(); down {
+		return nil, errPeerDown
+	}
+	return f.PeerClient.Commitments(ctx, n)
+}
+
+// Probe answers the leader's health probe.
+func (f *faultyPeer) Probe(context.Context) (time.Duration, error) {
+	if down, _ := f.state(); down {
+		return 0, errPeerDown
+	}
+	return time.Millisecond, nil
+}
+
+func (f *faultyPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
+	down, corrupt := f.state()
+	if down {
+		return nil, errPeerDown
+	}
+	shares, err := f.PeerClient.Sign(ctx, req)
+	if err == nil && corrupt {
+		one := [32]byte{1}
+		var s threshold.SignatureShare
+		s.ID = shares[0].ID
+		if _, err := s.Z.SetCanonicalBytes(one[:]); err != nil {
+			panic(err)
+		}
+		s.Z.Add(&s.Z, &shares[0].Z)
+		shares[0] = s
+	}
+	return shares, err
+}
+
+type testCluster struct {
+	key     ed25519.PrivateKey
+	signers []*ShareSigner
+	peers   []*faultyPeer
+	state   *memState
+	coord   *Coordinator
+}
+
+// newTestCluster deals key m-of-n, gives every cosigner its own durable
+// state at height 1 and builds a coordinator on cosigner 1.
+func newTestCluster(t testing.TB, m, n int) *testCluster {
+	t.Helper()
+	_, key, _ := ed25519.GenerateKey(nil)
+	dealing, err := threshold.Deal(key.Seed(), m, n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := &testCluster{key: key, state: &memState{}}
+	clients := map[int]PeerClient{}
+	for i, share := range dealing.Shares {
+		boot, _ := NewBootID()
+		s := NewShareSigner(share, NewNoncePool(share, boot, 0), 100, discard)
+		st, _ := newTestState(t, Mark{Height: 1})
+		s.AddChain(st)
+		s.SetKnownHeight(func(chain string) int64 {
+			r, _ := tc.state.Last(chain)
+			return r.Height
+		})
+		f := &faultyPeer{PeerClient: LocalPeer{s}}
+		tc.signers = append(tc.signers, s)
+		tc.peers = append(tc.peers, f)
+		clients[i+1] = f
+	}
+	cfg := DefaultCoordinatorConfig()
+	tc.coord, err = NewCoordinator(cfg, dealing.Group, 1, clients, tc.state, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { tc.coord.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return tc
+}
+
+func precommitWithExt(h int64, r int32, block string, ts time.Time) *privval.SignRequest {
+	req := vote(h, r, privval.StepPrecommit, block, ts)
+	req.ExtSignBytes = types.VoteExtensionSignBytes(testChain, &cmtproto.Vote{Type: cmtproto.PrecommitType, Height: h, Round: r, Extension: []byte("ext")})
+	return req
+}
+
+func TestCoordinatorSigns(t *testing.T) {
+	for _, mn := range [][2]int{{2, 3}, {3, 5}} {
+		t.Run(string(rune('0'+mn[0]))+"-of-"+string(rune('0'+mn[1])), func(t *testing.T) {
+			tc := newTestCluster(t, mn[0], mn[1])
+			pub := tc.key.Public().(ed25519.PublicKey)
+			ctx := context.Background()
+			t0 := time.Unix(1700000000, 0).UTC()
+			for h := int64(2); h < 6; h++ {
+				for _, req := range []*privval.SignRequest{
+					vote(h, 0, privval.StepProposal, "B", t0),
+					vote(h, 0, privval.StepPrevote, "B", t0),
+					precommitWithExt(h, 0, "B", t0),
+				} {
+					resp, err := tc.coord.Sign(ctx, req)
+					if err != nil {
+						t.Fatalf("%d/%s: %v", h, req.Step, err)
+					}
+					if !ed25519.Verify(pub, req.SignBytes, resp.Signature) {
+						t.Fatalf("%d/%s: signature does not verify", h, req.Step)
+					}
+					if (req.ExtSignBytes != nil) != (resp.ExtSignature != nil) {
+						t.Fatalf("%d/%s: extension signature presence wrong", h, req.Step)
+					}
+					if req.ExtSignBytes != nil && !ed25519.Verify(pub, req.ExtSignBytes, resp.ExtSignature) {
+						t.Fatal("extension signature does not verify")
+					}
+				}
+			}
+			// Every cosigner that signed recorded the mark durably: at least
+			// M of them are at the last HRS.
+			at := 0
+			for _, s := range tc.signers {
+				if m, _ := s.Mark(testChain); m.Height == 5 && m.Step == privval.StepPrecommit {
+					at++
+				}
+			}
+			if at < mn[0] {
+				t.Fatalf("only %d cosigners recorded 5/0/precommit", at)
+			}
+		})
+	}
+}
+
+func TestCoordinatorDuplicates(t *testing.T) {
+	tc := newTestCluster(t, 2, 3)
+	ctx := context.Background()
+	t0 := time.Unix(1700000000, 0).UTC()
+	first, err := tc.coord.Sign(ctx, vote(7, 0, privval.StepPrevote, "A", t0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := tc.coord.Sign(ctx, vote(7, 0, privval.StepPrevote, "A", t0.Add(time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(again.Signature) != string(first.Signature) || !again.Timestamp.Equal(t0) {
+		t.Fatal("timestamp-only duplicate did not get the first signature and timestamp")
+	}
+	if _, err := tc.coord.Sign(ctx, vote(7, 0, privval.StepPrevote, "B", t0)); !errors.Is(err, ErrConflict) {
+		t.Fatalf("conflicting prevote: %v", err)
+	}
+	if _, err := tc.coord.Sign(ctx, vote(6, 0, privval.StepPrecommit, "A", t0)); !errors.Is(err, ErrRegression) {
+		t.Fatalf("regression: %v", err)
+	}
+	// A proposal repeated with another timestamp is signed afresh, over the
+	// new timestamp (the node keeps its own timestamp for proposals).
+	p1 := vote(8, 0, privval.StepProposal, "A", t0)
+	if _, err := tc.coord.Sign(ctx, p1); err != nil {
+		t.Fatal(err)
+	}
+	p2 := vote(8, 0, privval.StepProposal, "A", t0.Add(time.Second))
+	resp, err := tc.coord.Sign(ctx, p2)
+	if err != nil || !resp.Timestamp.Equal(p2.Timestamp) || !ed25519.Verify(tc.key.Public().(ed25519.PublicKey), p2.SignBytes, resp.Signature) {
+		t.Fatalf("repeated proposal: %v", err)
+	}
+	// A duplicate precommit with an extension keeps its signature and gets
+	// a fresh extension signature.
+	pc := precommitWithExt(8, 0, "A", t0)
+	firstPC, err := tc.coord.Sign(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	againPC, err := tc.coord.Sign(ctx, precommitWithExt(8, 0, "A", t0.Add(time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(againPC.Signature) != string(firstPC.Signature) || !againPC.Timestamp.Equal(t0) ||
+		!ed25519.Verify(tc.key.Public().(ed25519.PublicKey), pc.ExtSignBytes, againPC.ExtSignature) {
+		t.Fatal("duplicate precommit with extension answered wrong")
+	}
+}
+
+func TestCoordinatorSurvivesFailures(t *testing.T) {
+	tc := newTestCluster(t, 2, 3)
+	ctx := context.Background()
+	pub := tc.key.Public().(ed25519.PublicKey)
+	t0 := time.Unix(1700000000, 0).UTC()
+	h := int64(10)
+	sign := func() error {
+		h++
+		req := vote(h, 0, privval.StepPrevote, "A", t0)
+		resp, err := tc.coord.Sign(ctx, req)
+		if err == nil && !ed25519.Verify(pub, req.SignBytes, resp.Signature) {
+			t.Fatal("signature does not verify")
+		}
+		return err
+	}
+	if err := sign(); err != nil {
+		t.Fatal(err)
+	}
+	tc.peers[1].set(true, false) // cosigner 2 down
+	if err := sign(); err != nil {
+		t.Fatalf("one of three down: %v", err)
+	}
+	tc.peers[2].set(true, false) // cosigner 3 down too
+	if err := sign(); err == nil {
+		t.Fatal("signed with one of three cosigners")
+	}
+	// 2 back but sending bad shares, 3 still down: no signature, and the
+	// error names cosigner 2.
+	tc.peers[1].set(false, true)
+	err := sign()
+	if err == nil || !errors.Is(err, threshold.ErrInvalidShare) {
+		t.Fatalf("bad share from cosigner 2: err = %v", err)
+	}
+	if got := threshold.Culprits(err); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("culprits = %v, want [2]", got)
+	}
+	for _, p := range tc.coord.Peers() {
+		if p.ID == 2 && p.Healthy {
+			t.Fatalf("cosigner 2 sent a bad share but is considered healthy: %+v", p)
+		}
+	}
+	// 3 back: the leader routes around the suspect cosigner 2.
+	tc.peers[2].set(false, false)
+	for i := 0; i < 3; i++ {
+		if err := sign(); err != nil {
+			t.Fatalf("bad share from cosigner 2 not routed around: %v", err)
+		}
+	}
+}
+
+func TestShareSignerRefusals(t *testing.T) {
+	tc := newTestCluster(t, 2, 3)
+	s1, s2 := tc.signers[0], tc.signers[1]
+	t0 := time.Unix(1700000000, 0).UTC()
+
+	request := func(h int64, step privval.Step, block string) *ShareRequest {
+		v := vote(h, 0, step, block, t0)
+		c1, _ := s1.Pool().Generate(1)
+		c2, _ := s2.Pool().Generate(1)
+		return &ShareRequest{ChainID: testChain, Messages: []ShareMessage{{Kind: ShareKind(step), Height: h, SignBytes: v.SignBytes,
+			Commitments: []PublishedCommitment{c1[0], c2[0]}}}}
+	}
+	reason := func(err error) RefusalReason {
+		var r *Refusal
+		if !errors.As(err, &r) {
+			t.Fatalf("not a refusal: %v", err)
+		}
+		return r.Reason
+	}
+
+	req := request(20, privval.StepPrevote, "A")
+	if _, err := s2.Sign(req); err != nil {
+		t.Fatal(err)
+	}
+	// The same commitment again: its nonce is gone.
+	if _, err := s2.Sign(req); reason(err) != RefusedUnknownCommitment {
+		t.Fatalf("reused commitment: %v", err)
+	}
+	// A commitment from another boot.
+	req = request(21, privval.StepPrevote, "A")
+	req.Messages[0].Commitments[1].BootID[0] ^= 1
+	if _, err := s2.Sign(req); reason(err) != RefusedUnknownCommitment {
+		t.Fatalf("foreign boot id: %v", err)
+	}
+	// Conflict at the same HRS, then regression.
+	if _, err := s2.Sign(request(20, privval.StepPrevote, "B")); reason(err) != RefusedConflict {
+		t.Fatalf("conflict: %v", err)
+	}
+	if _, err := s2.Sign(request(19, privval.StepPrecommit, "A")); reason(err) != RefusedRegression {
+		t.Fatalf("regression: %v", err)
+	}
+	// Same vote again with another timestamp is admitted (no double sign).
+	again := request(20, privval.StepPrevote, "A")
+	again.Messages[0].SignBytes = vote(20, 0, privval.StepPrevote, "A", t0.Add(time.Second)).SignBytes
+	if _, err := s2.Sign(again); err != nil {
+		t.Fatalf("timestamp-only repeat: %v", err)
+	}
+	// Too far ahead of the mark (bound 100 in newTestCluster).
+	if _, err := s2.Sign(request(500, privval.StepPrevote, "A")); reason(err) != RefusedTooFarAhead {
+		t.Fatalf("far ahead: %v", err)
+	}
+	// Labels that disagree with the sign bytes.
+	lie := request(30, privval.StepPrevote, "A")
+	lie.Messages[0].Height = 31
+	if _, err := s2.Sign(lie); reason(err) != RefusedInvalidRequest {
+		t.Fatalf("lying label: %v", err)
+	}
+	// Unknown chain.
+	other := request(30, privval.StepPrevote, "A")
+	other.ChainID = "other-chain"
+	if _, err := s2.Sign(other); reason(err) != RefusedUnknownChain {
+		t.Fatalf("unknown chain: %v", err)
+	}
+	// An extension after a prevote.
+	ext := request(31, privval.StepPrevote, "A")
+	e := precommitWithExt(31, 0, "A", t0)
+	c1, _ := s1.Pool().Generate(1)
+	c2, _ := s2.Pool().Generate(1)
+	ext.Messages = append(ext.Messages, ShareMessage{Kind: KindVoteExtension, Height: 31, SignBytes: e.ExtSignBytes,
+		Commitments: []PublishedCommitment{c1[0], c2[0]}})
+	if _, err := s2.Sign(ext); reason(err) != RefusedInvalidRequest {
+		t.Fatalf("extension of a prevote: %v", err)
+	}
+	// None of the refusals moved the mark past 20/prevote.
+	if m, _ := s2.Mark(testChain); m.Height != 20 || m.Step != privval.StepPrevote {
+		t.Fatalf("mark moved to %d/%s", m.Height, m.Step)
+	}
+}
+
+// TestCoordinatorStepsDownWithoutQuorum: a leader that reaches fewer than M
+// cosigners for StepDownAfter probes hands leadership over (a leader cut off
+// from the others' gRPC while Raft still elects it would otherwise sign
+// nothing).
+func TestCoordinatorStepsDownWithoutQuorum(t *testing.T) {
+	_, key, _ := ed25519.GenerateKey(nil)
+	dealing, err := threshold.Deal(key.Seed(), 2, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := map[int]PeerClient{}
+	var peers []*faultyPeer
+	for i, share := range dealing.Shares {
+		boot, _ := NewBootID()
+		s := NewShareSigner(share, NewNoncePool(share, boot, 0), 100, discard)
+		f := &faultyPeer{PeerClient: LocalPeer{s}}
+		peers = append(peers, f)
+		clients[i+1] = f
+	}
+	cfg := DefaultCoordinatorConfig()
+	cfg.StepDownAfter = 2
+	coord, err := NewCoordinator(cfg, dealing.Group, 1, clients, &memState{}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stepped := make(chan struct{}, 4)
+	coord.SetStepDown(func(context.Context) error { stepped <- struct{}{}; return nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { coord.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// One of three down: quorum holds, no step-down.
+	peers[1].set(true, false)
+	select {
+	case <-stepped:
+		t.Fatal("stepped down with a quorum reachable")
+	case <-time.After(3500 * time.Millisecond):
+	}
+	// Two of three down: the leader hands over.
+	peers[2].set(true, false)
+	select {
+	case <-stepped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no step-down without a quorum")
+	}
+}

@@ -1,0 +1,220 @@
+package cluster
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/cosigner/cosigner/privval"
+	cosignerv1 "github.com/cosigner/cosigner/proto/cosigner/v1"
+	"github.com/cosigner/cosigner/raft"
+	"github.com/cosigner/cosigner/threshold"
+)
+
+// staticRaft is a RaftControl whose leader the test sets.
+type staticRaft struct {
+	mu     sync.Mutex
+	self   int
+	leader int
+}
+
+func (s *staticRaft) setLeader(id int) { s.mu.Lock(); s.leader = id; s.mu.Unlock() }
+
+func (s *staticRaft) Leadership() raft.Leadership {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return raft.Leadership{IsLeader: s.leader == s.self, LeaderID: s.leader, Term: 1}
+}
+
+func (s *staticRaft) View() raft.View {
+	l := s.Leadership()
+	role := raft.RoleFollower
+	if l.IsLeader {
+		role = raft.RoleLeader
+	}
+	return raft.View{Role: role, Term: 1, LeaderID: l.LeaderID}
+}
+
+func (s *staticRaft) TransferLeadership(context.Context, int) error {
+	return errors.New("not in this test")
+}
+
+type grpcCluster struct {
+	key    ed25519.PrivateKey
+	tls    []*ClusterTLS
+	addrs  []string
+	rafts  []*staticRaft
+	coord  *Coordinator
+	shares []*ShareSigner
+}
+
+// newGRPCCluster runs n cosigners, each serving the Cosigner service over
+// mutual TLS on loopback, with cosigner 1 leading.
+func newGRPCCluster(t *testing.T, m, n int) *grpcCluster {
+	t.Helper()
+	_, key, _ := ed25519.GenerateKey(nil)
+	dealing, err := threshold.Deal(key.Seed(), m, n, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := NewClusterCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gc := &grpcCluster{key: key}
+	state := &memState{}
+	for i, share := range dealing.Shares {
+		id := i + 1
+		cert, err := ca.Issue(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct, err := NewClusterTLS(ca.CertPEM(), cert.CertPEM, cert.KeyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		boot, _ := NewBootID()
+		s := NewShareSigner(share, NewNoncePool(share, boot, 0), 100, discard)
+		st, _ := newTestState(t, Mark{Height: 1})
+		s.AddChain(st)
+		rc := &staticRaft{self: id, leader: 1}
+		srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(ct.ServerTLSConfig())))
+		cosignerv1.RegisterCosignerServer(srv, NewClusterService(s, rc, "test"))
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { srv.Serve(lis); close(done) }()
+		t.Cleanup(func() { srv.Stop(); <-done })
+		gc.tls = append(gc.tls, ct)
+		gc.addrs = append(gc.addrs, lis.Addr().String())
+		gc.rafts = append(gc.rafts, rc)
+		gc.shares = append(gc.shares, s)
+	}
+	ca.Discard()
+	clients := map[int]PeerClient{1: LocalPeer{gc.shares[0]}}
+	for id := 2; id <= n; id++ {
+		clients[id] = NewGRPCPeer(id, gc.dial(t, 1, id))
+	}
+	gc.coord, err = NewCoordinator(DefaultCoordinatorConfig(), dealing.Group, 1, clients, state, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { gc.coord.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return gc
+}
+
+// dial connects cosigner from to cosigner to, with from's certificate.
+func (gc *grpcCluster) dial(t *testing.T, from, to int) *grpc.ClientConn {
+	t.Helper()
+	return dialWith(t, gc.addrs[to-1], gc.tls[from-1].ClientTLSConfig(to))
+}
+
+func dialWith(t *testing.T, addr string, cfg *tls.Config) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func TestClusterOverGRPC(t *testing.T) {
+	gc := newGRPCCluster(t, 2, 3)
+	pub := gc.key.Public().(ed25519.PublicKey)
+	ctx := context.Background()
+	t0 := time.Unix(1700000000, 0).UTC()
+	for h := int64(2); h < 5; h++ {
+		for _, req := range []*privval.SignRequest{vote(h, 0, privval.StepPrevote, "X", t0), precommitWithExt(h, 0, "X", t0)} {
+			resp, err := gc.coord.Sign(ctx, req)
+			if err != nil {
+				t.Fatalf("%d/%s: %v", h, req.Step, err)
+			}
+			if !ed25519.Verify(pub, req.SignBytes, resp.Signature) {
+				t.Fatal("signature does not verify")
+			}
+		}
+	}
+}
+
+func TestClusterServiceRefusals(t *testing.T) {
+	gc := newGRPCCluster(t, 2, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	t0 := time.Unix(1700000000, 0).UTC()
+
+	// No client certificate: the TLS handshake fails, no handler runs.
+	anon := cosignerv1.NewCosignerClient(dialWith(t, gc.addrs[2], &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS13}))
+	if _, err := anon.Ping(ctx, &cosignerv1.PingRequest{}); err == nil {
+		t.Fatal("a client without a cluster certificate was served")
+	}
+	// A certificate from another cluster's CA: refused the same way.
+	otherCA, _ := NewClusterCA()
+	otherCert, _ := otherCA.Issue(1)
+	otherTLS, err := NewClusterTLS(otherCA.CertPEM(), otherCert.CertPEM, otherCert.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := cosignerv1.NewCosignerClient(dialWith(t, gc.addrs[2], otherTLS.ClientTLSConfig(3)))
+	if _, err := stranger.Ping(ctx, &cosignerv1.PingRequest{}); err == nil {
+		t.Fatal("a client of another cluster was served")
+	}
+
+	// Cosigner 2 is a cluster member but not the leader: cosigner 3 refuses
+	// it commitments and shares.
+	from2 := cosignerv1.NewCosignerClient(gc.dial(t, 2, 3))
+	gr, err := from2.GetNonceCommitments(ctx, &cosignerv1.GetNonceCommitmentsRequest{Count: 4})
+	if err != nil || gr.GetRefusal().GetReason() != cosignerv1.RefusalReason_REFUSAL_REASON_NOT_LEADER || len(gr.GetCommitments()) != 0 {
+		t.Fatalf("commitments to a non-leader: %v %v", gr, err)
+	}
+	c1, _ := gc.shares[0].Pool().Generate(1)
+	c3, _ := gc.shares[2].Pool().Generate(1)
+	req := &ShareRequest{ChainID: testChain, Messages: []ShareMessage{{Kind: KindPrevote, Height: 9,
+		SignBytes: vote(9, 0, privval.StepPrevote, "X", t0).SignBytes, Commitments: []PublishedCommitment{c1[0], c3[0]}}}}
+	sr, err := from2.Sign(ctx, shareRequestToProto(req))
+	if err != nil || sr.GetResults()[0].GetRefusal().GetReason() != cosignerv1.RefusalReason_REFUSAL_REASON_NOT_LEADER {
+		t.Fatalf("sign from a non-leader: %v %v", sr, err)
+	}
+	if m, _ := gc.shares[2].Mark(testChain); m.Height != 1 {
+		t.Fatalf("a refused request moved the mark to %d", m.Height)
+	}
+
+	// From the leader: a share, then the same commitment again is refused.
+	leader := NewGRPCPeer(3, gc.dial(t, 1, 3))
+	if _, err := leader.Sign(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	var refusal *Refusal
+	if _, err := leader.Sign(ctx, req); !errors.As(err, &refusal) || refusal.Reason != RefusedUnknownCommitment {
+		t.Fatalf("reused commitment: %v", err)
+	}
+	// A height far ahead of the mark (bound 100) is refused.
+	c1, _ = gc.shares[0].Pool().Generate(1)
+	c3, _ = gc.shares[2].Pool().Generate(1)
+	far := &ShareRequest{ChainID: testChain, Messages: []ShareMessage{{Kind: KindPrevote, Height: 100000,
+		SignBytes: vote(100000, 0, privval.StepPrevote, "X", t0).SignBytes, Commitments: []PublishedCommitment{c1[0], c3[0]}}}}
+	if _, err := leader.Sign(ctx, far); !errors.As(err, &refusal) || refusal.Reason != RefusedTooFarAhead {
+		t.Fatalf("far ahead: %v", err)
+	}
+	// When leadership moves to 2 in cosigner 3's view, 1 is refused.
+	gc.rafts[2].setLeader(2)
+	c1, _ = gc.shares[0].Pool().Generate(1)
+	c3, _ = gc.shares[2].Pool().Generate(1)
+	req.Messages[0].Commitments = []PublishedCommitment{c1[0], c3[0]}
+	if _, err := leader.Sign(ctx, req); !errors.As(err, &refusal) || refusal.Reason != RefusedNotLeader {
+		t.Fatalf("old leader: %v", err)
+	}
+}

@@ -1,0 +1,342 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cosigner/cosigner/cosigner/clustertls"
+	"github.com/cosigner/cosigner/cosigner/signstate"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	grpcpeer "google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	cosignerv1 "github.com/cosigner/cosigner/proto/cosigner/v1"
+	"github.com/cosigner/cosigner/raft"
+	"github.com/cosigner/cosigner/threshold"
+)
+
+// RaftControl is what the cluster service needs of this cosigner's Raft
+// node. Implementations must be safe for concurrent use.
+type RaftControl interface {
+	// Leadership is this node's current view of the leader.
+	Leadership() raft.Leadership
+	// View is this node's Raft state, for Ping.
+	View() raft.View
+	// TransferLeadership hands leadership to cosigner id (0: Raft chooses).
+	TransferLeadership(ctx context.Context, id int) error
+}
+
+// Service serves the Cosigner gRPC service of one cosigner: nonce
+// commitments and signature shares for the leader in this cosigner's own
+// Raft view, and nothing for anyone else.
+type Service struct {
+	cosignerv1.UnimplementedCosignerServer
+	signer  *ShareSigner
+	raft    RaftControl
+	version string
+}
+
+var _ cosignerv1.CosignerServer = (*Service)(nil)
+
+// NewService returns the service of signer, checking callers against
+// rc's view of the leader.
+func NewService(signer *ShareSigner, rc RaftControl, version string) *Service {
+	return &Service{signer: signer, raft: rc, version: version}
+}
+
+// callerID returns the cosigner id in the caller's client certificate. The
+// TLS configuration already required and verified it; this only reads it.
+func callerID(ctx context.Context) (int, error) {
+	p, ok := grpcpeer.FromContext(ctx)
+	if !ok {
+		return 0, status.Error(codes.Unauthenticated, "no peer information")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return 0, status.Error(codes.Unauthenticated, "not a TLS connection")
+	}
+	id, err := clustertls.PeerID(info.State)
+	if err != nil {
+		return 0, status.Errorf(codes.Unauthenticated, "caller identity: %v", err)
+	}
+	return id, nil
+}
+
+// notLeader returns a NOT_LEADER refusal unless caller leads in this
+// cosigner's view.
+func (s *Service) notLeader(caller int) *cosignerv1.Refusal {
+	l := s.raft.Leadership()
+	if l.LeaderID != 0 && l.LeaderID == caller {
+		return nil
+	}
+	return &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_NOT_LEADER, LeaderId: uint32(l.LeaderID),
+		Message: fmt.Sprintf("cosigner %d is not the leader in cosigner %d's view (leader: %d)", caller, s.signer.ID(), l.LeaderID)}
+}
+
+// GetNonceCommitments draws fresh nonces for the leader.
+func (s *Service) GetNonceCommitments(ctx context.Context, req *cosignerv1.GetNonceCommitmentsRequest) (*cosignerv1.GetNonceCommitmentsResponse, error) {
+	caller, err := callerID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	boot := s.signer.Pool().BootID()
+	resp := &cosignerv1.GetNonceCommitmentsResponse{SignerId: uint32(s.signer.ID()), BootId: boot[:]}
+	if r := s.notLeader(caller); r != nil {
+		resp.Refusal = r
+		return resp, nil
+	}
+	n := int(min(req.GetCount(), 1024))
+	cs, err := s.signer.Pool().Generate(n)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "generate nonces: %v", err)
+	}
+	resp.Commitments = make([]*cosignerv1.NonceCommitment, len(cs))
+	for i, c := range cs {
+		resp.Commitments[i] = commitmentToProto(c)
+	}
+	return resp, nil
+}
+
+// Sign returns signature shares to the leader.
+func (s *Service) Sign(ctx context.Context, req *cosignerv1.SignRequest) (*cosignerv1.SignResponse, error) {
+	caller, err := callerID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &cosignerv1.SignResponse{SignerId: uint32(s.signer.ID())}
+	refuseAll := func(r *cosignerv1.Refusal) *cosignerv1.SignResponse {
+		resp.Results = make([]*cosignerv1.SignResult, max(1, len(req.GetMessages())))
+		for i := range resp.Results {
+			resp.Results[i] = &cosignerv1.SignResult{Result: &cosignerv1.SignResult_Refusal{Refusal: r}}
+		}
+		return resp
+	}
+	if r := s.notLeader(caller); r != nil {
+		return refuseAll(r), nil
+	}
+	share, err := shareRequestFromProto(req, s.signer.Pool().Resolve)
+	if err != nil {
+		return refuseAll(&cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_INVALID_REQUEST, Message: err.Error()}), nil
+	}
+	shares, err := s.signer.Sign(share)
+	if err != nil {
+		var refusal *signstate.Refusal
+		if !errors.As(err, &refusal) {
+			return nil, status.Errorf(codes.Internal, "sign: %v", err)
+		}
+		r := &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason(refusal.Reason), Message: refusal.Err.Error()}
+		if m, ok := s.signer.Mark(req.GetChainId()); ok {
+			r.LastHeight, r.LastRound, r.LastStep = m.Height, m.Round, int32(m.Step)
+		}
+		return refuseAll(r), nil
+	}
+	resp.Results = make([]*cosignerv1.SignResult, len(shares))
+	for i, sh := range shares {
+		z := sh.Z.Bytes()
+		resp.Results[i] = &cosignerv1.SignResult{Result: &cosignerv1.SignResult_Share{
+			Share: &cosignerv1.SignatureShare{SignerId: uint32(sh.ID), Z: z}}}
+	}
+	return resp, nil
+}
+
+// Ping reports health and this cosigner's Raft view.
+func (s *Service) Ping(ctx context.Context, _ *cosignerv1.PingRequest) (*cosignerv1.PingResponse, error) {
+	if _, err := callerID(ctx); err != nil {
+		return nil, err
+	}
+	v := s.raft.View()
+	boot := s.signer.Pool().BootID()
+	return &cosignerv1.PingResponse{
+		SignerId: uint32(s.signer.ID()), BootId: boot[:], Version: s.version,
+		NoncesAvailable: uint32(s.signer.Pool().Len()),
+		Raft: &cosignerv1.RaftView{Term: v.Term, Role: cosignerv1.RaftRole(v.Role), LeaderId: uint32(v.LeaderID),
+			LastIndex: v.LastIndex, AppliedIndex: v.AppliedIndex},
+	}, nil
+}
+
+// TransferLeadership hands leadership over, if this cosigner leads.
+func (s *Service) TransferLeadership(ctx context.Context, req *cosignerv1.TransferLeadershipRequest) (*cosignerv1.TransferLeadershipResponse, error) {
+	if _, err := callerID(ctx); err != nil {
+		return nil, err
+	}
+	if !s.raft.Leadership().IsLeader {
+		return &cosignerv1.TransferLeadershipResponse{LeaderId: uint32(s.raft.Leadership().LeaderID),
+			Refusal: &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_NOT_LEADER, Message: "this cosigner does not lead"}}, nil
+	}
+	if err := s.raft.TransferLeadership(ctx, int(req.GetTargetId())); err != nil {
+		return &cosignerv1.TransferLeadershipResponse{Refusal: &cosignerv1.Refusal{
+			Reason: cosignerv1.RefusalReason_REFUSAL_REASON_INVALID_REQUEST, Message: err.Error()}}, nil
+	}
+	return &cosignerv1.TransferLeadershipResponse{LeaderId: uint32(s.raft.Leadership().LeaderID)}, nil
+}
+
+func commitmentToProto(c PublishedCommitment) *cosignerv1.NonceCommitment {
+	b := c.Commitment.Bytes()
+	return &cosignerv1.NonceCommitment{SignerId: uint32(c.Commitment.ID()), BootId: append([]byte(nil), c.BootID[:]...),
+		Handle: c.Handle, Hiding: b[2 : 2+threshold.ElementSize], Binding: b[2+threshold.ElementSize:]}
+}
+
+func commitmentFromProto(p *cosignerv1.NonceCommitment) (PublishedCommitment, error) {
+	if p.GetSignerId() == 0 || p.GetSignerId() > clustertls.MaxID {
+		return PublishedCommitment{}, fmt.Errorf("commitment signer id %d out of range", p.GetSignerId())
+	}
+	if len(p.GetBootId()) != BootIDSize || len(p.GetHiding()) != threshold.ElementSize || len(p.GetBinding()) != threshold.ElementSize {
+		return PublishedCommitment{}, fmt.Errorf("commitment of cosigner %d: boot id, hiding or binding has the wrong size", p.GetSignerId())
+	}
+	buf := make([]byte, threshold.CommitmentSize)
+	binary.BigEndian.PutUint16(buf, uint16(p.GetSignerId()))
+	copy(buf[2:], p.GetHiding())
+	copy(buf[2+threshold.ElementSize:], p.GetBinding())
+	c, err := threshold.DecodeCommitment(buf)
+	if err != nil {
+		return PublishedCommitment{}, err
+	}
+	out := PublishedCommitment{Commitment: c, Handle: p.GetHandle()}
+	copy(out.BootID[:], p.GetBootId())
+	return out, nil
+}
+
+func shareRequestToProto(r *ShareRequest) *cosignerv1.SignRequest {
+	out := &cosignerv1.SignRequest{ChainId: r.ChainID, Messages: make([]*cosignerv1.SignMessage, len(r.Messages))}
+	for i, m := range r.Messages {
+		pm := &cosignerv1.SignMessage{Kind: cosignerv1.SignKind(m.Kind), Height: m.Height, Round: m.Round, SignBytes: m.SignBytes,
+			Commitments: make([]*cosignerv1.NonceCommitment, len(m.Commitments))}
+		for j, c := range m.Commitments {
+			pm.Commitments[j] = commitmentToProto(c)
+		}
+		out.Messages[i] = pm
+	}
+	return out
+}
+
+// shareRequestFromProto decodes a Sign request. own, if not nil, resolves
+// this cosigner's own commitments from its pool without decoding their
+// points again (each point check costs a scalar multiplication); what it
+// does not recognise is decoded and checked like any other commitment.
+func shareRequestFromProto(p *cosignerv1.SignRequest, own func(signerID uint32, bootID []byte, handle uint64, hiding, binding []byte) (PublishedCommitment, bool)) (*ShareRequest, error) {
+	out := &ShareRequest{ChainID: p.GetChainId(), Messages: make([]ShareMessage, len(p.GetMessages()))}
+	for i, m := range p.GetMessages() {
+		sm := ShareMessage{Kind: ShareKind(m.GetKind()), Height: m.GetHeight(), Round: m.GetRound(), SignBytes: m.GetSignBytes(),
+			Commitments: make([]PublishedCommitment, len(m.GetCommitments()))}
+		for j, c := range m.GetCommitments() {
+			if own != nil {
+				if pc, ok := own(c.GetSignerId(), c.GetBootId(), c.GetHandle(), c.GetHiding(), c.GetBinding()); ok {
+					sm.Commitments[j] = pc
+					continue
+				}
+			}
+			var err error
+			if sm.Commitments[j], err = commitmentFromProto(c); err != nil {
+				return nil, fmt.Errorf("message %d: %w", i, err)
+			}
+		}
+		out.Messages[i] = sm
+	}
+	return out, nil
+}
+
+// GRPCPeer reaches a remote cosigner through its Cosigner service.
+type GRPCPeer struct {
+	id     int
+	client cosignerv1.CosignerClient
+}
+
+var _ PeerClient = (*GRPCPeer)(nil)
+
+// NewGRPCPeer returns a PeerClient for cosigner id over conn.
+func NewGRPCPeer(id int, conn grpc.ClientConnInterface) *GRPCPeer {
+	return &GRPCPeer{id: id, client: cosignerv1.NewCosignerClient(conn)}
+}
+
+func refusalFromProto(id int, r *cosignerv1.Refusal) *signstate.Refusal {
+	return &signstate.Refusal{Signer: id, Reason: signstate.RefusalReason(r.GetReason()), Err: errors.New(r.GetMessage())}
+}
+
+// Commitments fetches n fresh commitments.
+func (g *GRPCPeer) Commitments(ctx context.Context, n int) ([]PublishedCommitment, error) {
+	resp, err := g.client.GetNonceCommitments(ctx, &cosignerv1.GetNonceCommitmentsRequest{Count: uint32(n)})
+	if err != nil {
+		return nil, err
+	}
+	if resp.GetRefusal() != nil {
+		return nil, refusalFromProto(g.id, resp.GetRefusal())
+	}
+	out := make([]PublishedCommitment, 0, len(resp.GetCommitments()))
+	for _, c := range resp.GetCommitments() {
+		pc, err := commitmentFromProto(c)
+		if err != nil {
+			return nil, fmt.Errorf("cosigner %d: %w", g.id, err)
+		}
+		out = append(out, pc)
+	}
+	return out, nil
+}
+
+// Sign asks for signature shares.
+func (g *GRPCPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
+	resp, err := g.client.Sign(ctx, shareRequestToProto(req))
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.GetResults()) != len(req.Messages) && len(resp.GetResults()) > 0 {
+		if r := resp.GetResults()[0].GetRefusal(); r != nil {
+			return nil, refusalFromProto(g.id, r)
+		}
+		return nil, fmt.Errorf("cosigner %d: %d results for %d messages", g.id, len(resp.GetResults()), len(req.Messages))
+	}
+	out := make([]threshold.SignatureShare, len(resp.GetResults()))
+	for i, r := range resp.GetResults() {
+		if ref := r.GetRefusal(); ref != nil {
+			return nil, refusalFromProto(g.id, ref)
+		}
+		sh := r.GetShare()
+		if sh == nil || int(sh.GetSignerId()) != g.id {
+			return nil, fmt.Errorf("cosigner %d: result %d is not its share", g.id, i)
+		}
+		buf := make([]byte, threshold.SignatureShareSize)
+		binary.BigEndian.PutUint16(buf, uint16(sh.GetSignerId()))
+		if len(sh.GetZ()) != threshold.ScalarSize {
+			return nil, fmt.Errorf("cosigner %d: share is %d bytes", g.id, len(sh.GetZ()))
+		}
+		copy(buf[2:], sh.GetZ())
+		if out[i], err = threshold.DecodeSignatureShare(buf); err != nil {
+			return nil, fmt.Errorf("cosigner %d: %w", g.id, err)
+		}
+	}
+	return out, nil
+}
+
+// Ping measures the round trip to the cosigner and returns its answer.
+func (g *GRPCPeer) Ping(ctx context.Context) (*cosignerv1.PingResponse, time.Duration, error) {
+	start := time.Now()
+	resp, err := g.client.Ping(ctx, &cosignerv1.PingRequest{})
+	return resp, time.Since(start), err
+}
+
+var _ Prober = (*GRPCPeer)(nil)
+
+// Probe pings the cosigner and returns the round trip.
+func (g *GRPCPeer) Probe(ctx context.Context) (time.Duration, error) {
+	_, rtt, err := g.Ping(ctx)
+	return rtt, err
+}
+
+// TransferLeadership asks the cosigner, which should be the leader, to hand
+// leadership to cosigner target (0: Raft chooses). It returns the leader
+// the cosigner reports afterwards.
+func (g *GRPCPeer) TransferLeadership(ctx context.Context, target int) (int, error) {
+	resp, err := g.client.TransferLeadership(ctx, &cosignerv1.TransferLeadershipRequest{TargetId: uint32(target)})
+	if err != nil {
+		return 0, err
+	}
+	if r := resp.GetRefusal(); r != nil {
+		return int(resp.GetLeaderId()), refusalFromProto(g.id, r)
+	}
+	return int(resp.GetLeaderId()), nil
+}

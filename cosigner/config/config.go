@@ -1,0 +1,511 @@
+// Package config is cosigner.toml: its structure, defaults, strict decoding
+// and one Validate covering every field and cross-field rule, and the
+// commented rendering `init` and `shard` write.
+//
+// It knows nothing of what the files it names hold.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/cosigner/cosigner/cosigner/hsm"
+)
+
+// FileName is the name of the configuration file inside a home
+// directory.
+const FileName = "cosigner.toml"
+
+// Config is the content of cosigner.toml. Relative paths in it are relative to
+// the home directory (the directory holding the file).
+type Config struct {
+	// Mode is "softsign" (one process holding whole keys).
+	Mode string `toml:"mode"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string `toml:"log_level"`
+	// IdentityKey is the file holding the ed25519 key cosigner presents in
+	// SecretConnection handshakes with nodes (CometBFT node_key.json format).
+	IdentityKey string `toml:"identity_key"`
+	// StateDir holds one sign-state file per chain.
+	StateDir string `toml:"state_dir"`
+
+	Metrics   MetricsConfig   `toml:"metrics"`
+	Threshold ThresholdConfig `toml:"threshold"`
+	Chains    []ChainConfig   `toml:"chain"`
+	// HSM is the YubiHSM2 holding softsign keys or a threshold share.
+	HSM hsm.Config `toml:"hsm"`
+
+	// home is the directory the config was loaded from; relative paths
+	// resolve against it.
+	home string
+	// allowNoChains lets commands that only read keys load a configuration
+	// whose chains are still to be filled in (a fresh shard output).
+	allowNoChains bool
+}
+
+// MetricsConfig configures the Prometheus endpoint.
+type MetricsConfig struct {
+	// Listen is a host:port for /metrics; empty disables the endpoint.
+	Listen string `toml:"listen"`
+}
+
+// ThresholdConfig configures threshold mode: this cosigner's share and its
+// cluster. `cosigner shard` writes it.
+type ThresholdConfig struct {
+	// ID is this cosigner's FROST identifier, 1..Shares.
+	ID int `toml:"id"`
+	// Threshold is M: how many cosigners sign together. M > Shares/2.
+	Threshold int `toml:"threshold"`
+	// Shares is N, the number of cosigners.
+	Shares int `toml:"shares"`
+	// ShareFile holds this cosigner's key share (secret, 0600).
+	ShareFile string `toml:"share_file"`
+	// ShareHSMObject, when not 0, is the YubiHSM2 opaque object holding
+	// the share instead of ShareFile ('cosigner hsm share import').
+	ShareHSMObject int `toml:"share_hsm_object"`
+	// GroupFile holds the group public key and Feldman commitments.
+	GroupFile string `toml:"group_file"`
+	// TLSDir holds the cluster CA certificate and this cosigner's cluster
+	// certificate and key.
+	TLSDir string `toml:"tls_dir"`
+	// RaftDir holds Raft's log, stable store and snapshots.
+	RaftDir string `toml:"raft_dir"`
+	// MaxHeightAhead is how far above its own high-water mark (or the
+	// cluster's last signed height, whichever is higher) a cosigner still
+	// signs: a stolen cluster certificate must not burn future heights.
+	MaxHeightAhead int64 `toml:"max_height_ahead"`
+	// Peers lists every cosigner, this one included.
+	Peers []PeerConfig `toml:"peer"`
+}
+
+// PeerConfig is one cosigner of the cluster.
+type PeerConfig struct {
+	ID int `toml:"id"`
+	// Address is the host:port of its gRPC service.
+	Address string `toml:"address"`
+	// RaftAddress is the host:port of its Raft transport.
+	RaftAddress string `toml:"raft_address"`
+}
+
+// Self returns this cosigner's own peer entry.
+func (t *ThresholdConfig) Self() (PeerConfig, bool) {
+	for _, p := range t.Peers {
+		if p.ID == t.ID {
+			return p, true
+		}
+	}
+	return PeerConfig{}, false
+}
+
+// ChainConfig is one chain this cosigner signs for.
+type ChainConfig struct {
+	// ID is the chain id; sign requests for any other chain are refused.
+	ID string `toml:"id"`
+	// Key is the softsign key file (CometBFT priv_validator_key.json format).
+	Key string `toml:"key"`
+	// HSMKeyID, when not 0, is the YubiHSM2 ed25519 key object softsign
+	// signs with instead of Key.
+	HSMKeyID int `toml:"hsm_key_id"`
+	// Bech32Prefix is the chain's account prefix ("cosmos", "kira"); keys
+	// show derives <prefix>valconspub and <prefix>valcons from it.
+	Bech32Prefix string `toml:"bech32_prefix"`
+	// Nodes are the priv_validator_laddr addresses to dial: the validator
+	// and any sentries, as tcp://host:port or unix:///path.
+	Nodes []string `toml:"nodes"`
+}
+
+// Modes.
+const (
+	ModeSoftsign  = "softsign"
+	ModeThreshold = "threshold"
+)
+
+// DefaultConfig returns a configuration with every default filled in and no
+// chains.
+func DefaultConfig() *Config {
+	return &Config{
+		Mode:        ModeSoftsign,
+		LogLevel:    "info",
+		IdentityKey: "identity_key.json",
+		StateDir:    "state",
+		Threshold: ThresholdConfig{
+			ShareFile:      "share.json",
+			GroupFile:      "group.json",
+			TLSDir:         "tls",
+			RaftDir:        "raft",
+			MaxHeightAhead: DefaultMaxHeightAhead,
+		},
+		HSM: hsm.Config{
+			AuthKeyID:      hsm.DefaultAuthKeyID,
+			PasswordFile:   hsm.DefaultPasswordFile,
+			Domain:         hsm.DefaultDomain,
+			RequestTimeout: hsm.DefaultRequestTimeout,
+		},
+	}
+}
+
+// DefaultBech32Prefix is used when a chain names none.
+const DefaultBech32Prefix = "cosmos"
+
+// chainIDPattern is what CometBFT allows in practice (its limit is 50
+// bytes); we additionally keep chain ids usable as file names.
+var chainIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$`)
+
+var bech32PrefixPattern = regexp.MustCompile(`^[a-z][a-z0-9]{0,30}$`)
+
+// ValidateChainID reports whether id is a chain id cosigner accepts.
+func ValidateChainID(id string) error {
+	if !chainIDPattern.MatchString(id) {
+		return fmt.Errorf("chain id %q is not allowed: use 1 to 50 letters, digits, '.', '_' or '-', starting with a letter or digit", id)
+	}
+	return nil
+}
+
+// Validate checks every field and cross-field rule and returns all problems
+// found, each naming the key, the value and what is allowed.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	switch c.Mode {
+	case ModeSoftsign:
+	case ModeThreshold:
+		errs = append(errs, c.Threshold.validate()...)
+	default:
+		bad("mode = %q: allowed are %q and %q", c.Mode, ModeSoftsign, ModeThreshold)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level = %q: allowed are debug, info, warn, error", c.LogLevel)
+	}
+	if c.IdentityKey == "" {
+		bad("identity_key is empty: name the SecretConnection identity key file")
+	}
+	if c.StateDir == "" {
+		bad("state_dir is empty: name the directory for sign-state files")
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			bad("metrics.listen = %q: want host:port (%v)", c.Metrics.Listen, err)
+		}
+	}
+	if len(c.Chains) == 0 && !c.allowNoChains {
+		bad("no [[chain]] configured: add one with id, key and nodes")
+	}
+	seen := map[string]bool{}
+	for i, ch := range c.Chains {
+		where := fmt.Sprintf("chain[%d]", i)
+		if err := ValidateChainID(ch.ID); err != nil {
+			bad("%s.id: %v", where, err)
+		} else {
+			where = fmt.Sprintf("chain %q", ch.ID)
+		}
+		if seen[ch.ID] {
+			bad("%s is configured twice: one [[chain]] per chain id", where)
+		}
+		seen[ch.ID] = true
+		if c.Mode == ModeSoftsign && ch.Key == "" && ch.HSMKeyID == 0 {
+			bad("%s: key is empty: name the key file (cosigner keys import writes keys/<chain-id>.json), or set hsm_key_id", where)
+		}
+		errs = append(errs, c.validateChainHSM(where, ch)...)
+		if c.Mode == ModeThreshold && ch.Key != "" {
+			bad("%s: key = %q: threshold mode signs with [threshold] share_file; remove the key", where, ch.Key)
+		}
+		if ch.Bech32Prefix != "" && !bech32PrefixPattern.MatchString(ch.Bech32Prefix) {
+			bad("%s: bech32_prefix = %q: want lower-case letters and digits, like \"cosmos\" or \"kira\"", where, ch.Bech32Prefix)
+		}
+		if len(ch.Nodes) == 0 {
+			bad("%s: nodes is empty: list the node's priv_validator_laddr, like \"tcp://10.0.0.2:26659\"", where)
+		}
+		nodes := map[string]bool{}
+		for _, n := range ch.Nodes {
+			if err := ValidateNodeAddress(n); err != nil {
+				bad("%s: nodes: %v", where, err)
+			}
+			if nodes[n] {
+				bad("%s: nodes lists %q twice", where, n)
+			}
+			nodes[n] = true
+		}
+	}
+	if c.HSM.Enabled() {
+		errs = append(errs, c.HSM.Validate()...)
+	}
+	if c.Mode == ModeThreshold && c.Threshold.ShareHSMObject != 0 {
+		if c.Threshold.ShareHSMObject < 1 || c.Threshold.ShareHSMObject > 0xffff {
+			bad("threshold.share_hsm_object = %d: allowed are object ids 1 to 65535", c.Threshold.ShareHSMObject)
+		}
+		if !c.HSM.Enabled() {
+			bad("threshold.share_hsm_object = %d needs an [hsm] section with connector, auth_key_id and password_file", c.Threshold.ShareHSMObject)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultMaxHeightAhead is the default of threshold.max_height_ahead.
+const DefaultMaxHeightAhead = 10000
+
+func (t *ThresholdConfig) validate() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if t.Shares < 2 || t.Shares > 255 {
+		bad("threshold.shares = %d: allowed are 2 to 255 cosigners", t.Shares)
+	}
+	if t.Threshold < 2 || t.Threshold > t.Shares {
+		bad("threshold.threshold = %d: allowed are 2 to threshold.shares (%d)", t.Threshold, t.Shares)
+	} else if 2*t.Threshold <= t.Shares {
+		bad("threshold.threshold = %d of %d shares: it must be more than half (at least %d), or two quorums could sign different blocks",
+			t.Threshold, t.Shares, t.Shares/2+1)
+	}
+	if t.ID < 1 || t.ID > t.Shares {
+		bad("threshold.id = %d: allowed are 1 to threshold.shares (%d)", t.ID, t.Shares)
+	}
+	for _, f := range []struct{ key, val string }{
+		{"share_file", t.ShareFile}, {"group_file", t.GroupFile}, {"tls_dir", t.TLSDir}, {"raft_dir", t.RaftDir},
+	} {
+		if f.val == "" {
+			bad("threshold.%s is empty", f.key)
+		}
+	}
+	if t.MaxHeightAhead < 1 {
+		bad("threshold.max_height_ahead = %d: must be at least 1", t.MaxHeightAhead)
+	}
+	if len(t.Peers) != t.Shares {
+		bad("threshold.peer lists %d cosigners, threshold.shares says %d: list every cosigner, this one included", len(t.Peers), t.Shares)
+	}
+	ids := map[int]bool{}
+	addrs := map[string]bool{}
+	for i, p := range t.Peers {
+		if p.ID < 1 || p.ID > t.Shares {
+			bad("threshold.peer[%d].id = %d: allowed are 1 to %d", i, p.ID, t.Shares)
+		}
+		if ids[p.ID] {
+			bad("threshold.peer[%d].id = %d appears twice", i, p.ID)
+		}
+		ids[p.ID] = true
+		for _, a := range []struct{ key, val string }{{"address", p.Address}, {"raft_address", p.RaftAddress}} {
+			if _, port, err := net.SplitHostPort(a.val); err != nil || port == "" {
+				bad("threshold.peer[%d].%s = %q: want host:port", i, a.key, a.val)
+			} else if addrs[a.val] {
+				bad("threshold.peer[%d].%s = %q is used twice", i, a.key, a.val)
+			}
+			addrs[a.val] = true
+		}
+	}
+	if _, ok := t.Self(); !ok && t.ID >= 1 {
+		bad("threshold.id = %d is not in the threshold.peer list: add this cosigner's own entry", t.ID)
+	}
+	return errs
+}
+
+// ValidateNodeAddress checks a node address: tcp://host:port or
+// unix:///absolute/path.
+func ValidateNodeAddress(addr string) error {
+	switch {
+	case strings.HasPrefix(addr, "tcp://"):
+		hp := strings.TrimPrefix(addr, "tcp://")
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil || host == "" || port == "" {
+			return fmt.Errorf("node address %q: want tcp://host:port", addr)
+		}
+	case strings.HasPrefix(addr, "unix://"):
+		p := strings.TrimPrefix(addr, "unix://")
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("node address %q: want unix:///absolute/path", addr)
+		}
+	default:
+		return fmt.Errorf("node address %q: want tcp://host:port or unix:///path", addr)
+	}
+	return nil
+}
+
+// Home returns the directory the configuration was loaded from.
+func (c *Config) Home() string { return c.home }
+
+// Path resolves p against the home directory.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.home, p)
+}
+
+// Chain returns the configuration of chain id.
+func (c *Config) Chain(id string) (*ChainConfig, bool) {
+	for i := range c.Chains {
+		if c.Chains[i].ID == id {
+			return &c.Chains[i], true
+		}
+	}
+	return nil, false
+}
+
+// Prefix returns the chain's bech32 account prefix, or the default.
+func (ch *ChainConfig) Prefix() string {
+	if ch.Bech32Prefix == "" {
+		return DefaultBech32Prefix
+	}
+	return ch.Bech32Prefix
+}
+
+// Load reads home/cosigner.toml strictly (unknown keys are errors),
+// fills defaults and validates it.
+func Load(home string) (*Config, error) { return load(home, false) }
+
+// LoadForKeys is Load for commands that only read keys: it
+// accepts a configuration without chains, as `cosigner shard` writes one
+// when no chain id is given.
+func LoadForKeys(home string) (*Config, error) { return load(home, true) }
+
+func load(home string, allowNoChains bool) (*Config, error) {
+	path := filepath.Join(home, FileName)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := parse(data, allowNoChains)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	cfg.home = home
+	return cfg, nil
+}
+
+// Parse decodes TOML strictly over DefaultConfig and validates the
+// result.
+func Parse(data []byte) (*Config, error) { return parse(data, false) }
+
+func parse(data []byte, allowNoChains bool) (*Config, error) {
+	cfg := DefaultConfig()
+	cfg.allowNoChains = allowNoChains
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		var strict *toml.StrictMissingError
+		if errors.As(err, &strict) {
+			var keys []string
+			for _, e := range strict.Errors {
+				keys = append(keys, strings.Join(e.Key(), "."))
+			}
+			return nil, fmt.Errorf("unknown key(s) %s: check the spelling against 'cosigner init' output", strings.Join(keys, ", "))
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return nil, fmt.Errorf("line %d column %d: %s", row, col, de.Error())
+		}
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Marshal renders the configuration as commented TOML, the way init writes
+// it.
+func (c *Config) Marshal() []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# cosigner configuration. Relative paths are relative to this file's directory.\n\n")
+	fmt.Fprintf(&b, "# softsign: this process holds each chain's whole key; threshold: one share of it, see [threshold].\n")
+	fmt.Fprintf(&b, "mode = %q\n", c.Mode)
+	fmt.Fprintf(&b, "# debug, info, warn or error.\n")
+	fmt.Fprintf(&b, "log_level = %q\n", c.LogLevel)
+	fmt.Fprintf(&b, "# Key cosigner presents in SecretConnection handshakes (its node id is shown by 'cosigner keys show').\n")
+	fmt.Fprintf(&b, "identity_key = %q\n", c.IdentityKey)
+	fmt.Fprintf(&b, "# One sign-state file per chain; 'cosigner start' refuses to run without it.\n")
+	fmt.Fprintf(&b, "state_dir = %q\n\n", c.StateDir)
+	fmt.Fprintf(&b, "[metrics]\n# host:port for Prometheus /metrics; empty disables it.\n")
+	fmt.Fprintf(&b, "listen = %q\n", c.Metrics.Listen)
+	if c.Mode == ModeThreshold {
+		t := &c.Threshold
+		fmt.Fprintf(&b, "\n[threshold]\n")
+		fmt.Fprintf(&b, "# This cosigner's FROST identifier, and M of N: any %d of the %d cosigners sign.\n", t.Threshold, t.Shares)
+		fmt.Fprintf(&b, "id = %d\nthreshold = %d\nshares = %d\n", t.ID, t.Threshold, t.Shares)
+		fmt.Fprintf(&b, "# Key share (secret, 0600) and the group key with its Feldman commitments.\n")
+		fmt.Fprintf(&b, "share_file = %q\ngroup_file = %q\n", t.ShareFile, t.GroupFile)
+		if t.ShareHSMObject != 0 {
+			fmt.Fprintf(&b, "# The share is sealed in the YubiHSM2 as this opaque object; share_file is not read.\n")
+			fmt.Fprintf(&b, "share_hsm_object = %d\n", t.ShareHSMObject)
+		}
+		fmt.Fprintf(&b, "# Cluster CA certificate, this cosigner's certificate and key; Raft's data.\n")
+		fmt.Fprintf(&b, "tls_dir = %q\nraft_dir = %q\n", t.TLSDir, t.RaftDir)
+		fmt.Fprintf(&b, "# Refuse to sign more than this many heights above the highest height known signed.\n")
+		fmt.Fprintf(&b, "max_height_ahead = %d\n", t.MaxHeightAhead)
+		for _, p := range t.Peers {
+			fmt.Fprintf(&b, "\n[[threshold.peer]]\nid = %d\naddress = %q\nraft_address = %q\n", p.ID, p.Address, p.RaftAddress)
+		}
+	}
+	if c.HSM.Enabled() {
+		h := c.HSM
+		fmt.Fprintf(&b, "\n[hsm]\n# yubihsm-connector's address, the authentication key and the file holding its password.\n")
+		fmt.Fprintf(&b, "connector = %q\nauth_key_id = %d\npassword_file = %q\n", h.Connector, h.AuthKeyID, h.PasswordFile)
+		fmt.Fprintf(&b, "# Domain of objects cosigner creates; bound on each device request (sign requests fail, never hang).\n")
+		fmt.Fprintf(&b, "domain = %d\nrequest_timeout = %q\n", h.Domain, h.RequestTimeout)
+	}
+	if len(c.Chains) == 0 {
+		fmt.Fprintf(&b, "\n# Fill in the chain this cluster signs for, then run 'cosigner state init'.\n")
+		fmt.Fprintf(&b, "# [[chain]]\n# id = \"kira-1\"\n# bech32_prefix = \"kira\"\n# nodes = [\"tcp://10.0.0.2:26659\"]\n")
+	}
+	for _, ch := range c.Chains {
+		fmt.Fprintf(&b, "\n[[chain]]\n")
+		fmt.Fprintf(&b, "id = %q\n", ch.ID)
+		if c.Mode == ModeSoftsign && ch.HSMKeyID != 0 {
+			fmt.Fprintf(&b, "# The key is held by the YubiHSM2 as this ed25519 key object.\n")
+			fmt.Fprintf(&b, "hsm_key_id = %d\n", ch.HSMKeyID)
+		} else if c.Mode == ModeSoftsign {
+			fmt.Fprintf(&b, "# Whole key for softsign (CometBFT priv_validator_key.json format).\n")
+			fmt.Fprintf(&b, "key = %q\n", ch.Key)
+		}
+		fmt.Fprintf(&b, "# Account prefix: keys show prints <prefix>valconspub and <prefix>valcons.\n")
+		fmt.Fprintf(&b, "bech32_prefix = %q\n", ch.Prefix())
+		fmt.Fprintf(&b, "# priv_validator_laddr of the validator and of any sentries: tcp://host:port or unix:///path.\n")
+		fmt.Fprintf(&b, "nodes = [")
+		for i, n := range ch.Nodes {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%q", n)
+		}
+		b.WriteString("]\n")
+	}
+	return []byte(b.String())
+}
+
+// validateChainHSM checks a chain's hsm_key_id against the mode, its key
+// and the [hsm] section.
+func (c *Config) validateChainHSM(where string, ch ChainConfig) []error {
+	if ch.HSMKeyID == 0 {
+		return nil
+	}
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if ch.HSMKeyID < 1 || ch.HSMKeyID > 0xffff {
+		bad("%s: hsm_key_id = %d: allowed are object ids 1 to 65535", where, ch.HSMKeyID)
+	}
+	if c.Mode == ModeThreshold {
+		bad("%s: hsm_key_id = %d: threshold mode signs with its share; seal the share with 'cosigner hsm share import' instead", where, ch.HSMKeyID)
+	}
+	if ch.Key != "" {
+		bad("%s: key = %q and hsm_key_id = %d: name one, the key file or the YubiHSM2 key object", where, ch.Key, ch.HSMKeyID)
+	}
+	if !c.HSM.Enabled() {
+		bad("%s: hsm_key_id = %d needs an [hsm] section with connector, auth_key_id and password_file", where, ch.HSMKeyID)
+	}
+	return errs
+}
+
+// HSMOptions builds the YubiHSM2 client options of the [hsm] section,
+// reading its password file.
+func (c *Config) HSMOptions() (hsm.Options, error) {
+	return c.HSM.Options(c.Path(c.HSM.PasswordFile))
+}

@@ -1,0 +1,174 @@
+package share
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/cosigner/cosigner/cosigner/config"
+
+	"github.com/cosigner/cosigner/cosigner/clustertls"
+	"github.com/cosigner/cosigner/cosigner/keys"
+	"github.com/cosigner/cosigner/internal/fsutil"
+	"github.com/cosigner/cosigner/threshold"
+)
+
+// Options says how to split a key and what to write into each
+// cosigner's configuration.
+type Options struct {
+	// Threshold is M and Shares is N; M > N/2.
+	Threshold, Shares int
+	// Peers are the gRPC host:port of cosigners 1..N; each one's Raft
+	// transport listens on the next port. Empty: a cluster on loopback
+	// (cosigner i on 127.0.0.1:27100+10i).
+	Peers []string
+	// ChainID, Nodes and Bech32Prefix fill the [[chain]] table; without a
+	// chain id the configuration carries a commented example to fill in.
+	ChainID      string
+	Nodes        []string
+	Bech32Prefix string
+	// Random is the randomness for the polynomial and keys; nil means
+	// crypto/rand.
+	Random io.Reader
+}
+
+// LoopbackPeerPort is the gRPC port of cosigner i in a loopback cluster
+// (Raft on the next port, metrics on the one after).
+func LoopbackPeerPort(id int) int { return 27100 + 10*id }
+
+// Dir is the directory of cosigner id under out.
+func Dir(out string, id int) string {
+	return filepath.Join(out, "cosigner-"+strconv.Itoa(id))
+}
+
+// Shard splits key into opts.Shares FROST shares and writes, under out (which
+// must not exist), one ready-to-run home per cosigner: cosigner.toml, its
+// key share (0600), the group key, a cluster certificate issued by a one-off
+// CA whose private key is discarded before Shard returns, a SecretConnection
+// identity and an empty state directory.
+func Shard(key ed25519.PrivateKey, out string, opts Options) (*threshold.GroupKey, error) {
+	if err := threshold.CheckThreshold(opts.Threshold, opts.Shares); err != nil {
+		return nil, err
+	}
+	peers, err := shardPeers(opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(out); err == nil {
+		return nil, fmt.Errorf("%w: %s", ErrOutExists, out)
+	}
+	random := opts.Random
+	if random == nil {
+		random = rand.Reader
+	}
+	dealing, err := threshold.Deal(key.Seed(), opts.Threshold, opts.Shares, random)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := clustertls.NewCA()
+	if err != nil {
+		return nil, err
+	}
+	defer ca.Discard()
+	groupJSON, err := MarshalGroup(dealing.Group)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return nil, err
+	}
+	for i, share := range dealing.Shares {
+		id := i + 1
+		if err := writeShardDir(Dir(out, id), id, share, groupJSON, ca, peers, opts); err != nil {
+			return nil, fmt.Errorf("cosigner %d: %w", id, err)
+		}
+	}
+	return dealing.Group, nil
+}
+
+func shardPeers(opts Options) ([]config.PeerConfig, error) {
+	peers := make([]config.PeerConfig, opts.Shares)
+	if len(opts.Peers) == 0 {
+		for i := range peers {
+			port := LoopbackPeerPort(i + 1)
+			peers[i] = config.PeerConfig{ID: i + 1, Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+				RaftAddress: net.JoinHostPort("127.0.0.1", strconv.Itoa(port+1))}
+		}
+		return peers, nil
+	}
+	if len(opts.Peers) != opts.Shares {
+		return nil, fmt.Errorf("%d --peer addresses for %d shares: give one host:port per cosigner, in id order", len(opts.Peers), opts.Shares)
+	}
+	for i, p := range opts.Peers {
+		host, portStr, err := net.SplitHostPort(p)
+		port, perr := strconv.Atoi(portStr)
+		if err != nil || perr != nil || port < 1 || port > 65533 {
+			return nil, fmt.Errorf("--peer %q: want host:port with a port below 65534 (Raft uses the next one, metrics the one after)", p)
+		}
+		peers[i] = config.PeerConfig{ID: i + 1, Address: p, RaftAddress: net.JoinHostPort(host, strconv.Itoa(port+1))}
+	}
+	return peers, nil
+}
+
+func writeShardDir(dir string, id int, share *threshold.KeyShare, groupJSON []byte, ca *clustertls.CA, peers []config.PeerConfig, opts Options) error {
+	cfg := config.DefaultConfig()
+	cfg.Mode = config.ModeThreshold
+	cfg.Threshold.ID = id
+	cfg.Threshold.Threshold = opts.Threshold
+	cfg.Threshold.Shares = opts.Shares
+	cfg.Threshold.Peers = peers
+	// Metrics on loopback, on the port after Raft's: distinct per cosigner
+	// even when a whole cluster runs on one host.
+	if len(opts.Peers) == 0 {
+		cfg.Metrics.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(LoopbackPeerPort(id)+2))
+	} else {
+		_, port, _ := net.SplitHostPort(opts.Peers[id-1]) // checked by shardPeers
+		n, _ := strconv.Atoi(port)
+		cfg.Metrics.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(n+2))
+	}
+	if opts.ChainID != "" {
+		cfg.Chains = []config.ChainConfig{{ID: opts.ChainID, Bech32Prefix: opts.Bech32Prefix, Nodes: opts.Nodes}}
+	}
+
+	for _, d := range []string{dir, filepath.Join(dir, cfg.StateDir)} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return err
+		}
+	}
+	shareJSON, err := Marshal(share)
+	if err != nil {
+		return err
+	}
+	defer clear(shareJSON)
+	_, identity, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	cert, err := ca.Issue(id)
+	if err != nil {
+		return err
+	}
+	if err := clustertls.WriteFiles(filepath.Join(dir, cfg.Threshold.TLSDir), ca.CertPEM(), cert); err != nil {
+		return err
+	}
+	files := []struct {
+		name string
+		data []byte
+	}{
+		{cfg.Threshold.ShareFile, shareJSON},
+		{cfg.Threshold.GroupFile, groupJSON},
+		{cfg.IdentityKey, keys.MarshalNodeKey(identity)},
+		{config.FileName, cfg.Marshal()},
+	}
+	for _, f := range files {
+		if err := fsutil.WriteNew(filepath.Join(dir, f.name), f.data); err != nil {
+			return err
+		}
+	}
+	return fsutil.SyncDir(dir)
+}

@@ -1,0 +1,131 @@
+// Package share is the files of a threshold cluster's key: a cosigner's
+// secret share, the group file with the validator key and the Feldman
+// commitments each share is checked against, `cosigner shard` writing one
+// ready-to-run home per cosigner, and shares sealed in a YubiHSM2.
+//
+// It knows nothing of signing or of the cluster's network.
+package share
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/cosigner/cosigner/threshold"
+)
+
+const (
+	shareFileType = "cosigner/frost-ed25519-sha512/key-share"
+	groupFileType = "cosigner/frost-ed25519-sha512/group-key"
+)
+
+// shareFile is a cosigner's key share on disk (0600). It repeats the group
+// public key so a share can be checked on its own.
+type shareFile struct {
+	Type      string              `json:"type"`
+	ID        uint16              `json:"id"`
+	Threshold int                 `json:"threshold"`
+	Shares    int                 `json:"shares"`
+	PubKey    []byte              `json:"pub_key"`
+	KeyShare  *threshold.KeyShare `json:"key_share"`
+}
+
+// groupFile is the public side of a dealing: the validator's public key and
+// the Feldman commitments every share is checked against.
+type groupFile struct {
+	Type      string              `json:"type"`
+	Threshold int                 `json:"threshold"`
+	Shares    int                 `json:"shares"`
+	PubKey    []byte              `json:"pub_key"`
+	GroupKey  *threshold.GroupKey `json:"group_key"`
+}
+
+// Marshal renders share as a share file.
+func Marshal(share *threshold.KeyShare) ([]byte, error) {
+	g := share.Group()
+	return json.MarshalIndent(shareFile{Type: shareFileType, ID: share.ID(), Threshold: g.Threshold(), Shares: g.N(),
+		PubKey: g.PublicKey(), KeyShare: share}, "", "  ")
+}
+
+// MarshalGroup renders a group key as a group file.
+func MarshalGroup(g *threshold.GroupKey) ([]byte, error) {
+	return json.MarshalIndent(groupFile{Type: groupFileType, Threshold: g.Threshold(), Shares: g.N(),
+		PubKey: g.PublicKey(), GroupKey: g}, "", "  ")
+}
+
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
+}
+
+// LoadGroup reads a group file and checks that its public key is the one the
+// commitments define.
+func LoadGroup(path string) (*threshold.GroupKey, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read group key: %w", err)
+	}
+	var f groupFile
+	if err := decodeStrict(data, &f); err != nil {
+		return nil, fmt.Errorf("group key %s: %w", path, err)
+	}
+	if f.Type != groupFileType || f.GroupKey == nil {
+		return nil, fmt.Errorf("group key %s: not a cosigner group key file (type %q)", path, f.Type)
+	}
+	if !bytes.Equal(f.PubKey, f.GroupKey.PublicKey()) {
+		return nil, fmt.Errorf("group key %s: pub_key does not match the commitments (corrupt or edited file)", path)
+	}
+	if f.Threshold != f.GroupKey.Threshold() || f.Shares != f.GroupKey.N() {
+		return nil, fmt.Errorf("group key %s: says %d of %d, the commitments say %d of %d", path, f.Threshold, f.Shares, f.GroupKey.Threshold(), f.GroupKey.N())
+	}
+	return f.GroupKey, nil
+}
+
+// Load reads a share file and checks it against the group file: same
+// group, and the secret share lies on the committed polynomial (Feldman
+// verification), so a corrupt or foreign share never starts signing.
+func Load(sharePath, groupPath string) (*threshold.KeyShare, error) {
+	group, err := LoadGroup(groupPath)
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(sharePath)
+	if err != nil {
+		return nil, fmt.Errorf("read key share: %w", err)
+	}
+	if st, err := os.Stat(sharePath); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("key share %s has mode %#o, readable by others: run 'chmod 600 %s'", sharePath, st.Mode().Perm(), sharePath)
+	}
+	return decode(data, sharePath, group, groupPath)
+}
+
+// decode decodes a share file's content and checks it against group
+// as Load does; sharePath names where the data came from (a file, or a
+// YubiHSM2 object).
+func decode(data []byte, sharePath string, group *threshold.GroupKey, groupPath string) (*threshold.KeyShare, error) {
+	var f shareFile
+	if err := decodeStrict(data, &f); err != nil {
+		return nil, fmt.Errorf("key share %s: %w", sharePath, err)
+	}
+	if f.Type != shareFileType || f.KeyShare == nil {
+		return nil, fmt.Errorf("key share %s: not a cosigner key share file (type %q)", sharePath, f.Type)
+	}
+	share := f.KeyShare
+	if f.ID != share.ID() {
+		return nil, fmt.Errorf("key share %s: id %d, the share says %d", sharePath, f.ID, share.ID())
+	}
+	if !share.Group().Equal(group) {
+		return nil, fmt.Errorf("key share %s belongs to another group than %s (validator key %X)", sharePath, groupPath, share.Group().PublicKey())
+	}
+	if err := threshold.VerifyShare(share, ed25519.PublicKey(f.PubKey)); err != nil {
+		return nil, fmt.Errorf("key share %s does not verify against its commitments: %w", sharePath, err)
+	}
+	return share, nil
+}
+
+// ErrOutExists is returned when shard's output directory exists.
+var ErrOutExists = errors.New("output directory already exists")

@@ -1,0 +1,53 @@
+package signstate
+
+import "fmt"
+
+// RefusalReason says why a cosigner released nothing. The values are those
+// of the cluster protocol's RefusalReason.
+type RefusalReason int
+
+// Refusal reasons.
+const (
+	RefusedRegression        RefusalReason = 1
+	RefusedConflict          RefusalReason = 2
+	RefusedTooFarAhead       RefusalReason = 3
+	RefusedUnknownCommitment RefusalReason = 4
+	RefusedNotLeader         RefusalReason = 5
+	RefusedInvalidRequest    RefusalReason = 6
+	RefusedUnavailable       RefusalReason = 7
+	RefusedUnknownChain      RefusalReason = 8
+)
+
+var refusalNames = map[RefusalReason]string{
+	RefusedRegression: "regression", RefusedConflict: "conflict", RefusedTooFarAhead: "too far ahead",
+	RefusedUnknownCommitment: "unknown commitment", RefusedNotLeader: "not leader",
+	RefusedInvalidRequest: "invalid request", RefusedUnavailable: "unavailable", RefusedUnknownChain: "unknown chain",
+}
+
+func (r RefusalReason) String() string {
+	if s, ok := refusalNames[r]; ok {
+		return s
+	}
+	return fmt.Sprintf("reason %d", int(r))
+}
+
+// Refusal is the error of a cosigner that released no share.
+type Refusal struct {
+	Signer int
+	Reason RefusalReason
+	Err    error
+}
+
+func (r *Refusal) Error() string {
+	return fmt.Sprintf("cosigner %d refused (%s): %v", r.Signer, r.Reason, r.Err)
+}
+
+func (r *Refusal) Unwrap() error { return r.Err }
+
+// Final reports whether retrying elsewhere cannot help: the request itself is
+// refused by the sign-state rules, not this cosigner's circumstances. A
+// cosigner that finds the height too far ahead is lagging (its own mark and
+// replicated state are old), so the leader routes around it instead.
+func (r *Refusal) Final() bool {
+	return r.Reason == RefusedRegression || r.Reason == RefusedConflict
+}

@@ -1,0 +1,179 @@
+// Package softsign signs with whole ed25519 keys, one key and one sign
+// state per chain: the single-process mode, for testnets and for operators
+// coming from TMKMS. A key is held in this process (MemoryKey) or in a
+// device (hsm.Key).
+//
+// It knows the sign-state rules through signstate; nothing of thresholds,
+// Raft or the privval wire format.
+package softsign
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/cosigner/cosigner/cosigner/metrics"
+	"github.com/cosigner/cosigner/cosigner/signstate"
+	"github.com/cosigner/cosigner/privval"
+)
+
+// Softsign signs with whole ed25519 keys held in this process, one key and
+// one sign state per chain. It is the single-node mode, for testnets and for
+// operators coming from TMKMS.
+type Softsign struct {
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	chains  map[string]*softChain
+}
+
+type softChain struct {
+	key   ChainKey
+	state *signstate.SignState
+}
+
+// ChainKey is one chain's whole consensus key: held in this process
+// (softsign) or in a device (HSMKey). Sign must honour ctx's deadline and
+// return a signature of msg that verifies under Public; Softsign records and
+// releases nothing when Sign fails.
+//
+// Ready reports why the key cannot sign now (a device away), or nil; it
+// must be quick and safe for concurrent use.
+type ChainKey interface {
+	Public() ed25519.PublicKey
+	Sign(ctx context.Context, msg []byte) ([]byte, error)
+	Ready() error
+}
+
+// memoryKey is a ChainKey held in this process.
+type memoryKey ed25519.PrivateKey
+
+// MemoryKey returns key as a ChainKey held in this process.
+func MemoryKey(key ed25519.PrivateKey) ChainKey { return memoryKey(key) }
+
+func (k memoryKey) Public() ed25519.PublicKey {
+	return ed25519.PrivateKey(k).Public().(ed25519.PublicKey)
+}
+
+func (k memoryKey) Sign(_ context.Context, msg []byte) ([]byte, error) {
+	return ed25519.Sign(ed25519.PrivateKey(k), msg), nil
+}
+
+// Ready is always nil: the key is in memory.
+func (memoryKey) Ready() error { return nil }
+
+var _ privval.Signer = (*Softsign)(nil)
+
+// New returns a Softsign with no chains that records refusals and state
+// writes in m (nil: no metrics). It makes m report softsign as a cluster
+// of one: threshold 1, one peer reachable, quorum available, no Raft
+// series.
+func New(log *slog.Logger, m *metrics.Metrics) *Softsign {
+	m.SetClusterSource(func() metrics.ClusterView {
+		return metrics.ClusterView{Threshold: 1, Reachable: 1, Quorum: true}
+	})
+	return &Softsign{log: log, metrics: m, chains: map[string]*softChain{}}
+}
+
+// AddChain makes s sign for chainID with key, guarded by state. It must be
+// called before s serves requests.
+func (s *Softsign) AddChain(chainID string, key ed25519.PrivateKey, state *signstate.SignState) error {
+	return s.AddChainKey(chainID, memoryKey(key), state)
+}
+
+// AddChainKey makes s sign for chainID with key (in memory or in a device),
+// guarded by state. It must be called before s serves requests.
+func (s *Softsign) AddChainKey(chainID string, key ChainKey, state *signstate.SignState) error {
+	if _, ok := s.chains[chainID]; ok {
+		return fmt.Errorf("chain %q added twice", chainID)
+	}
+	if state.ChainID() != chainID {
+		return fmt.Errorf("sign state of chain %q given for chain %q", state.ChainID(), chainID)
+	}
+	s.chains[chainID] = &softChain{key: key, state: state}
+	return nil
+}
+
+func (s *Softsign) chain(chainID string) (*softChain, error) {
+	c, ok := s.chains[chainID]
+	if !ok {
+		return nil, fmt.Errorf("no key for chain %q", chainID)
+	}
+	return c, nil
+}
+
+// PubKey returns the public key of chainID's key.
+func (s *Softsign) PubKey(_ context.Context, chainID string) (ed25519.PublicKey, error) {
+	c, err := s.chain(chainID)
+	if err != nil {
+		return nil, err
+	}
+	return c.key.Public(), nil
+}
+
+// Ready reports the first chain whose key is unavailable (a device away),
+// or nil.
+func (s *Softsign) Ready() error {
+	for _, id := range s.Chains() {
+		if err := s.chains[id].key.Ready(); err != nil {
+			return fmt.Errorf("chain %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// Chains returns the chain ids s signs for, sorted.
+func (s *Softsign) Chains() []string {
+	ids := make([]string, 0, len(s.chains))
+	for id := range s.chains {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Mark returns the high-water mark of chainID.
+func (s *Softsign) Mark(chainID string) (signstate.Mark, bool) {
+	c, ok := s.chains[chainID]
+	if !ok {
+		return signstate.Mark{}, false
+	}
+	return c.state.Mark(), true
+}
+
+// Sign signs req under the chain's sign-state rules. The vote extension, if
+// asked for, is signed fresh every time, as FilePV does: extensions are not
+// slashable and may legitimately differ between retries.
+func (s *Softsign) Sign(ctx context.Context, req *privval.SignRequest) (*privval.SignResponse, error) {
+	c, err := s.chain(req.ChainID)
+	if err != nil {
+		return nil, err
+	}
+	// What follows the signature inside state.Sign is the durable write.
+	var signedAt time.Time
+	sig, ts, err := c.state.Sign(req, func(msg []byte) ([]byte, error) {
+		defer func() { signedAt = time.Now() }()
+		return c.key.Sign(ctx, msg)
+	})
+	if err != nil {
+		if errors.Is(err, signstate.ErrConflict) || errors.Is(err, signstate.ErrRegression) {
+			s.metrics.RefusedErr(req.ChainID, err)
+			s.log.Warn(signstate.LogRefusedDoubleSign, "chain", req.ChainID, "height", req.Height,
+				"round", req.Round, "step", req.Step.String(), "err", err)
+		}
+		return nil, err
+	}
+	if !signedAt.IsZero() {
+		s.metrics.ObserveStateWrite(time.Since(signedAt))
+	}
+	resp := &privval.SignResponse{Signature: sig, Timestamp: ts}
+	if req.ExtSignBytes != nil {
+		if resp.ExtSignature, err = c.key.Sign(ctx, req.ExtSignBytes); err != nil {
+			return nil, fmt.Errorf("sign vote extension: %w", err)
+		}
+	}
+	return resp, nil
+}
