@@ -27,7 +27,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/cli"
 	"gopkg.in/yaml.v3"
 
-	"github.com/cosigner/cosigner/cosigner"
+	"github.com/cosigner/cosigner/cosigner/config"
 )
 
 // metricNames is the fixed list of metrics cosigner exports. Dashboards and
@@ -610,11 +610,11 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := cosigner.ParseConfig(data)
+	cfg, err := config.Parse(data)
 	if err != nil {
 		t.Fatalf("systemd/cosigner.toml: %v", err)
 	}
-	if cfg.Mode != cosigner.ModeThreshold {
+	if cfg.Mode != config.ModeThreshold {
 		t.Errorf("mode %q, want threshold", cfg.Mode)
 	}
 	if cfg.Metrics.Listen == "" {

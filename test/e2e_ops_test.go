@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cosigner/cosigner/cosigner"
+	"github.com/cosigner/cosigner/cosigner/admin"
 	"github.com/cosigner/cosigner/privval"
 	"github.com/cosigner/cosigner/test/harness"
 )
@@ -129,10 +129,10 @@ func (n *opsNode) signVote(t *testing.T, chainID string, h int64) *privval.Remot
 }
 
 // opsStatus runs `cosigner status --json` for m and decodes it.
-func opsStatus(t *testing.T, m *harness.Member) (cosigner.Status, harness.Result) {
+func opsStatus(t *testing.T, m *harness.Member) (admin.Status, harness.Result) {
 	t.Helper()
 	res := m.CLI.Run("status", "--home", m.Home, "--json")
-	var st cosigner.Status
+	var st admin.Status
 	if res.Code == 0 || strings.HasPrefix(strings.TrimSpace(res.Stdout), "{") {
 		if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil {
 			t.Fatalf("status --json of cosigner %d: %v\n%s", m.ID, err, res)

@@ -4,21 +4,32 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
-	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
-	"github.com/cometbft/cometbft/types"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cosigner/cosigner/cosigner/metrics"
+	"github.com/cosigner/cosigner/cosigner/signstate"
+	"github.com/cosigner/cosigner/internal/testkit"
+	"github.com/cosigner/cosigner/internal/testkit/teststate"
 	"github.com/cosigner/cosigner/privval"
 	"github.com/cosigner/cosigner/raft"
 	"github.com/cosigner/cosigner/threshold"
 )
 
-var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+var (
+	discard = testkit.Log
+	vote    = testkit.Vote
+)
+
+const testChain = testkit.Chain
+
+func newTestState(t testing.TB, m signstate.Mark) *signstate.SignState {
+	t.Helper()
+	return teststate.New(t, m)
+}
 
 // memState is an in-memory ClusterState.
 type memState struct {
@@ -48,6 +59,9 @@ func (m *memState) Propose(_ context.Context, r raft.Record) error {
 // faultyPeer wraps a PeerClient and fails or corrupts on demand.
 type faultyPeer struct {
 	PeerClient
+	// probes, if not nil, receives a value (without blocking) at every
+	// probe.
+	probes  chan struct{}
 	mu      sync.Mutex
 	down    bool
 	corrupt bool
@@ -76,6 +90,12 @@ func (f *faultyPeer) Commitments(ctx context.Context, n int) ([]PublishedCommitm
 
 // Probe answers the leader's health probe.
 func (f *faultyPeer) Probe(context.Context) (time.Duration, error) {
+	if f.probes != nil {
+		select {
+		case f.probes <- struct{}{}:
+		default:
+		}
+	}
 	if down, _ := f.state(); down {
 		return 0, errPeerDown
 	}
@@ -113,6 +133,12 @@ type testCluster struct {
 // state at height 1 and builds a coordinator on cosigner 1.
 func newTestCluster(t testing.TB, m, n int) *testCluster {
 	t.Helper()
+	return newTestClusterWith(t, m, n, nil)
+}
+
+// newTestClusterWith is newTestCluster recording in mt (nil: no metrics).
+func newTestClusterWith(t testing.TB, m, n int, mt *metrics.Metrics) *testCluster {
+	t.Helper()
 	_, key, _ := ed25519.GenerateKey(nil)
 	dealing, err := threshold.Deal(key.Seed(), m, n, nil)
 	if err != nil {
@@ -122,19 +148,26 @@ func newTestCluster(t testing.TB, m, n int) *testCluster {
 	clients := map[int]PeerClient{}
 	for i, share := range dealing.Shares {
 		boot, _ := NewBootID()
-		s := NewShareSigner(share, NewNoncePool(share, boot, 0), 100, discard)
-		st, _ := newTestState(t, Mark{Height: 1})
-		s.AddChain(st)
-		s.SetKnownHeight(func(chain string) int64 {
-			r, _ := tc.state.Last(chain)
-			return r.Height
+		s, err := NewShareSigner(share, NewNoncePool(share, boot, 0), SignerOptions{
+			Chains:         []*signstate.SignState{newTestState(t, signstate.Mark{Height: 1})},
+			MaxHeightAhead: 100,
+			KnownHeight: func(chain string) int64 {
+				r, _ := tc.state.Last(chain)
+				return r.Height
+			},
+			Metrics: mt,
+			Log:     discard,
 		})
+		if err != nil {
+			t.Fatal(err)
+		}
 		f := &faultyPeer{PeerClient: LocalPeer{s}}
 		tc.signers = append(tc.signers, s)
 		tc.peers = append(tc.peers, f)
 		clients[i+1] = f
 	}
 	cfg := DefaultCoordinatorConfig()
+	cfg.Metrics = mt
 	tc.coord, err = NewCoordinator(cfg, dealing.Group, 1, clients, tc.state, discard)
 	if err != nil {
 		t.Fatal(err)
@@ -146,11 +179,7 @@ func newTestCluster(t testing.TB, m, n int) *testCluster {
 	return tc
 }
 
-func precommitWithExt(h int64, r int32, block string, ts time.Time) *privval.SignRequest {
-	req := vote(h, r, privval.StepPrecommit, block, ts)
-	req.ExtSignBytes = types.VoteExtensionSignBytes(testChain, &cmtproto.Vote{Type: cmtproto.PrecommitType, Height: h, Round: r, Extension: []byte("ext")})
-	return req
-}
+var precommitWithExt = testkit.PrecommitWithExt
 
 func TestCoordinatorSigns(t *testing.T) {
 	for _, mn := range [][2]int{{2, 3}, {3, 5}} {
@@ -210,10 +239,10 @@ func TestCoordinatorDuplicates(t *testing.T) {
 	if string(again.Signature) != string(first.Signature) || !again.Timestamp.Equal(t0) {
 		t.Fatal("timestamp-only duplicate did not get the first signature and timestamp")
 	}
-	if _, err := tc.coord.Sign(ctx, vote(7, 0, privval.StepPrevote, "B", t0)); !errors.Is(err, ErrConflict) {
+	if _, err := tc.coord.Sign(ctx, vote(7, 0, privval.StepPrevote, "B", t0)); !errors.Is(err, signstate.ErrConflict) {
 		t.Fatalf("conflicting prevote: %v", err)
 	}
-	if _, err := tc.coord.Sign(ctx, vote(6, 0, privval.StepPrecommit, "A", t0)); !errors.Is(err, ErrRegression) {
+	if _, err := tc.coord.Sign(ctx, vote(6, 0, privval.StepPrecommit, "A", t0)); !errors.Is(err, signstate.ErrRegression) {
 		t.Fatalf("regression: %v", err)
 	}
 	// A proposal repeated with another timestamp is signed afresh, over the
@@ -306,8 +335,8 @@ func TestShareSignerRefusals(t *testing.T) {
 		return &ShareRequest{ChainID: testChain, Messages: []ShareMessage{{Kind: ShareKind(step), Height: h, SignBytes: v.SignBytes,
 			Commitments: []PublishedCommitment{c1[0], c2[0]}}}}
 	}
-	reason := func(err error) RefusalReason {
-		var r *Refusal
+	reason := func(err error) signstate.RefusalReason {
+		var r *signstate.Refusal
 		if !errors.As(err, &r) {
 			t.Fatalf("not a refusal: %v", err)
 		}
@@ -319,20 +348,20 @@ func TestShareSignerRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The same commitment again: its nonce is gone.
-	if _, err := s2.Sign(req); reason(err) != RefusedUnknownCommitment {
+	if _, err := s2.Sign(req); reason(err) != signstate.RefusedUnknownCommitment {
 		t.Fatalf("reused commitment: %v", err)
 	}
 	// A commitment from another boot.
 	req = request(21, privval.StepPrevote, "A")
 	req.Messages[0].Commitments[1].BootID[0] ^= 1
-	if _, err := s2.Sign(req); reason(err) != RefusedUnknownCommitment {
+	if _, err := s2.Sign(req); reason(err) != signstate.RefusedUnknownCommitment {
 		t.Fatalf("foreign boot id: %v", err)
 	}
 	// Conflict at the same HRS, then regression.
-	if _, err := s2.Sign(request(20, privval.StepPrevote, "B")); reason(err) != RefusedConflict {
+	if _, err := s2.Sign(request(20, privval.StepPrevote, "B")); reason(err) != signstate.RefusedConflict {
 		t.Fatalf("conflict: %v", err)
 	}
-	if _, err := s2.Sign(request(19, privval.StepPrecommit, "A")); reason(err) != RefusedRegression {
+	if _, err := s2.Sign(request(19, privval.StepPrecommit, "A")); reason(err) != signstate.RefusedRegression {
 		t.Fatalf("regression: %v", err)
 	}
 	// Same vote again with another timestamp is admitted (no double sign).
@@ -342,19 +371,19 @@ func TestShareSignerRefusals(t *testing.T) {
 		t.Fatalf("timestamp-only repeat: %v", err)
 	}
 	// Too far ahead of the mark (bound 100 in newTestCluster).
-	if _, err := s2.Sign(request(500, privval.StepPrevote, "A")); reason(err) != RefusedTooFarAhead {
+	if _, err := s2.Sign(request(500, privval.StepPrevote, "A")); reason(err) != signstate.RefusedTooFarAhead {
 		t.Fatalf("far ahead: %v", err)
 	}
 	// Labels that disagree with the sign bytes.
 	lie := request(30, privval.StepPrevote, "A")
 	lie.Messages[0].Height = 31
-	if _, err := s2.Sign(lie); reason(err) != RefusedInvalidRequest {
+	if _, err := s2.Sign(lie); reason(err) != signstate.RefusedInvalidRequest {
 		t.Fatalf("lying label: %v", err)
 	}
 	// Unknown chain.
 	other := request(30, privval.StepPrevote, "A")
 	other.ChainID = "other-chain"
-	if _, err := s2.Sign(other); reason(err) != RefusedUnknownChain {
+	if _, err := s2.Sign(other); reason(err) != signstate.RefusedUnknownChain {
 		t.Fatalf("unknown chain: %v", err)
 	}
 	// An extension after a prevote.
@@ -364,7 +393,7 @@ func TestShareSignerRefusals(t *testing.T) {
 	c2, _ := s2.Pool().Generate(1)
 	ext.Messages = append(ext.Messages, ShareMessage{Kind: KindVoteExtension, Height: 31, SignBytes: e.ExtSignBytes,
 		Commitments: []PublishedCommitment{c1[0], c2[0]}})
-	if _, err := s2.Sign(ext); reason(err) != RefusedInvalidRequest {
+	if _, err := s2.Sign(ext); reason(err) != signstate.RefusedInvalidRequest {
 		t.Fatalf("extension of a prevote: %v", err)
 	}
 	// None of the refusals moved the mark past 20/prevote.
@@ -387,30 +416,49 @@ func TestCoordinatorStepsDownWithoutQuorum(t *testing.T) {
 	var peers []*faultyPeer
 	for i, share := range dealing.Shares {
 		boot, _ := NewBootID()
-		s := NewShareSigner(share, NewNoncePool(share, boot, 0), 100, discard)
-		f := &faultyPeer{PeerClient: LocalPeer{s}}
+		s, err := NewShareSigner(share, NewNoncePool(share, boot, 0), SignerOptions{MaxHeightAhead: 100, Log: discard})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := &faultyPeer{PeerClient: LocalPeer{s}, probes: make(chan struct{}, 64)}
 		peers = append(peers, f)
 		clients[i+1] = f
 	}
+	stepped := make(chan struct{}, 4)
 	cfg := DefaultCoordinatorConfig()
 	cfg.StepDownAfter = 2
+	cfg.ProbeInterval = 10 * time.Millisecond
+	cfg.StepDown = func(context.Context) error { stepped <- struct{}{}; return nil }
 	coord, err := NewCoordinator(cfg, dealing.Group, 1, clients, &memState{}, discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stepped := make(chan struct{}, 4)
-	coord.SetStepDown(func(context.Context) error { stepped <- struct{}{}; return nil })
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { coord.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	// One of three down: quorum holds, no step-down.
+	// One of three down: quorum holds, no step-down over several times
+	// StepDownAfter probes (counted on the peer still up).
 	peers[1].set(true, false)
+	for range 3 * cfg.StepDownAfter {
+		// Drain the probe count first: a probe seen now may predate the
+		// peer going down.
+		for len(peers[2].probes) > 0 {
+			<-peers[2].probes
+		}
+		select {
+		case <-stepped:
+			t.Fatal("stepped down with a quorum reachable")
+		case <-peers[2].probes:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no probe")
+		}
+	}
 	select {
 	case <-stepped:
 		t.Fatal("stepped down with a quorum reachable")
-	case <-time.After(3500 * time.Millisecond):
+	default:
 	}
 	// Two of three down: the leader hands over.
 	peers[2].set(true, false)
@@ -418,5 +466,53 @@ func TestCoordinatorStepsDownWithoutQuorum(t *testing.T) {
 	case <-stepped:
 	case <-time.After(10 * time.Second):
 		t.Fatal("no step-down without a quorum")
+	}
+}
+
+// TestShareSignerRefusalMetrics: each reason a cosigner refuses a share is
+// counted under its label.
+func TestShareSignerRefusalMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := newTestClusterWith(t, 2, 3, m)
+	ctx := context.Background()
+	ts := time.Unix(1700000000, 0)
+
+	if _, err := tc.coord.Sign(ctx, vote(5, 0, privval.StepPrevote, "A", ts)); err != nil {
+		t.Fatal(err)
+	}
+	// The coordinator's own check against the cluster's last signature.
+	if _, err := tc.coord.Sign(ctx, vote(5, 0, privval.StepPrevote, "B", ts)); err == nil {
+		t.Fatal("conflicting prevote signed")
+	}
+	if _, err := tc.coord.Sign(ctx, vote(4, 0, privval.StepPrevote, "A", ts)); err == nil {
+		t.Fatal("regressing prevote signed")
+	}
+	// Beyond max_height_ahead (100 in the test cluster): every chosen
+	// cosigner refuses.
+	if _, err := tc.coord.Sign(ctx, vote(500, 0, privval.StepPrevote, "A", ts)); err == nil {
+		t.Fatal("prevote 500 heights ahead signed")
+	}
+	counter := func(reason string) float64 {
+		return testkit.Value(t, reg, "cosigner_sign_refusals_total", testkit.Labels("chain", testChain, "reason", reason))
+	}
+	if got := counter("conflict"); got != 1 {
+		t.Errorf("conflict refusals = %v, want 1", got)
+	}
+	if got := counter("regression"); got != 1 {
+		t.Errorf("regression refusals = %v, want 1", got)
+	}
+	if got := counter("too_far_ahead"); got < 1 {
+		t.Errorf("too_far_ahead refusals = %v, want at least 1", got)
+	}
+	// Share RPCs of the signed prevote and the refused request.
+	if n := testkit.HistogramCount(t, reg, "cosigner_peer_share_rpc_duration_seconds", nil); n < 4 {
+		t.Errorf("share RPCs observed: %d, want at least 4", n)
+	}
+	if n := testkit.HistogramCount(t, reg, "cosigner_state_write_duration_seconds", nil); n < 2 {
+		t.Errorf("state writes observed: %d, want at least 2 (two cosigners signed prevote 5)", n)
 	}
 }

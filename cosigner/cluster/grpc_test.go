@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
+	"github.com/cosigner/cosigner/cosigner/clustertls"
+	"github.com/cosigner/cosigner/cosigner/signstate"
 	"github.com/cosigner/cosigner/privval"
 	cosignerv1 "github.com/cosigner/cosigner/proto/cosigner/v1"
 	"github.com/cosigner/cosigner/raft"
@@ -49,7 +51,7 @@ func (s *staticRaft) TransferLeadership(context.Context, int) error {
 
 type grpcCluster struct {
 	key    ed25519.PrivateKey
-	tls    []*ClusterTLS
+	tls    []*clustertls.Identity
 	addrs  []string
 	rafts  []*staticRaft
 	coord  *Coordinator
@@ -65,7 +67,7 @@ func newGRPCCluster(t *testing.T, m, n int) *grpcCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca, err := NewClusterCA()
+	ca, err := clustertls.NewCA()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,17 +79,19 @@ func newGRPCCluster(t *testing.T, m, n int) *grpcCluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ct, err := NewClusterTLS(ca.CertPEM(), cert.CertPEM, cert.KeyPEM)
+		ct, err := clustertls.New(ca.CertPEM(), cert.CertPEM, cert.KeyPEM)
 		if err != nil {
 			t.Fatal(err)
 		}
 		boot, _ := NewBootID()
-		s := NewShareSigner(share, NewNoncePool(share, boot, 0), 100, discard)
-		st, _ := newTestState(t, Mark{Height: 1})
-		s.AddChain(st)
+		s, err := NewShareSigner(share, NewNoncePool(share, boot, 0), SignerOptions{
+			Chains: []*signstate.SignState{newTestState(t, signstate.Mark{Height: 1})}, MaxHeightAhead: 100, Log: discard})
+		if err != nil {
+			t.Fatal(err)
+		}
 		rc := &staticRaft{self: id, leader: 1}
 		srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(ct.ServerTLSConfig())))
-		cosignerv1.RegisterCosignerServer(srv, NewClusterService(s, rc, "test"))
+		cosignerv1.RegisterCosignerServer(srv, NewService(s, rc, "test"))
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -162,9 +166,9 @@ func TestClusterServiceRefusals(t *testing.T) {
 		t.Fatal("a client without a cluster certificate was served")
 	}
 	// A certificate from another cluster's CA: refused the same way.
-	otherCA, _ := NewClusterCA()
+	otherCA, _ := clustertls.NewCA()
 	otherCert, _ := otherCA.Issue(1)
-	otherTLS, err := NewClusterTLS(otherCA.CertPEM(), otherCert.CertPEM, otherCert.KeyPEM)
+	otherTLS, err := clustertls.New(otherCA.CertPEM(), otherCert.CertPEM, otherCert.KeyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,8 +201,8 @@ func TestClusterServiceRefusals(t *testing.T) {
 	if _, err := leader.Sign(ctx, req); err != nil {
 		t.Fatal(err)
 	}
-	var refusal *Refusal
-	if _, err := leader.Sign(ctx, req); !errors.As(err, &refusal) || refusal.Reason != RefusedUnknownCommitment {
+	var refusal *signstate.Refusal
+	if _, err := leader.Sign(ctx, req); !errors.As(err, &refusal) || refusal.Reason != signstate.RefusedUnknownCommitment {
 		t.Fatalf("reused commitment: %v", err)
 	}
 	// A height far ahead of the mark (bound 100) is refused.
@@ -206,7 +210,7 @@ func TestClusterServiceRefusals(t *testing.T) {
 	c3, _ = gc.shares[2].Pool().Generate(1)
 	far := &ShareRequest{ChainID: testChain, Messages: []ShareMessage{{Kind: KindPrevote, Height: 100000,
 		SignBytes: vote(100000, 0, privval.StepPrevote, "X", t0).SignBytes, Commitments: []PublishedCommitment{c1[0], c3[0]}}}}
-	if _, err := leader.Sign(ctx, far); !errors.As(err, &refusal) || refusal.Reason != RefusedTooFarAhead {
+	if _, err := leader.Sign(ctx, far); !errors.As(err, &refusal) || refusal.Reason != signstate.RefusedTooFarAhead {
 		t.Fatalf("far ahead: %v", err)
 	}
 	// When leadership moves to 2 in cosigner 3's view, 1 is refused.
@@ -214,7 +218,7 @@ func TestClusterServiceRefusals(t *testing.T) {
 	c1, _ = gc.shares[0].Pool().Generate(1)
 	c3, _ = gc.shares[2].Pool().Generate(1)
 	req.Messages[0].Commitments = []PublishedCommitment{c1[0], c3[0]}
-	if _, err := leader.Sign(ctx, req); !errors.As(err, &refusal) || refusal.Reason != RefusedNotLeader {
+	if _, err := leader.Sign(ctx, req); !errors.As(err, &refusal) || refusal.Reason != signstate.RefusedNotLeader {
 		t.Fatalf("old leader: %v", err)
 	}
 }

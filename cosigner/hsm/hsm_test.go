@@ -5,32 +5,25 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/certusone/yubihsm-go/commands"
-	"github.com/cosigner/cosigner/privval"
-	"github.com/cosigner/cosigner/test/yubihsmsim"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/cosigner/cosigner/internal/testkit"
+	"github.com/cosigner/cosigner/test/yubihsmsim"
 )
 
-func newTestSim(t *testing.T) *yubihsmsim.Sim {
-	t.Helper()
-	sim, err := yubihsmsim.New(yubihsmsim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sim.Close)
-	return sim
-}
+var (
+	newTestSim = testkit.Sim
+	testKey    = testkit.Key
+)
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLog() *slog.Logger { return testkit.Log }
 
 func dialTestHSM(t *testing.T, sim *yubihsmsim.Sim, timeout time.Duration) *Client {
 	t.Helper()
@@ -227,153 +220,6 @@ func TestHSMRestart(t *testing.T) {
 	}
 }
 
-// TestHSMSoftsign signs votes with the key in the simulator under the sign
-// state rules; while the device is away a request fails and the state does
-// not move; afterwards signing resumes where it stopped.
-func TestHSMSoftsign(t *testing.T) {
-	sim := newTestSim(t)
-	h := dialTestHSM(t, sim, 500*time.Millisecond)
-	ctx := context.Background()
-	if err := h.ImportEd25519(ctx, 5, testChain, testKey.Seed(), false); err != nil {
-		t.Fatal(err)
-	}
-	state, path := newTestState(t, Mark{Height: 1})
-	key, err := NewKey(ctx, h, 5, 500*time.Millisecond, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub := key.Public()
-	if !pub.Equal(testKey.Public()) {
-		t.Fatalf("public key %x", pub)
-	}
-	if _, err := NewKey(ctx, h, 6, 500*time.Millisecond, quietLog()); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("unknown key id: %v", err)
-	}
-	s := NewSoftsign(quietLog())
-	if err := s.AddChainKey(testChain, key, state); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.AddChainKey(testChain, key, state); err == nil {
-		t.Fatal("added a chain twice")
-	}
-	t0 := time.Unix(1700000000, 0).UTC()
-	req := vote(5, 0, privval.StepPrecommit, "A", t0)
-	req.ExtSignBytes = []byte("extension")
-	resp, err := s.Sign(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !ed25519.Verify(pub, req.SignBytes, resp.Signature) || !ed25519.Verify(pub, req.ExtSignBytes, resp.ExtSignature) {
-		t.Fatal("signature or extension signature does not verify")
-	}
-	if _, err := s.Sign(ctx, vote(5, 0, privval.StepPrecommit, "B", t0)); !errors.Is(err, ErrConflict) {
-		t.Fatalf("conflicting precommit: %v, want ErrConflict", err)
-	}
-
-	sim.Stop()
-	if _, err := s.Sign(ctx, vote(6, 0, privval.StepPrevote, "A", t0)); !errors.Is(err, ErrUnreachable) {
-		t.Fatalf("sign while the device is away: %v", err)
-	}
-	if m, err := ReadMark(path, testChain); err != nil || m.Height != 5 {
-		t.Fatalf("state after a failed sign: %+v, %v; want height 5", m, err)
-	}
-	if err := sim.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	req = vote(6, 0, privval.StepPrevote, "A", t0)
-	resp, err = s.Sign(ctx, req)
-	if err != nil {
-		t.Fatalf("sign after restart: %v", err)
-	}
-	if !ed25519.Verify(pub, req.SignBytes, resp.Signature) {
-		t.Fatal("signature after restart does not verify")
-	}
-	if m, _ := ReadMark(path, testChain); m.Height != 6 {
-		t.Fatalf("state height %d after signing 6", m.Height)
-	}
-}
-
-// TestSealShare seals a 2-of-3 share in the simulator, points the
-// configuration at it, and reads it back as NewCluster does.
-func TestSealShare(t *testing.T) {
-	sim := newTestSim(t)
-	out := filepath.Join(t.TempDir(), "shards")
-	_, key, _ := ed25519.GenerateKey(nil)
-	if _, err := Shard(key, out, ShardOptions{Threshold: 2, Shares: 3, ChainID: "kira-1", Nodes: []string{"tcp://127.0.0.1:26659"}}); err != nil {
-		t.Fatal(err)
-	}
-	home := ShardDir(out, 2)
-	cfgText, err := os.ReadFile(filepath.Join(home, ConfigFileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgText = append(cfgText, []byte("\n[hsm]\nconnector = \""+sim.Addr()+"\"\npassword_file = \"hsm_password\"\n")...)
-	if err := os.WriteFile(filepath.Join(home, ConfigFileName), cfgText, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(home, "hsm_password"), []byte(yubihsmsim.DefaultPassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	orig, err := LoadShare(cfg.Path(cfg.Threshold.ShareFile), cfg.Path(cfg.Threshold.GroupFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts, err := OptionsFromConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := Dial(context.Background(), opts, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	if _, id, err := SealShare(context.Background(), h, cfg, 100); err != nil || id != 100 {
-		t.Fatal(err)
-	}
-	objs, err := h.List(context.Background(), TypeOpaque)
-	if err != nil || len(objs) != 1 || objs[0].Label != ShareLabel(2) {
-		t.Fatalf("opaque objects %+v, %v", objs, err)
-	}
-	if err := SetShareHSMObject(home, 100); err != nil {
-		t.Fatal(err)
-	}
-	if err := SetShareHSMObject(home, 100); err == nil {
-		t.Fatal("sealed twice")
-	}
-	if err := RemoveFileDurably(cfg.Path(cfg.Threshold.ShareFile)); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err = LoadConfig(home)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Threshold.ShareHSMObject != 100 {
-		t.Fatalf("share_hsm_object = %d", cfg.Threshold.ShareHSMObject)
-	}
-	got, err := loadClusterShare(cfg, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got.Bytes(), orig.Bytes()) {
-		t.Fatal("the share read from the device differs from the original")
-	}
-
-	// The wrong object, and no device.
-	cfg.Threshold.ShareHSMObject = 101
-	if _, err := loadClusterShare(cfg, quietLog()); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("missing object: %v, want ErrNotFound", err)
-	}
-	sim.Stop()
-	cfg.Threshold.ShareHSMObject = 100
-	if _, err := loadClusterShare(cfg, quietLog()); !errors.Is(err, ErrUnreachable) {
-		t.Fatalf("no device: %v, want ErrUnreachable", err)
-	}
-}
-
 // TestHSMKeepAlive: Run echoes often enough that the device never drops
 // the idle session, and closes the session when stopped.
 func TestHSMKeepAlive(t *testing.T) {
@@ -443,7 +289,7 @@ func TestHSMMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.SetMetrics(m)
+	h.metrics = m
 	ctx := context.Background()
 	if err := h.ImportEd25519(ctx, 1, "", testKey.Seed(), false); err != nil {
 		t.Fatal(err)
@@ -498,69 +344,4 @@ func histCount(t *testing.T, reg *prometheus.Registry, name, command string) uin
 		}
 	}
 	return 0
-}
-
-// TestHSMConfigRoundTrip: a configuration with [hsm], hsm_key_id and
-// share_hsm_object survives Marshal and strict parsing.
-func TestHSMConfigRoundTrip(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.HSM.Connector = "http://127.0.0.1:12345"
-	cfg.HSM.AuthKeyID = 2
-	cfg.HSM.RequestTimeout = "750ms"
-	cfg.Chains = []ChainConfig{{ID: "kira-1", HSMKeyID: 7, Bech32Prefix: "kira", Nodes: []string{"tcp://10.0.0.2:26659"}}}
-	got, err := ParseConfig(cfg.Marshal())
-	if err != nil {
-		t.Fatalf("%v\n%s", err, cfg.Marshal())
-	}
-	if got.HSM != cfg.HSM || got.Chains[0].HSMKeyID != 7 || got.Chains[0].Key != "" {
-		t.Fatalf("round trip: %+v %+v", got.HSM, got.Chains[0])
-	}
-	if got.HSM.Timeout() != 750*time.Millisecond {
-		t.Fatalf("timeout %v", got.HSM.Timeout())
-	}
-}
-
-// TestHSMAdmin: status lists chains whose key is in the device, and
-// readiness reports the device away.
-func TestHSMAdmin(t *testing.T) {
-	sim := newTestSim(t)
-	h := dialTestHSM(t, sim, 300*time.Millisecond)
-	ctx := context.Background()
-	if err := h.ImportEd25519(ctx, 5, "", testKey.Seed(), false); err != nil {
-		t.Fatal(err)
-	}
-	state, _ := newTestState(t, Mark{Height: 3})
-	key, err := NewKey(ctx, h, 5, 300*time.Millisecond, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := NewSoftsign(quietLog())
-	if err := hs.AddChainKey(testChain, key, state); err != nil {
-		t.Fatal(err)
-	}
-	m, err := NewMetrics(prometheus.NewRegistry(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := NewSoftsignAdmin(hs, m, "test")
-	st := admin.Status(ctx)
-	if len(st.Chains) != 1 || !st.Ready {
-		t.Fatalf("status: %+v", st)
-	}
-	sim.Stop()
-	if _, err := hs.Sign(ctx, vote(4, 0, privval.StepPrevote, "A", time.Unix(1700000000, 0))); err == nil {
-		t.Fatal("signed without a device")
-	}
-	if err := admin.Ready(); err == nil || !strings.Contains(err.Error(), "yubihsm") {
-		t.Fatalf("ready with the device away: %v", err)
-	}
-	if err := sim.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := hs.Sign(ctx, vote(4, 0, privval.StepPrevote, "A", time.Unix(1700000000, 0))); err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.Ready(); err != nil {
-		t.Fatalf("ready after the device came back: %v", err)
-	}
 }

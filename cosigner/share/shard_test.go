@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cosigner/cosigner/cosigner/clustertls"
+	"github.com/cosigner/cosigner/cosigner/config"
+
 	"github.com/cosigner/cosigner/threshold"
 )
 
@@ -36,11 +39,11 @@ func TestShardWritesVerifiableHomes(t *testing.T) {
 				t.Errorf("%s/%s mode %v, want %v", dir, name, st.Mode().Perm(), mode)
 			}
 		}
-		cfg, err := LoadConfig(dir)
+		cfg, err := config.Load(dir)
 		if err != nil {
 			t.Fatalf("cosigner %d config: %v", id, err)
 		}
-		if cfg.Mode != ModeThreshold || cfg.Threshold.ID != id || cfg.Threshold.Threshold != 2 || len(cfg.Threshold.Peers) != 3 {
+		if cfg.Mode != config.ModeThreshold || cfg.Threshold.ID != id || cfg.Threshold.Threshold != 2 || len(cfg.Threshold.Peers) != 3 {
 			t.Fatalf("cosigner %d config: %+v", id, cfg.Threshold)
 		}
 		share, err := Load(cfg.Path(cfg.Threshold.ShareFile), cfg.Path(cfg.Threshold.GroupFile))
@@ -50,7 +53,7 @@ func TestShardWritesVerifiableHomes(t *testing.T) {
 		if int(share.ID()) != id {
 			t.Fatalf("share id %d in cosigner-%d", share.ID(), id)
 		}
-		tlsID, err := LoadClusterTLS(filepath.Join(dir, "tls"))
+		tlsID, err := clustertls.Load(filepath.Join(dir, "tls"))
 		if err != nil || tlsID.ID() != id {
 			t.Fatalf("cosigner %d TLS: id %v err %v", id, tlsID, err)
 		}

@@ -431,3 +431,6 @@ func Above(h int64, r int32, s privval.Step, h0 int64, r0 int32, s0 privval.Step
 // chain, height, round, step and error) when the rules refuse a request
 // that conflicts with what was signed.
 const LogRefusedDoubleSign = "refused double sign"
+
+// Path returns the state file's path.
+func (s *SignState) Path() string { return s.path }

@@ -349,3 +349,20 @@ func TestPlainJSONStateIsConverted(t *testing.T) {
 		t.Fatalf("%+v %v", m, err)
 	}
 }
+
+// BenchmarkSlotWrite is one advance of the mark: the in-place slot write
+// and its fdatasync, what every signature and share waits for.
+func BenchmarkSlotWrite(b *testing.B) {
+	s, _ := newTestState(b, Mark{Height: 1})
+	reqs := make([]*privval.SignRequest, b.N)
+	for i := range reqs {
+		reqs[i] = vote(int64(i+2), 0, privval.StepPrevote, "A", testkit.T0)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := s.Admit(reqs[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
