@@ -1,15 +1,14 @@
-// Package cosigner is one cosigner process: its configuration, its durable
-// per-chain sign state and the rules that keep it from double signing, the
-// softsign signer that holds a whole key, and (in threshold mode) the share
-// signer, nonce pool and leader's coordinator.
+// Package cosigner is one cosigner process, wired in one place for both
+// modes: New loads the configuration's keys or share, sign states and, if
+// any, the YubiHSM2 session, binds the metrics endpoint and the admin
+// socket, and returns a Cosigner whose Run serves until its context ends.
 //
-// # Operating it
+//   - Softsign mode: softsign.Softsign with each chain's whole key (in
+//     memory or in the device) and one privval client per node.
+//   - Threshold mode: a cluster.Cosigner (share signer, Raft, gRPC service,
+//     and the coordinator and node clients while it leads).
 //
-// Metrics (NewMetrics, registered on a registry the caller owns) describe
-// the cluster's health, every chain's signatures and refusals, and the
-// latencies on the signing path; the Metrics doc lists the families and
-// which cosigner exports what. OpsServer serves them on [metrics] listen
-// with /healthz and /readyz; AdminServer answers `cosigner status` and
-// `cosigner leader transfer` on <home>/admin.sock, a unix socket only the
-// cosigner's user may open.
+// The jobs live in the packages below it (config, keys, signstate,
+// softsign, share, cluster, clustertls, hsm, metrics, admin); this package
+// only composes them. It knows nothing of the wire formats of CometBFT.
 package cosigner

@@ -26,3 +26,7 @@
 // not import cosigner: the configurations are passed in (cosigner's
 // ClusterTLS.ServerTLSConfig and ClusterTLS.ClientTLSConfig).
 package raft
+
+// LogLeadership is the message a Node logs (at info, with leader, is_leader
+// and term) whenever the leader it knows changes.
+const LogLeadership = "raft leadership"

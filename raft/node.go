@@ -346,7 +346,7 @@ func (n *Node) Run(ctx context.Context) error {
 			return
 		}
 		if l.IsLeader != last.IsLeader || l.LeaderID != last.LeaderID {
-			n.logger.Info("raft leadership", "leader", l.LeaderID, "is_leader", l.IsLeader, "term", l.Term)
+			n.logger.Info(LogLeadership, "leader", l.LeaderID, "is_leader", l.IsLeader, "term", l.Term)
 		}
 		last = l
 		select { // drop an unread older view: the newest one wins

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosigner/cosigner/cosigner/signstate"
+
 	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
 	"github.com/cometbft/cometbft/libs/log"
 	"github.com/cometbft/cometbft/libs/protoio"
@@ -193,7 +195,7 @@ func TestBadRequests(t *testing.T) {
 		if after := cs.StateShow(); after.Raw != before.Raw {
 			t.Fatalf("state changed from %s to %s", before.Raw, after.Raw)
 		}
-		logAt = waitRefusal(t, proc, logAt, v.Height, "refused double sign")
+		logAt = waitRefusal(t, proc, logAt, v.Height, signstate.LogRefusedDoubleSign)
 	}
 	t.Run("height regression", func(t *testing.T) {
 		refuse(t, testVote(cmtproto.PrevoteType, 9, 0, 0xA0, ts, pub))

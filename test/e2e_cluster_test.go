@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosigner/cosigner/cosigner/cluster"
+
 	"github.com/cosigner/cosigner/test/harness"
 )
 
@@ -226,7 +228,7 @@ func TestClusterTestnet(t *testing.T) {
 	wctx, cancel = context.WithTimeout(ctx, clusterWait)
 	defer cancel()
 	if _, _, err := cutOff.Current().WaitLine(wctx, cutMark, func(l string) bool {
-		return strings.Contains(l, `msg="stopped leading`)
+		return strings.Contains(l, harness.Msg(cluster.LogStoppedLeading))
 	}); err != nil {
 		t.Errorf("cut-off leader %d did not step down: %v", cutOff.ID, err)
 	}
@@ -612,7 +614,7 @@ func TestClusterGracefulStop(t *testing.T) {
 	leader.Stop()
 	handed := false
 	for _, l := range proc.Lines() {
-		if strings.Contains(l, `msg="stopping: handed leadership over"`) {
+		if strings.Contains(l, harness.Msg(cluster.LogHandedOver)) {
 			handed = true
 		}
 	}

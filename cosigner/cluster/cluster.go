@@ -52,7 +52,6 @@ type Cosigner struct {
 	coord *Coordinator
 }
 
-
 // Options are what New needs besides the configuration and the identity.
 type Options struct {
 	Log     *slog.Logger
@@ -324,7 +323,7 @@ func (c *Cosigner) handOver() {
 		return
 	}
 	id, _ := c.node.Leader()
-	c.log.Info("stopping: handed leadership over", "leader", id)
+	c.log.Info(LogHandedOver, "leader", id)
 }
 
 // lead follows leadership changes: on becoming leader it starts a fresh

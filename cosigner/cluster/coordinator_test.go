@@ -168,6 +168,8 @@ func newTestClusterWith(t testing.TB, m, n int, mt *metrics.Metrics) *testCluste
 	}
 	cfg := DefaultCoordinatorConfig()
 	cfg.Metrics = mt
+	// A request that cannot be signed fails at the deadline: keep it short.
+	cfg.Deadline, cfg.AttemptTimeout = 500*time.Millisecond, 250*time.Millisecond
 	tc.coord, err = NewCoordinator(cfg, dealing.Group, 1, clients, tc.state, discard)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,9 @@ const (
 	// LogStoppedLeading: it lost or gave up leadership and closed the node
 	// connections.
 	LogStoppedLeading = "stopped leading: node connections closed"
+	// LogHandedOver: a stopping leader handed leadership over (attribute:
+	// leader).
+	LogHandedOver = "stopping: handed leadership over"
 	// LogReleasedShare: it released a signature share (debug level;
 	// attributes: chain, height, round, step, block, messages).
 	LogReleasedShare = "released share"

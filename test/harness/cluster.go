@@ -13,6 +13,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cosigner/cosigner/cosigner/cluster"
+	"github.com/cosigner/cosigner/cosigner/signstate"
+	"github.com/cosigner/cosigner/raft"
 )
 
 // ClusterConfig describes a threshold cluster signing for one chain.
@@ -327,13 +331,17 @@ func (m *Member) Stop() {
 	}
 }
 
-// Log lines of `cosigner start` in threshold mode the harness follows.
-const (
-	msgLeading        = `msg="leading: dialing nodes"`
-	msgStoppedLeading = `msg="stopped leading: node connections closed"`
-	msgReleasedShare  = `msg="released share"`
-	msgRefusedDouble  = `msg="refused double sign"`
+// Log lines of `cosigner start` in threshold mode the harness follows,
+// from the messages cosigner exports.
+var (
+	msgLeading        = Msg(cluster.LogLeading)
+	msgStoppedLeading = Msg(cluster.LogStoppedLeading)
+	msgReleasedShare  = Msg(cluster.LogReleasedShare)
+	msgRefusedDouble  = Msg(signstate.LogRefusedDoubleSign)
 )
+
+// Msg is how message appears in a log line of slog's text handler.
+func Msg(message string) string { return fmt.Sprintf("msg=%q", message) }
 
 // IsLeadingLine reports whether line is a cosigner taking the lead.
 func IsLeadingLine(line string) bool { return strings.Contains(line, msgLeading) }
@@ -341,7 +349,7 @@ func IsLeadingLine(line string) bool { return strings.Contains(line, msgLeading)
 // IsFollowingLine reports whether line is a cosigner's Raft node naming a
 // leader (itself or another), as it does once it has joined the cluster.
 func IsFollowingLine(line string) bool {
-	if !strings.Contains(line, `msg="raft leadership"`) {
+	if !strings.Contains(line, Msg(raft.LogLeadership)) {
 		return false
 	}
 	l := ParseSlogText(line)["leader"]

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosigner/cosigner/raft"
+
 	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
 	cmtprivval "github.com/cometbft/cometbft/privval"
 	cmtproto "github.com/cometbft/cometbft/proto/tendermint/types"
@@ -237,7 +239,7 @@ var loopbackPort = regexp.MustCompile(`127\.0\.0\.1:\d+`)
 // followsLeader matches the Raft log line of a cosigner that has heard from
 // a leader other than itself.
 func followsLeader(line string) bool {
-	if !strings.Contains(line, `msg="raft leadership"`) {
+	if !strings.Contains(line, harness.Msg(raft.LogLeadership)) {
 		return false
 	}
 	a := harness.ParseSlogText(line)
