@@ -114,7 +114,7 @@ func TestStreamLayerRejectsStrangers(t *testing.T) {
 		if cs.Version != tls.VersionTLS13 {
 			t.Errorf("TLS version %x, want 1.3", cs.Version)
 		}
-		if len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0].Subject.CommonName != "node-2" {
+		if len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0].Subject.CommonName != "cosigner-2" {
 			t.Errorf("first accepted connection is not the member's")
 		}
 	case <-time.After(waitTimeout):
@@ -132,7 +132,7 @@ func TestStreamLayerRejectsStrangers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer wrong.Close()
-	if _, err := wrong.Dial(hraft.ServerAddress(addr), 5*time.Second); err == nil || !strings.Contains(err.Error(), `want "node-3"`) {
+	if _, err := wrong.Dial(hraft.ServerAddress(addr), 5*time.Second); err == nil || !strings.Contains(err.Error(), `want "cosigner-3"`) {
 		t.Errorf("dial of the wrong member: err = %v", err)
 	}
 
