@@ -203,7 +203,9 @@ func TestNodeRejectsRogueRaftPeer(t *testing.T) {
 
 	target := c.cfgs[leader].Peers[leader]
 	req := &hraft.RequestVoteRequest{
-		RPCHeader:          hraft.RPCHeader{ID: []byte("9"), Addr: []byte(stream.Addr().String())},
+		// A current protocol version: Raft itself refuses version 0, which
+		// would pass this test even without TLS.
+		RPCHeader:          hraft.RPCHeader{ProtocolVersion: hraft.ProtocolVersionMax, ID: []byte("9"), Addr: []byte(stream.Addr().String())},
 		Term:               term + 1000,
 		LastLogIndex:       1 << 40,
 		LastLogTerm:        term + 1000,
