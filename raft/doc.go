@@ -22,7 +22,11 @@
 // Peers are identified by their cosigner id, used as the Raft server id in
 // decimal. The stream layer dials a member with the client TLS configuration
 // for that member's id, which must check the id in the server's certificate;
-// accepted connections must present a cluster client certificate. raft does
+// accepted connections must present a cluster client certificate that names
+// another member (CN "cosigner-<id>" and URI SAN "cosigner://<id>"), and
+// every RPC on such a connection must name that member as its sender, by
+// server id and address: one member cannot vote, lead or call an election in
+// another's name. Other RPCs get an error and never reach Raft. raft does
 // not import cosigner: the configurations are passed in (cosigner's
 // ClusterTLS.ServerTLSConfig and ClusterTLS.ClientTLSConfig).
 package raft

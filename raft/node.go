@@ -213,12 +213,11 @@ func NewNode(cfg Config, opts Options) (n *Node, err error) {
 		ln.Close()
 		return nil, fmt.Errorf("raft node: %w", err)
 	}
-	transport := hraft.NewNetworkTransportWithConfig(&hraft.NetworkTransportConfig{
-		Stream:  stream,
+	transport := newMemberTransport(stream, cfg.ID, cfg.Peers, hraft.NetworkTransportConfig{
 		MaxPool: 3,
 		Timeout: cfg.IOTimeout,
 		Logger:  hlog.Named("transport"),
-	})
+	}, logger)
 	closers = append(closers, transport.Close)
 
 	hc := hraft.DefaultConfig()

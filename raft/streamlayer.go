@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,7 +32,9 @@ type StreamConfig struct {
 	// ServerTLS is the configuration for accepted connections. It must
 	// require and verify a client certificate from the cluster, as
 	// cosigner's ClusterTLS.ServerTLSConfig does; NewStreamLayer refuses one
-	// that does not require client certificates.
+	// that does not require client certificates. A client whose certificate
+	// carries no cosigner id (see certPeerID) is dropped after the
+	// handshake.
 	ServerTLS *tls.Config
 	// ClientTLS returns the configuration for dialing address; it must
 	// verify that the server is the member listed at that address. It is
@@ -44,7 +48,8 @@ type StreamConfig struct {
 
 // StreamLayer is a hashicorp/raft StreamLayer over mutual TLS 1.3: every
 // connection, accepted or dialed, has completed a handshake in which both
-// sides proved a cluster certificate. Accept returns only such connections;
+// sides proved a cluster certificate. Accept returns only such connections,
+// each a *peerConn that knows the cosigner id in the client's certificate;
 // a client without a cluster certificate is dropped during the handshake and
 // never reaches Raft.
 //
@@ -59,7 +64,7 @@ type StreamLayer struct {
 	timeout   time.Duration
 	logger    *slog.Logger
 
-	conns     chan net.Conn // handshaken connections for Accept
+	conns     chan *peerConn // handshaken connections for Accept
 	closed    chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup // the accept loop and handshake goroutines
@@ -91,7 +96,7 @@ func NewStreamLayer(c StreamConfig) (*StreamLayer, error) {
 		clientTLS: c.ClientTLS,
 		timeout:   c.HandshakeTimeout,
 		logger:    c.Logger,
-		conns:     make(chan net.Conn),
+		conns:     make(chan *peerConn),
 		closed:    make(chan struct{}),
 		pending:   make(map[net.Conn]struct{}),
 	}
@@ -187,16 +192,31 @@ func (s *StreamLayer) serverHandshake(raw net.Conn) {
 		raw.Close()
 		return
 	}
+	id, err := certPeerID(tc.ConnectionState())
+	if err != nil {
+		s.logger.Debug("raft stream rejected connection", "remote", raw.RemoteAddr().String(), "err", err)
+		tc.Close()
+		return
+	}
 	select {
-	case s.conns <- tc:
+	case s.conns <- &peerConn{Conn: tc, id: id}:
 	case <-s.closed:
 		tc.Close()
 	}
 }
 
-// Accept returns the next connection whose mutual TLS handshake succeeded.
-// After Close it returns net.ErrClosed.
+// Accept returns the next connection whose mutual TLS handshake succeeded,
+// a *peerConn. After Close it returns net.ErrClosed.
 func (s *StreamLayer) Accept() (net.Conn, error) {
+	c, err := s.acceptPeer()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// acceptPeer is Accept with the peer's id.
+func (s *StreamLayer) acceptPeer() (*peerConn, error) {
 	select {
 	case c := <-s.conns:
 		return c, nil
@@ -245,6 +265,42 @@ func (s *StreamLayer) Dial(address hraft.ServerAddress, timeout time.Duration) (
 		return nil, fmt.Errorf("raft stream dial %s: %w", address, err)
 	}
 	return c, nil
+}
+
+// peerConn is an accepted connection and the cosigner id in the client's
+// verified certificate.
+type peerConn struct {
+	*tls.Conn
+	id int
+}
+
+// certPeerID returns the cosigner id in the peer certificate of a verified
+// TLS connection. The certificate must carry it as cosigner's cluster
+// certificates do: exactly one URI SAN "cosigner://<id>" and Subject CN
+// "cosigner-<id>" with the same id, in canonical decimal 1..65535. It is the
+// rule of cosigner's certID, restated here because raft does not import
+// cosigner; the chain is not checked here, the TLS handshake did that.
+func certPeerID(cs tls.ConnectionState) (int, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return 0, errors.New("peer presented no certificate")
+	}
+	cert := cs.PeerCertificates[0]
+	cn := cert.Subject.CommonName
+	if len(cert.URIs) != 1 {
+		return 0, fmt.Errorf("certificate %q has %d URI SANs, want exactly one cosigner://<id>", cn, len(cert.URIs))
+	}
+	u := cert.URIs[0]
+	if u.Scheme != "cosigner" || u.Opaque != "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+		return 0, fmt.Errorf("certificate %q has URI SAN %q, want cosigner://<id>", cn, u.String())
+	}
+	id, err := strconv.Atoi(u.Host)
+	if err != nil || strconv.Itoa(id) != u.Host || id < 1 || id > maxPeerID {
+		return 0, fmt.Errorf("certificate %q has URI SAN %q, want a cosigner id 1..%d", cn, u.String(), maxPeerID)
+	}
+	if rest, ok := strings.CutPrefix(cn, "cosigner-"); !ok || rest != u.Host {
+		return 0, fmt.Errorf("certificate common name %q does not match its URI SAN %q", cn, u.String())
+	}
+	return id, nil
 }
 
 // tcpAddr is an advertised address that need not be resolvable locally.

@@ -3,8 +3,10 @@ package raft
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -13,14 +15,15 @@ import (
 )
 
 // TestStreamLayerRejectsStrangers proves that only a client with a cluster
-// certificate gets a connection out of Accept: the others fail their
-// handshake, and the first connection Accept returns is the cluster
-// member's, which dials last.
+// certificate that names a member gets a connection out of Accept: the others
+// fail their handshake or are dropped after it, and the first connection
+// Accept returns is the cluster member's, which dials last, with its id.
 func TestStreamLayerRejectsStrangers(t *testing.T) {
 	ca := newTestCA(t)
 	server := ca.identity(t, 1)
 	member := ca.identity(t, 2)
-	stranger := newTestCA(t).identity(t, 2) // same id, another CA
+	stranger := newTestCA(t).identity(t, 2)                         // same id, another CA
+	anonymous := identity{ca: ca, cert: ca.issueNamed(t, "node-2")} // the CA's, without an id
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -66,6 +69,7 @@ func TestStreamLayerRejectsStrangers(t *testing.T) {
 	}{
 		{"no client certificate", trustAny(nil)},
 		{"certificate from another CA", trustAny(&stranger)},
+		{"cluster certificate without a cosigner id", trustAny(&anonymous)},
 	}
 	for _, tt := range strangers {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,11 +114,15 @@ func TestStreamLayerRejectsStrangers(t *testing.T) {
 	select {
 	case got := <-accepted:
 		defer got.Close()
-		cs := got.(*tls.Conn).ConnectionState()
+		pc := got.(*peerConn)
+		if pc.id != 2 {
+			t.Errorf("accepted connection has peer id %d, want 2", pc.id)
+		}
+		cs := pc.ConnectionState()
 		if cs.Version != tls.VersionTLS13 {
 			t.Errorf("TLS version %x, want 1.3", cs.Version)
 		}
-		if len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0].Subject.CommonName != "node-2" {
+		if len(cs.PeerCertificates) == 0 || cs.PeerCertificates[0].Subject.CommonName != "cosigner-2" {
 			t.Errorf("first accepted connection is not the member's")
 		}
 	case <-time.After(waitTimeout):
@@ -132,7 +140,7 @@ func TestStreamLayerRejectsStrangers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer wrong.Close()
-	if _, err := wrong.Dial(hraft.ServerAddress(addr), 5*time.Second); err == nil || !strings.Contains(err.Error(), `want "node-3"`) {
+	if _, err := wrong.Dial(hraft.ServerAddress(addr), 5*time.Second); err == nil || !strings.Contains(err.Error(), `want "cosigner-3"`) {
 		t.Errorf("dial of the wrong member: err = %v", err)
 	}
 
@@ -141,6 +149,58 @@ func TestStreamLayerRejectsStrangers(t *testing.T) {
 	}
 	if _, err := s.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept after Close: err = %v, want net.ErrClosed", err)
+	}
+}
+
+// TestCertPeerID pins the id rule shared with cosigner's certID: both forms
+// present, equal, canonical and in range.
+func TestCertPeerID(t *testing.T) {
+	ca := newTestCA(t)
+	tests := []struct {
+		name string
+		cn   string
+		uris []string
+		want int // 0: an error
+	}{
+		{"good", "cosigner-7", []string{"cosigner://7"}, 7},
+		{"largest", "cosigner-65535", []string{"cosigner://65535"}, 65535},
+		{"no URI", "cosigner-7", nil, 0},
+		{"two URIs", "cosigner-7", []string{"cosigner://7", "cosigner://8"}, 0},
+		{"CN mismatch", "cosigner-8", []string{"cosigner://7"}, 0},
+		{"CN without prefix", "7", []string{"cosigner://7"}, 0},
+		{"leading zero", "cosigner-07", []string{"cosigner://07"}, 0},
+		{"plus sign", "cosigner-+7", []string{"cosigner://+7"}, 0},
+		{"zero", "cosigner-0", []string{"cosigner://0"}, 0},
+		{"too big", "cosigner-65536", []string{"cosigner://65536"}, 0},
+		{"wrong scheme", "cosigner-7", []string{"spiffe://7"}, 0},
+		{"opaque", "cosigner-7", []string{"cosigner:7"}, 0},
+		{"port", "cosigner-7", []string{"cosigner://7:1"}, 0},
+		{"path", "cosigner-7", []string{"cosigner://7/x"}, 0},
+		{"user", "cosigner-7", []string{"cosigner://u@7"}, 0},
+		{"query", "cosigner-7", []string{"cosigner://7?x"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var uris []*url.URL
+			for _, s := range tt.uris {
+				u, err := url.Parse(s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				uris = append(uris, u)
+			}
+			cert := ca.issueNamed(t, tt.cn, uris...)
+			got, err := certPeerID(tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert.Leaf}})
+			switch {
+			case tt.want == 0 && err == nil:
+				t.Errorf("certPeerID = %d, want an error", got)
+			case tt.want != 0 && (err != nil || got != tt.want):
+				t.Errorf("certPeerID = %d, %v; want %d", got, err, tt.want)
+			}
+		})
+	}
+	if _, err := certPeerID(tls.ConnectionState{}); err == nil {
+		t.Error("certPeerID of a state without certificates succeeded")
 	}
 }
 
@@ -203,7 +263,9 @@ func TestNodeRejectsRogueRaftPeer(t *testing.T) {
 
 	target := c.cfgs[leader].Peers[leader]
 	req := &hraft.RequestVoteRequest{
-		RPCHeader:          hraft.RPCHeader{ID: []byte("9"), Addr: []byte(stream.Addr().String())},
+		// A current protocol version: Raft itself refuses version 0, which
+		// would pass this test even without TLS.
+		RPCHeader:          hraft.RPCHeader{ProtocolVersion: hraft.ProtocolVersionMax, ID: []byte("9"), Addr: []byte(stream.Addr().String())},
 		Term:               term + 1000,
 		LastLogIndex:       1 << 40,
 		LastLogTerm:        term + 1000,

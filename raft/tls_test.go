@@ -9,13 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/url"
+	"strconv"
 	"testing"
 	"time"
 )
 
 // testCA is a small cluster CA for the tests. raft/ must not import
-// cosigner/, so it mirrors what cosigner's ClusterTLS does: the peer id is
-// the certificate's CN, checked after verifying the chain, never the host.
+// cosigner/, so it mirrors what cosigner's ClusterTLS does: a member's
+// certificate carries its id as Subject CN "cosigner-<id>" and URI SAN
+// "cosigner://<id>", and a client checks the id after verifying the chain,
+// never the host.
 type testCA struct {
 	cert *x509.Certificate
 	key  ed25519.PrivateKey
@@ -50,15 +54,28 @@ func newTestCA(t testing.TB) *testCA {
 	return &testCA{cert: cert, key: key, pool: pool}
 }
 
+// issue returns a cluster certificate for member id.
 func (ca *testCA) issue(t testing.TB, id int) tls.Certificate {
+	t.Helper()
+	return ca.issueNamed(t, fmt.Sprintf("cosigner-%d", id), &url.URL{Scheme: "cosigner", Host: strconv.Itoa(id)})
+}
+
+// issueNamed returns a certificate of the cluster CA with common name cn and
+// URI SANs uris, well-formed or not.
+func (ca *testCA) issueNamed(t testing.TB, cn string, uris ...*url.URL) tls.Certificate {
 	t.Helper()
 	pub, key, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		t.Fatal(err)
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(int64(id) + 100),
-		Subject:      pkix.Name{CommonName: fmt.Sprintf("node-%d", id)},
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: cn},
+		URIs:         uris,
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -108,7 +125,7 @@ func (i identity) clientTLS(peerID int) *tls.Config {
 			if _, err := leaf.Verify(x509.VerifyOptions{Roots: i.ca.pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 				return err
 			}
-			if want := fmt.Sprintf("node-%d", peerID); leaf.Subject.CommonName != want {
+			if want := fmt.Sprintf("cosigner-%d", peerID); leaf.Subject.CommonName != want {
 				return fmt.Errorf("reached %q, want %q", leaf.Subject.CommonName, want)
 			}
 			return nil

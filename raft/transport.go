@@ -1,0 +1,274 @@
+package raft
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+)
+
+// memberTransport is the hraft.Transport a Node gives Raft. It makes sure
+// that every RPC Raft receives names as its sender the member whose
+// certificate the connection presented: a member cannot vote, lead, send
+// TimeoutNow or install a snapshot in another member's name.
+//
+// hashicorp's NetworkTransport decodes RPCs but does not say which
+// connection an RPC came from. So incoming connections are sorted by the
+// cosigner id in the client's certificate, and each member's connections are
+// served by a NetworkTransport of their own: whatever comes out of that
+// transport's consumer channel, or its heartbeat handler, came from that
+// member. An RPC whose header (ID or Addr) or deprecated Leader or Candidate
+// field names anything else is answered with an error, logged at warn, and
+// never delivered. Connections from ids outside the membership, this node's
+// own included, are closed at once.
+//
+// Outgoing RPCs go through the embedded NetworkTransport, whose stream
+// dials through the TLS stream layer and never accepts.
+type memberTransport struct {
+	*hraft.NetworkTransport // outgoing RPCs
+
+	stream   *StreamLayer
+	members  map[int]*member // the other members, by cosigner id
+	consumer chan hraft.RPC  // checked RPCs, for Raft
+	logger   *slog.Logger
+
+	closed    chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup // route and the forward goroutines
+}
+
+var (
+	_ hraft.Transport   = (*memberTransport)(nil)
+	_ hraft.WithClose   = (*memberTransport)(nil)
+	_ hraft.WithPreVote = (*memberTransport)(nil)
+)
+
+// member is one other member as the transport knows it: the server id and
+// address its RPCs must name, and the NetworkTransport serving its
+// connections.
+type member struct {
+	peer  int // cosigner id
+	id    hraft.ServerID
+	addr  string
+	in    *memberStream
+	trans *hraft.NetworkTransport
+}
+
+// newMemberTransport serves Raft over stream for member self of peers. nc
+// configures every NetworkTransport; its Stream is ignored. The transport
+// owns stream and closes it on Close.
+func newMemberTransport(stream *StreamLayer, self int, peers []Peer, nc hraft.NetworkTransportConfig, logger *slog.Logger) *memberTransport {
+	t := &memberTransport{
+		stream:   stream,
+		members:  make(map[int]*member),
+		consumer: make(chan hraft.RPC),
+		logger:   logger,
+		closed:   make(chan struct{}),
+	}
+	nc.Stream = &memberStream{layer: stream, closed: make(chan struct{})}
+	t.NetworkTransport = hraft.NewNetworkTransportWithConfig(&nc)
+	for _, p := range peers {
+		if p.ID == self {
+			continue
+		}
+		m := &member{
+			peer: p.ID,
+			id:   serverID(p.ID),
+			addr: p.Address,
+			in:   &memberStream{layer: stream, conns: make(chan net.Conn), closed: make(chan struct{})},
+		}
+		nc.Stream = m.in
+		m.trans = hraft.NewNetworkTransportWithConfig(&nc)
+		t.members[p.ID] = m
+	}
+	t.wg.Add(1 + len(t.members))
+	go t.route()
+	for _, m := range t.members {
+		go t.forward(m)
+	}
+	return t
+}
+
+// route hands each accepted connection to its member's NetworkTransport.
+func (t *memberTransport) route() {
+	defer t.wg.Done()
+	for {
+		c, err := t.stream.acceptPeer()
+		if err != nil {
+			return // the stream layer is closed
+		}
+		m, ok := t.members[c.id]
+		if !ok {
+			t.logger.Warn("raft connection refused: certificate names no other member", "peer", c.id, "remote", c.RemoteAddr().String())
+			c.Close()
+			continue
+		}
+		select {
+		case m.in.conns <- c:
+		case <-t.closed:
+			c.Close()
+			return
+		}
+	}
+}
+
+// forward delivers member m's RPCs to Raft once checked.
+func (t *memberTransport) forward(m *member) {
+	defer t.wg.Done()
+	for {
+		select {
+		case rpc := <-m.trans.Consumer():
+			if !t.admit(m, rpc) {
+				continue
+			}
+			select {
+			case t.consumer <- rpc:
+			case <-t.closed:
+				rpc.Respond(nil, hraft.ErrTransportShutdown)
+				return
+			}
+		case <-t.closed:
+			return
+		}
+	}
+}
+
+// admit reports whether rpc, received from member m, names m as its sender.
+// If not, it answers rpc with an error.
+func (t *memberTransport) admit(m *member, rpc hraft.RPC) bool {
+	s, err := senderOf(rpc.Command)
+	if err == nil {
+		err = s.is(m.id, m.addr)
+	}
+	if err == nil {
+		return true
+	}
+	t.logger.Warn("raft rpc refused: sender is not the certificate's member",
+		"rpc", s.rpc, "peer", m.peer, "claimed_id", s.id, "claimed_addr", s.addr, "err", err)
+	// An InstallSnapshot's data is left unread: the connection falls out of
+	// step and the NetworkTransport closes it at the next decode, which is
+	// fine for a member that lies about who it is.
+	rpc.Respond(nil, fmt.Errorf("raft rpc refused: %w", err))
+	return false
+}
+
+// Consumer returns the channel of incoming RPCs, each checked to name the
+// member that sent it.
+func (t *memberTransport) Consumer() <-chan hraft.RPC { return t.consumer }
+
+// SetHeartbeatHandler sets Raft's fast path for heartbeats on every
+// member's NetworkTransport, behind the same check as Consumer.
+func (t *memberTransport) SetHeartbeatHandler(cb func(hraft.RPC)) {
+	for _, m := range t.members {
+		if cb == nil {
+			m.trans.SetHeartbeatHandler(nil) // heartbeats go to Consumer
+			continue
+		}
+		m.trans.SetHeartbeatHandler(func(rpc hraft.RPC) {
+			if t.admit(m, rpc) {
+				cb(rpc)
+			}
+		})
+	}
+}
+
+// Close closes the stream layer and every NetworkTransport and waits for the
+// transport's goroutines. It is idempotent and returns the stream layer's
+// Close error.
+func (t *memberTransport) Close() error {
+	t.closeOnce.Do(func() {
+		close(t.closed)
+		t.closeErr = t.stream.Close()
+		t.NetworkTransport.Close()
+		for _, m := range t.members {
+			m.trans.Close()
+		}
+		t.wg.Wait()
+	})
+	return t.closeErr
+}
+
+// memberStream is the hraft.StreamLayer of one of a memberTransport's
+// NetworkTransports: it dials through the TLS stream layer, and accepts the
+// connections route hands it, none for the outgoing transport.
+type memberStream struct {
+	layer     *StreamLayer
+	conns     chan net.Conn // nil for the outgoing transport
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+var _ hraft.StreamLayer = (*memberStream)(nil)
+
+func (s *memberStream) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops Accept; the TLS stream layer is the memberTransport's to close.
+func (s *memberStream) Close() error {
+	s.closeOnce.Do(func() { close(s.closed) })
+	return nil
+}
+
+func (s *memberStream) Addr() net.Addr { return s.layer.Addr() }
+
+func (s *memberStream) Dial(address hraft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	return s.layer.Dial(address, timeout)
+}
+
+// sender is who an incoming RPC says sent it: Raft takes the sender's server
+// id from the header's ID and its address from the header's Addr, or, when
+// that is empty, from the deprecated Leader or Candidate field.
+type sender struct {
+	rpc    string // the RPC's name, for logs
+	id     string // RPCHeader.ID
+	addr   string // RPCHeader.Addr
+	legacy string // the deprecated Leader or Candidate field; "" if none
+}
+
+// senderOf reads the sender from an RPC's command; it fails for a command
+// that is not one of Raft's requests.
+func senderOf(cmd any) (sender, error) {
+	var s sender
+	var h hraft.RPCHeader
+	switch c := cmd.(type) {
+	case *hraft.AppendEntriesRequest:
+		s.rpc, h, s.legacy = "AppendEntries", c.RPCHeader, string(c.Leader)
+	case *hraft.RequestVoteRequest:
+		s.rpc, h, s.legacy = "RequestVote", c.RPCHeader, string(c.Candidate)
+	case *hraft.RequestPreVoteRequest:
+		s.rpc, h = "RequestPreVote", c.RPCHeader
+	case *hraft.InstallSnapshotRequest:
+		s.rpc, h, s.legacy = "InstallSnapshot", c.RPCHeader, string(c.Leader)
+	case *hraft.TimeoutNowRequest:
+		s.rpc, h = "TimeoutNow", c.RPCHeader
+	default:
+		return sender{rpc: fmt.Sprintf("%T", cmd)}, fmt.Errorf("unknown raft command %T", cmd)
+	}
+	s.id, s.addr = string(h.ID), string(h.Addr)
+	return s, nil
+}
+
+// is checks that the sender is server id at address addr: the header's ID and
+// Addr must both be set and name it, and a deprecated Leader or Candidate
+// field, if set, must name addr too.
+func (s sender) is(id hraft.ServerID, addr string) error {
+	switch {
+	case s.id != string(id):
+		return fmt.Errorf("%s names server id %q, the certificate is member %s's", s.rpc, s.id, id)
+	case s.addr != addr:
+		return fmt.Errorf("%s names address %q, member %s is at %q", s.rpc, s.addr, id, addr)
+	case s.legacy != "" && s.legacy != addr:
+		return fmt.Errorf("%s names leader or candidate %q, member %s is at %q", s.rpc, s.legacy, id, addr)
+	}
+	return nil
+}
