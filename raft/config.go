@@ -6,6 +6,8 @@ import (
 	"net"
 	"strconv"
 	"time"
+
+	"github.com/cosigner/cosigner/internal/certid"
 )
 
 // Peer is one member of the cluster.
@@ -96,7 +98,7 @@ const (
 	minTimeout       = 5 * time.Millisecond
 	maxTimeout       = time.Minute
 	minCommitTimeout = time.Millisecond
-	maxPeerID        = 65535
+	maxPeerID        = certid.MaxID
 )
 
 // Validate checks every field and the rules between them. Errors name the

@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	hraft "github.com/hashicorp/raft"
+
+	"github.com/cosigner/cosigner/internal/certid"
 )
 
 // maxPendingHandshakes bounds the TLS handshakes in progress on the server
@@ -284,23 +284,7 @@ func certPeerID(cs tls.ConnectionState) (int, error) {
 	if len(cs.PeerCertificates) == 0 {
 		return 0, errors.New("peer presented no certificate")
 	}
-	cert := cs.PeerCertificates[0]
-	cn := cert.Subject.CommonName
-	if len(cert.URIs) != 1 {
-		return 0, fmt.Errorf("certificate %q has %d URI SANs, want exactly one cosigner://<id>", cn, len(cert.URIs))
-	}
-	u := cert.URIs[0]
-	if u.Scheme != "cosigner" || u.Opaque != "" || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
-		return 0, fmt.Errorf("certificate %q has URI SAN %q, want cosigner://<id>", cn, u.String())
-	}
-	id, err := strconv.Atoi(u.Host)
-	if err != nil || strconv.Itoa(id) != u.Host || id < 1 || id > maxPeerID {
-		return 0, fmt.Errorf("certificate %q has URI SAN %q, want a cosigner id 1..%d", cn, u.String(), maxPeerID)
-	}
-	if rest, ok := strings.CutPrefix(cn, "cosigner-"); !ok || rest != u.Host {
-		return 0, fmt.Errorf("certificate common name %q does not match its URI SAN %q", cn, u.String())
-	}
-	return id, nil
+	return certid.Of(cs.PeerCertificates[0])
 }
 
 // tcpAddr is an advertised address that need not be resolvable locally.

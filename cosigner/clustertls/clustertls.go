@@ -40,13 +40,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc/credentials"
 	grpcpeer "google.golang.org/grpc/peer"
 
+	"github.com/cosigner/cosigner/internal/certid"
 	"github.com/cosigner/cosigner/internal/fsutil"
 )
 
@@ -59,7 +58,7 @@ const (
 
 // MaxID is the largest cosigner id a cluster certificate may carry.
 // Ids start at 1, as FROST identifiers do.
-const MaxID = 65535
+const MaxID = certid.MaxID
 
 // CertValidity is how long cluster certificates are valid. The CA key
 // is discarded after sharding, so certificates cannot be renewed: they must
@@ -69,11 +68,6 @@ const CertValidity = 10 * 365 * 24 * time.Hour
 // clockSkew is how far NotBefore is set in the past, so that a host whose
 // clock lags a little behind the sharding host still accepts the certificates.
 const clockSkew = time.Hour
-
-const (
-	cnPrefix  = "cosigner-"
-	uriScheme = "cosigner"
-)
 
 // CA is a one-off certificate authority for one cluster. It lives only
 // inside `cosigner shard`: issue every cosigner's certificate, write them out,
@@ -152,8 +146,8 @@ func (ca *CA) issue(id int, notBefore, notAfter time.Time) (*Cert, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: cnPrefix + strconv.Itoa(id)},
-		URIs:         []*url.URL{idURI(id)},
+		Subject:      pkix.Name{CommonName: certid.CommonName(id)},
+		URIs:         []*url.URL{certid.URI(id)},
 		NotBefore:    notBefore,
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -395,39 +389,13 @@ func PeerIDFromContext(ctx context.Context) (int, error) {
 	return PeerID(ti.State)
 }
 
-// certID extracts the cosigner id from a certificate: exactly one URI SAN
-// cosigner://<id>, and a Subject CN cosigner-<id> with the same id, both in
-// canonical decimal.
+// certID extracts the cosigner id from a certificate (see certid).
 func certID(cert *x509.Certificate) (int, error) {
-	cn := cert.Subject.CommonName
-	if len(cert.URIs) != 1 {
-		return 0, fmt.Errorf("cluster tls: certificate %q has %d URI SANs, want exactly one %s://<id>", cn, len(cert.URIs), uriScheme)
-	}
-	u := cert.URIs[0]
-	if u.Scheme != uriScheme || u.Path != "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return 0, fmt.Errorf("cluster tls: certificate %q has URI SAN %q, want %s://<id>", cn, u.String(), uriScheme)
-	}
-	id, err := parseID(u.Host)
+	id, err := certid.Of(cert)
 	if err != nil {
-		return 0, fmt.Errorf("cluster tls: certificate %q has URI SAN %q: %w", cn, u.String(), err)
-	}
-	cnID, ok := strings.CutPrefix(cn, cnPrefix)
-	if !ok || cnID != strconv.Itoa(id) {
-		return 0, fmt.Errorf("cluster tls: certificate common name %q does not match its URI SAN %q", cn, u.String())
+		return 0, fmt.Errorf("cluster tls: %w", err)
 	}
 	return id, nil
-}
-
-func parseID(s string) (int, error) {
-	id, err := strconv.Atoi(s)
-	if err != nil || strconv.Itoa(id) != s || id < 1 || id > MaxID {
-		return 0, fmt.Errorf("malformed cosigner id %q, want a decimal 1..%d", s, MaxID)
-	}
-	return id, nil
-}
-
-func idURI(id int) *url.URL {
-	return &url.URL{Scheme: uriScheme, Host: strconv.Itoa(id)}
 }
 
 func parseCertPEM(data []byte) (*x509.Certificate, error) {

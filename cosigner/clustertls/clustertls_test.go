@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/cosigner/cosigner/internal/certid"
 	cosignerv1 "github.com/cosigner/cosigner/proto/cosigner/v1"
 )
 
@@ -268,7 +269,7 @@ func selfSignedClusterTLS(t *testing.T, id int) *Identity {
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
 		Subject:               pkix.Name{CommonName: "cosigner-1"},
-		URIs:                  []*url.URL{idURI(id)},
+		URIs:                  []*url.URL{certid.URI(id)},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
