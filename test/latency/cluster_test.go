@@ -11,6 +11,19 @@ import (
 	"github.com/cosigner/cosigner/test/harness"
 )
 
+// clusterTarget is an m-of-n cluster, cosigner-<m>of<n>, or
+// cosigner-<m>of<n>-wan with a positive delay on the links between
+// cosigners (see startCluster).
+func clusterTarget(m, n int, delay time.Duration) target {
+	name := fmt.Sprintf("cosigner-%dof%d", m, n)
+	if delay > 0 {
+		name += "-wan"
+	}
+	return target{name: name, m: m, n: n, start: func(tb testing.TB, addr string) started {
+		return startThreshold(tb, addr, m, n, delay)
+	}}
+}
+
 // startThreshold runs an m-of-n cluster for chainID whose leader dials addr,
 // and returns once a cosigner leads. A positive delay is added each way on
 // every link between cosigners (see startCluster).

@@ -30,6 +30,8 @@ const chainID = "latency-1"
 type target struct {
 	name  string
 	start func(tb testing.TB, addr string) started
+	// m and n are a threshold cluster's M and N, 0 for a single signer.
+	m, n int
 }
 
 // started is a running target: its public key, its signer processes (whose
@@ -46,10 +48,10 @@ type started struct {
 const refTarget = "cometbft-filepv"
 
 var targets = []target{
-	{"cosigner-softsign", startSoftsign},
-	{refTarget, startFilePV},
-	{"cosigner-2of3", func(tb testing.TB, addr string) started { return startThreshold(tb, addr, 2, 3, 0) }},
-	{"cosigner-3of5", func(tb testing.TB, addr string) started { return startThreshold(tb, addr, 3, 5, 0) }},
+	{name: "cosigner-softsign", start: startSoftsign},
+	{name: refTarget, start: startFilePV},
+	clusterTarget(2, 3, 0),
+	clusterTarget(3, 5, 0),
 }
 
 // selectedTargets returns the targets named in $COSIGNER_LATENCY_TARGETS

@@ -135,6 +135,13 @@ func perSignature(d time.Duration, n int) time.Duration {
 // process from just before the first to just after the last.
 func measure(tb testing.TB, s *session, md mode, n int) measurement {
 	tb.Helper()
+	if s.cluster != nil {
+		for _, mb := range s.cluster.Members {
+			if !mb.Running() {
+				tb.Fatalf("%s: %s is not running: %s", s.name, memberName(mb), mb.Current().Tail(5))
+			}
+		}
+	}
 	procs := s.procs()
 	leader, shares0 := s.shareCounts(tb)
 	c0, err := readCPU(procs)
@@ -160,7 +167,7 @@ func measure(tb testing.TB, s *session, md mode, n int) measurement {
 		tb.Fatalf("%s: %v", s.name, err)
 	}
 	to := s.height() - 1
-	m := measurement{target: s.name, mode: md, lat: lat, wall: wall, inside: s.inside(procs, from, to)}
+	m := measurement{target: s.name, mode: md, lat: lat, wall: wall, inside: s.inside(tb, procs, from, to)}
 
 	if s.cluster == nil {
 		for _, p := range procs {
@@ -174,9 +181,6 @@ func measure(tb testing.TB, s *session, md mode, n int) measurement {
 	}
 	for _, mb := range s.cluster.Members {
 		p := mb.Current()
-		if !slices.Contains(procs, p) {
-			continue
-		}
 		f := procFigure{name: memberName(mb), role: "follower", cpu: cpu[p], shares: -1}
 		if mb == leader {
 			f.role = "leader"
@@ -188,6 +192,8 @@ func measure(tb testing.TB, s *session, md mode, n int) measurement {
 	}
 	return m
 }
+
+func isSignedLine(l string) bool { _, ok := harness.ParseSignRecord(l); return ok }
 
 func memberName(m *harness.Member) string {
 	if m == nil {
@@ -228,9 +234,24 @@ func (s *session) shareCounts(tb testing.TB) (*harness.Member, map[int]int) {
 // latency= of their "signed ..." lines); nil for a signer that logs none.
 // The difference from what the node sees is the transport: SecretConnection
 // and the scheduling of both ends.
-func (s *session) inside(procs []*harness.Process, from, to int64) []time.Duration {
+func (s *session) inside(tb testing.TB, procs []*harness.Process, from, to int64) []time.Duration {
+	tb.Helper()
 	var lat []time.Duration
 	for _, p := range procs {
+		if !slices.ContainsFunc(p.Lines(), isSignedLine) {
+			continue // not the process that answers the node
+		}
+		// A cosigner logs a signature after its reply: wait for the
+		// last one of the measurement.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _, err := p.WaitLine(ctx, 0, func(l string) bool {
+			rec, ok := harness.ParseSignRecord(l)
+			return ok && rec.Height == to && rec.Step == "precommit"
+		})
+		cancel()
+		if err != nil {
+			tb.Logf("%s: the log lacks the measurement's last signature: %v", s.name, err)
+		}
 		for _, line := range p.Lines() {
 			rec, ok := harness.ParseSignRecord(line)
 			if !ok || rec.Height < from || rec.Height > to {
