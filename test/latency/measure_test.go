@@ -49,9 +49,7 @@ func configFromEnv(tb testing.TB) config {
 		tb.Fatalf("COSIGNER_LATENCY_HEIGHTS=%s is no longer read: the targets are measured one after the other, "+
 			"a number of signatures each; set COSIGNER_LATENCY_SIGNATURES (default %d) instead", s, defaultSignatures)
 	}
-	n := intFromEnv(tb, "COSIGNER_LATENCY_SIGNATURES", defaultSignatures)
-	// Whole heights, so that a window's heights are its requests.
-	n = (n + requestsPerHeight - 1) / requestsPerHeight * requestsPerHeight
+	n := wholeHeights(intFromEnv(tb, "COSIGNER_LATENCY_SIGNATURES", defaultSignatures))
 	pause := durationFromEnv(tb, "COSIGNER_LATENCY_PAUSE", defaultPause)
 	if pause <= 0 {
 		tb.Fatalf("COSIGNER_LATENCY_PAUSE=%s: want a positive duration such as 5ms", pause)
@@ -72,6 +70,12 @@ func configFromEnv(tb testing.TB) config {
 		}
 	}
 	return cfg
+}
+
+// wholeHeights rounds n signatures up to whole heights, so that the
+// heights a measurement signs are its requests.
+func wholeHeights(n int) int {
+	return (n + requestsPerHeight - 1) / requestsPerHeight * requestsPerHeight
 }
 
 // durationFromEnv reads a duration (time.ParseDuration syntax) from the

@@ -9,11 +9,16 @@ import (
 	"time"
 )
 
+// defaultWANSignatures is TestLatencyWAN's number of signatures per
+// cluster and mode.
+const defaultWANSignatures = 600
+
 // TestLatencyWAN measures the selected clusters as TestLatency does, with
 // $COSIGNER_LATENCY_WAN_DELAY (default 5ms; 0 skips the test) added each
 // way on every link between cosigners by the harness's proxies, and reports
 // the latency minus one round trip between cosigners: what the cluster adds
-// beyond the network.
+// beyond the network. $COSIGNER_LATENCY_WAN_SIGNATURES sets the number of
+// signatures per cluster and mode (default 600).
 func TestLatencyWAN(t *testing.T) {
 	if os.Getenv("COSIGNER_LATENCY") == "" {
 		t.Skip("set COSIGNER_LATENCY=1 to measure signer latency")
@@ -23,6 +28,8 @@ func TestLatencyWAN(t *testing.T) {
 		t.Skip("COSIGNER_LATENCY_WAN_DELAY=0")
 	}
 	cfg := configFromEnv(t)
+	// Each request takes a round trip longer: fewer of them by default.
+	cfg.signatures = wholeHeights(intFromEnv(t, "COSIGNER_LATENCY_WAN_SIGNATURES", defaultWANSignatures))
 	var ms []measurement
 	for _, tgt := range selectedTargets(t) {
 		if tgt.n == 0 {
