@@ -85,7 +85,7 @@ func TestLatencyFailover(t *testing.T) {
 	}
 	trials := intFromEnv(t, "COSIGNER_FAILOVER_TRIALS", 20)
 	addr, client := fakeNode(t)
-	pub, c := startCluster(t, addr, 2, 3)
+	pub, c := startCluster(t, addr, 2, 3, 0)
 	if err := client.WaitForConnection(30 * time.Second); err != nil {
 		t.Fatalf("2-of-3 cluster did not connect: %v", err)
 	}
@@ -205,7 +205,7 @@ func TestLatencyFailover(t *testing.T) {
 		}
 	}
 
-	s := summarise("failover 2-of-3", slices.Clone(failovers), 0)
+	s := summarise(slices.Clone(failovers))
 	var b strings.Builder
 	fmt.Fprintf(&b, "leader SIGKILL -> next signature the node receives, 2-of-3, a prevote every %v, %d trials, %d requests failed in all:\n", pace, len(failovers), failed)
 	for _, l := range lines {

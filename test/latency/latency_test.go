@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -26,26 +25,33 @@ const chainID = "latency-1"
 
 // A target starts a signer for chainID that dials the fake node at addr
 // (tcp://host:port, SecretConnection). It stops the signer at the end of
-// the test. Adding a signer setup to the comparison is one such function
-// and one line in targets.
+// the (sub)test that started it. Adding a signer setup to the comparison is
+// one such function and one line in targets.
 type target struct {
 	name  string
 	start func(tb testing.TB, addr string) started
+	// m and n are a threshold cluster's M and N, 0 for a single signer.
+	m, n int
 }
 
-// started is a running target: its public key and, for cosigner, its
-// `cosigner start` processes, whose "signed ..." lines say how long each
-// request took inside the process.
+// started is a running target: its public key, its signer processes (whose
+// CPU time is measured, and whose "signed ..." lines say how long each
+// request took inside a cosigner) and, for a threshold target, its
+// cluster.
 type started struct {
-	pub   ed25519.PublicKey
-	procs func() []*harness.Process // nil for a signer in the test process
+	pub     ed25519.PublicKey
+	procs   func() []*harness.Process
+	cluster *harness.Cluster // nil unless threshold
 }
+
+// refTarget is the target the others are compared with.
+const refTarget = "cometbft-filepv"
 
 var targets = []target{
-	{"cosigner-softsign", startSoftsign},
-	{"cometbft-filepv", startFilePV},
-	{"cosigner-2of3", func(tb testing.TB, addr string) started { return startThreshold(tb, addr, 2, 3) }},
-	{"cosigner-3of5", func(tb testing.TB, addr string) started { return startThreshold(tb, addr, 3, 5) }},
+	{name: "cosigner-softsign", start: startSoftsign},
+	{name: refTarget, start: startFilePV},
+	clusterTarget(2, 3, 0),
+	clusterTarget(3, 5, 0),
 }
 
 // selectedTargets returns the targets named in $COSIGNER_LATENCY_TARGETS
@@ -78,11 +84,12 @@ var (
 
 // TestMain builds ./cmd/cosigner once (or uses $COSIGNER_BIN) when a
 // measurement is requested, with the profiling hook when
-// $COSIGNER_CPUPROFILE is set.
+// $COSIGNER_CPUPROFILE is set. As the reference signer's process (see
+// refsigner_test.go) it builds nothing.
 func TestMain(m *testing.M) {
 	flag.Parse()
 	var dir string
-	wanted := os.Getenv("COSIGNER_LATENCY") != "" || flagSet("test.bench")
+	wanted := (os.Getenv("COSIGNER_LATENCY") != "" || flagSet("test.bench")) && !refSignerChild()
 	switch {
 	case !wanted:
 	case os.Getenv("COSIGNER_BIN") != "" && profileDir() == "":
@@ -100,9 +107,13 @@ func TestMain(m *testing.M) {
 		}
 	}
 	stopProfile := func() {}
-	if wanted && profileDir() != "" {
+	if profileDir() != "" && (wanted || refSignerChild()) {
+		name := "latency-test.pprof"
+		if refSignerChild() {
+			name = fmt.Sprintf("cometbft-filepv-%d.pprof", os.Getpid())
+		}
 		var err error
-		if stopProfile, err = profileSelf(profileDir()); err != nil {
+		if stopProfile, err = profileSelf(filepath.Join(profileDir(), name)); err != nil {
 			fmt.Fprintln(os.Stderr, "cpuprofile:", err)
 			os.Exit(1)
 		}
@@ -155,27 +166,8 @@ func startSoftsign(tb testing.TB, addr string) started {
 	return started{pub: pub, procs: procs}
 }
 
-// startFilePV runs CometBFT v0.38.17's own remote signer with a FilePV.
-func startFilePV(tb testing.TB, addr string) started {
-	return started{pub: harness.StartReferenceSigner(tb, addr, chainID, "").PubKey}
-}
-
-// Stats summarises one target's request latencies.
-type Stats struct {
-	Target              string
-	N                   int
-	P50, P90, P99, Max  time.Duration
-	SignaturesPerSecond float64
-}
-
-func (s Stats) String() string {
-	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 3, 64) }
-	return fmt.Sprintf("%-20s n=%-5d p50=%sms p90=%sms p99=%sms max=%sms %.0f sig/s",
-		s.Target, s.N, ms(s.P50), ms(s.P90), ms(s.P99), ms(s.Max), s.SignaturesPerSecond)
-}
-
 // fakeNode is the node's side: CometBFT v0.38.17's listener endpoint and
-// signer client on a loopback tcp port.
+// signer client on a loopback tcp port. It stops when the test ends.
 func fakeNode(tb testing.TB) (addr string, client *cmtprivval.SignerClient) {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -194,16 +186,21 @@ func fakeNode(tb testing.TB) (addr string, client *cmtprivval.SignerClient) {
 
 // session is one target connected to its own fake node.
 type session struct {
-	name      string
-	pub       ed25519.PublicKey
-	valAddr   []byte
-	client    *cmtprivval.SignerClient
-	procs     func() []*harness.Process
-	lat       []time.Duration
-	busy      time.Duration // sum of measured request->reply times
+	name    string
+	pub     ed25519.PublicKey
+	valAddr []byte
+	client  *cmtprivval.SignerClient
+	started
+	// next is the index of the next request: each height h sends a
+	// proposal, a prevote and a precommit with an extension, requests
+	// 3(h-1), 3(h-1)+1 and 3(h-1)+2.
+	next      int
 	votes     []*cmtproto.Vote
 	proposals []*cmtproto.Proposal
 }
+
+// requestsPerHeight is a proposal, a prevote and a precommit.
+const requestsPerHeight = 3
 
 // connect starts tgt against a fresh fake node and waits until it serves
 // its public key.
@@ -211,7 +208,6 @@ func connect(tb testing.TB, tgt target) *session {
 	tb.Helper()
 	addr, client := fakeNode(tb)
 	st := tgt.start(tb, addr)
-	pub := st.pub
 	if err := client.WaitForConnection(30 * time.Second); err != nil {
 		tb.Fatalf("%s did not connect: %v", tgt.name, err)
 	}
@@ -219,52 +215,68 @@ func connect(tb testing.TB, tgt target) *session {
 	if err != nil {
 		tb.Fatalf("%s: pubkey: %v", tgt.name, err)
 	}
-	if !slices.Equal(got.Bytes(), pub) {
-		tb.Fatalf("%s: pubkey %X, want %X", tgt.name, got.Bytes(), []byte(pub))
+	if !slices.Equal(got.Bytes(), st.pub) {
+		tb.Fatalf("%s: pubkey %X, want %X", tgt.name, got.Bytes(), []byte(st.pub))
 	}
-	return &session{name: tgt.name, pub: pub, valAddr: cmted25519.PubKey(pub).Address(), client: client, procs: st.procs}
+	return &session{name: tgt.name, pub: st.pub, valAddr: cmted25519.PubKey(st.pub).Address(), client: client, started: st}
 }
 
-// signHeight sends height h's proposal, prevote and precommit with an
-// extension, timing each request as the node sees it when measured.
-func (s *session) signHeight(tb testing.TB, h int64, measured bool) {
+// height returns the height of the next request.
+func (s *session) height() int64 { return int64(s.next/requestsPerHeight) + 1 }
+
+// sign sends the next request (the proposal, prevote or precommit with an
+// extension of the current height) and returns how long the node waited
+// for the reply.
+func (s *session) sign(tb testing.TB) time.Duration {
 	tb.Helper()
+	h := s.height()
+	kind := s.next % requestsPerHeight
+	s.next++
 	bid := cmtproto.BlockID{
 		Hash:          hash(h, 1),
 		PartSetHeader: cmtproto.PartSetHeader{Total: 1, Hash: hash(h, 2)},
 	}
-	record := func(d time.Duration) {
-		if measured {
-			s.lat = append(s.lat, d)
-			s.busy += d
-		}
-	}
-	p := &cmtproto.Proposal{Type: cmtproto.ProposalType, Height: h, Round: 0, PolRound: -1, BlockID: bid, Timestamp: time.Now().UTC()}
-	t0 := time.Now()
-	if err := s.client.SignProposal(chainID, p); err != nil {
-		tb.Fatalf("%s: proposal %d: %v", s.name, h, err)
-	}
-	record(time.Since(t0))
-	if measured {
-		s.proposals = append(s.proposals, p)
-	}
-	for _, typ := range []cmtproto.SignedMsgType{cmtproto.PrevoteType, cmtproto.PrecommitType} {
-		v := &cmtproto.Vote{Type: typ, Height: h, Round: 0, BlockID: bid, Timestamp: time.Now().UTC(), ValidatorAddress: s.valAddr}
-		if typ == cmtproto.PrecommitType {
-			v.Extension = []byte("latency")
-		}
+	if kind == 0 {
+		p := &cmtproto.Proposal{Type: cmtproto.ProposalType, Height: h, Round: 0, PolRound: -1, BlockID: bid, Timestamp: time.Now().UTC()}
 		t0 := time.Now()
-		if err := s.client.SignVote(chainID, v); err != nil {
-			tb.Fatalf("%s: %v %d: %v", s.name, typ, h, err)
+		if err := s.client.SignProposal(chainID, p); err != nil {
+			tb.Fatalf("%s: proposal %d: %v", s.name, h, err)
 		}
-		record(time.Since(t0))
-		if measured {
-			s.votes = append(s.votes, v)
-		}
+		d := time.Since(t0)
+		s.proposals = append(s.proposals, p)
+		return d
+	}
+	typ := cmtproto.PrevoteType
+	if kind == 2 {
+		typ = cmtproto.PrecommitType
+	}
+	v := &cmtproto.Vote{Type: typ, Height: h, Round: 0, BlockID: bid, Timestamp: time.Now().UTC(), ValidatorAddress: s.valAddr}
+	if typ == cmtproto.PrecommitType {
+		v.Extension = []byte("latency")
+	}
+	t0 := time.Now()
+	if err := s.client.SignVote(chainID, v); err != nil {
+		tb.Fatalf("%s: %v %d: %v", s.name, typ, h, err)
+	}
+	d := time.Since(t0)
+	s.votes = append(s.votes, v)
+	return d
+}
+
+// warmupHeights are signed, untimed, before a target is measured: the
+// connection is up, the nonce pools have been drawn on and refilled, and
+// Raft has replicated a few records.
+const warmupHeights = 20
+
+// warmUp signs warmupHeights heights.
+func (s *session) warmUp(tb testing.TB) {
+	tb.Helper()
+	for range warmupHeights * requestsPerHeight {
+		s.sign(tb)
 	}
 }
 
-// verify checks every measured signature with crypto/ed25519.
+// verify checks every signature of the session with crypto/ed25519.
 func (s *session) verify(tb testing.TB) {
 	tb.Helper()
 	for _, p := range s.proposals {
@@ -282,78 +294,6 @@ func (s *session) verify(tb testing.TB) {
 	}
 }
 
-const warmup = 5
-
-// run signs heights heights (after a few unmeasured warm-up heights) on
-// every session, interleaved height by height so that load from elsewhere
-// on the machine falls on all targets alike, then verifies every signature.
-func run(tb testing.TB, sessions []*session, heights int) []Stats {
-	tb.Helper()
-	for h := int64(1); h <= int64(warmup+heights); h++ {
-		if h == warmup+1 {
-			if b, ok := tb.(*testing.B); ok {
-				b.ResetTimer() // ns/op: one height, without the signer's start-up
-			}
-		}
-		for _, s := range sessions {
-			s.signHeight(tb, h, h > warmup)
-		}
-	}
-	var stats []Stats
-	for _, s := range sessions {
-		s.verify(tb)
-		stats = append(stats, summarise(s.name, s.lat, s.busy))
-	}
-	return stats
-}
-
-// inside summarises how long the measured requests took inside the
-// target's `cosigner start` processes, from request read to reply written
-// (the latency= of their "signed ..." lines); false for a target without
-// processes. The difference from what the node sees is the transport:
-// SecretConnection and the scheduling of both ends.
-func (s *session) inside() (Stats, bool) {
-	if s.procs == nil {
-		return Stats{}, false
-	}
-	var lat []time.Duration
-	var sum time.Duration
-	for _, p := range s.procs() {
-		for _, line := range p.Lines() {
-			rec, ok := harness.ParseSignRecord(line)
-			if !ok || rec.Height <= warmup {
-				continue
-			}
-			d, err := time.ParseDuration(harness.ParseSlogText(line)["latency"])
-			if err != nil {
-				continue
-			}
-			lat = append(lat, d)
-			sum += d
-		}
-	}
-	return summarise(s.name, lat, sum), true
-}
-
-// summarise computes percentiles; signatures per second is what one
-// connection sustains back to back: the count over the summed latencies.
-func summarise(name string, lat []time.Duration, elapsed time.Duration) Stats {
-	slices.Sort(lat)
-	q := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		i := int(p*float64(len(lat))+0.5) - 1
-		return lat[max(0, min(i, len(lat)-1))]
-	}
-	s := Stats{Target: name, N: len(lat), P50: q(0.50), P90: q(0.90), P99: q(0.99)}
-	if len(lat) > 0 {
-		s.Max = lat[len(lat)-1]
-		s.SignaturesPerSecond = float64(len(lat)) / elapsed.Seconds()
-	}
-	return s
-}
-
 // hash returns 32 bytes that differ per height and tag.
 func hash(h int64, tag byte) []byte {
 	b := make([]byte, 32)
@@ -364,54 +304,55 @@ func hash(h int64, tag byte) []byte {
 	return b
 }
 
-func heightsFromEnv(tb testing.TB) int {
-	s := os.Getenv("COSIGNER_LATENCY_HEIGHTS")
-	if s == "" {
-		return 300
+// measureTarget starts tgt alone, warms it up, measures it in every mode
+// of cfg, verifies every signature and stops it (when tb ends, which the
+// caller makes a subtest per target).
+func measureTarget(tb testing.TB, tgt target, cfg config) []measurement {
+	tb.Helper()
+	s := connect(tb, tgt)
+	s.warmUp(tb)
+	var ms []measurement
+	for _, md := range cfg.modes {
+		ms = append(ms, measure(tb, s, md, cfg.signatures))
 	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 {
-		tb.Fatalf("COSIGNER_LATENCY_HEIGHTS=%q: want a positive integer", s)
-	}
-	return n
+	s.verify(tb)
+	return ms
 }
 
-// TestLatency connects every target, then measures them interleaved and
-// logs a table.
+// TestLatency measures every selected target alone, one after the other,
+// in each mode, and logs the tables of report.go.
 func TestLatency(t *testing.T) {
 	if os.Getenv("COSIGNER_LATENCY") == "" {
 		t.Skip("set COSIGNER_LATENCY=1 to measure signer latency")
 	}
-	heights := heightsFromEnv(t)
-	var sessions []*session
+	cfg := configFromEnv(t)
+	var ms []measurement
 	for _, tgt := range selectedTargets(t) {
-		sessions = append(sessions, connect(t, tgt))
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "request->reply as the node sees it, %d heights x (proposal, prevote, precommit+extension), targets interleaved:\n", heights)
-	for _, s := range run(t, sessions, heights) {
-		fmt.Fprintln(&b, s)
-	}
-	fmt.Fprintln(&b, "the same requests inside the signer process, request read -> reply ready (its log's latency=):")
-	for _, s := range sessions {
-		if in, ok := s.inside(); ok {
-			fmt.Fprintln(&b, in)
+		if !t.Run(tgt.name, func(t *testing.T) { ms = append(ms, measureTarget(t, tgt, cfg)...) }) {
+			t.FailNow()
 		}
 	}
-	t.Log(b.String())
+	t.Logf("each target alone, %d signatures per mode after %d warm-up heights, a proposal, a prevote and a precommit+extension per height:\n%s",
+		cfg.signatures, warmupHeights, report(ms))
 }
 
-// BenchmarkLatency runs each target alone for b.N heights and reports the
-// percentiles as custom metrics.
+// BenchmarkLatency runs each target alone for b.N heights back to back and
+// reports the percentiles and CPU per signature as custom metrics.
 func BenchmarkLatency(b *testing.B) {
 	for _, tgt := range selectedTargets(b) {
 		b.Run(tgt.name, func(b *testing.B) {
-			s := run(b, []*session{connect(b, tgt)}, b.N)[0]
-			b.ReportMetric(float64(s.P50)/1e6, "p50-ms")
-			b.ReportMetric(float64(s.P90)/1e6, "p90-ms")
-			b.ReportMetric(float64(s.P99)/1e6, "p99-ms")
-			b.ReportMetric(float64(s.Max)/1e6, "max-ms")
-			b.ReportMetric(s.SignaturesPerSecond, "sig/s")
+			s := connect(b, tgt)
+			s.warmUp(b)
+			b.ResetTimer() // ns/op: one height, without the signer's start-up
+			m := measure(b, s, backToBack, b.N*requestsPerHeight)
+			b.StopTimer()
+			s.verify(b)
+			st := m.stats()
+			b.ReportMetric(float64(st.P50)/1e6, "p50-ms")
+			b.ReportMetric(float64(st.P90)/1e6, "p90-ms")
+			b.ReportMetric(float64(st.P99)/1e6, "p99-ms")
+			b.ReportMetric(float64(st.Max)/1e6, "max-ms")
+			b.ReportMetric(m.cpuPerSignature().Seconds()*1e3, "cpu-ms/sig")
 		})
 	}
 }

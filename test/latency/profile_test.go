@@ -20,8 +20,8 @@ import (
 
 // profileDir is $COSIGNER_CPUPROFILE. When it names a directory, the
 // harness writes CPU profiles there: latency-test.pprof of the test process
-// (the node's side and CometBFT's FilePV signer) and
-// cosigner-<pid>.pprof of every `cosigner start` it runs, built with
+// (the node's side), cometbft-filepv-<pid>.pprof of the reference signer's
+// process and cosigner-<pid>.pprof of every `cosigner start` it runs, built with
 // testdata/cpuprofile.go overlaid onto ./cmd/cosigner. Read them with
 // `go tool pprof -top FILE` (the profiles carry their symbols).
 func profileDir() string { return os.Getenv("COSIGNER_CPUPROFILE") }
@@ -60,10 +60,10 @@ func buildProfiledCosigner(dir string) (string, error) {
 	return bin, nil
 }
 
-// profileSelf starts a CPU profile of the test process into dir and
-// returns the function that stops it.
-func profileSelf(dir string) (func(), error) {
-	f, err := os.Create(filepath.Join(dir, "latency-test.pprof"))
+// profileSelf starts a CPU profile of this process into path and returns
+// the function that stops it.
+func profileSelf(path string) (func(), error) {
+	f, err := os.Create(path)
 	if err != nil {
 		return nil, err
 	}
