@@ -20,9 +20,12 @@ import (
 // cosigner id in the client's certificate, and each member's connections are
 // served by a NetworkTransport of their own: whatever comes out of that
 // transport's consumer channel, or its heartbeat handler, came from that
-// member. An RPC whose header (ID or Addr) or deprecated Leader or Candidate
-// field names anything else is answered with an error, logged at warn, and
-// never delivered. Connections from ids outside the membership, this node's
+// member. An RPC whose header ID names another member is answered with an
+// error, logged at warn, and never delivered. Addresses in an RPC (the
+// header's Addr, the deprecated Leader and Candidate fields) are the
+// sender's own spelling of where it listens and are not checked: members
+// legitimately reach each other at different addresses (NAT, WireGuard,
+// per-link proxies), and cosigner identifies members by id only. Connections from ids outside the membership, this node's
 // own included, are closed at once.
 //
 // Outgoing RPCs go through the embedded NetworkTransport, whose stream
@@ -142,7 +145,7 @@ func (t *memberTransport) forward(m *member) {
 func (t *memberTransport) admit(m *member, rpc hraft.RPC) bool {
 	s, err := senderOf(rpc.Command)
 	if err == nil {
-		err = s.is(m.id, m.addr)
+		err = s.is(m.id)
 	}
 	if err == nil {
 		return true
@@ -258,17 +261,12 @@ func senderOf(cmd any) (sender, error) {
 	return s, nil
 }
 
-// is checks that the sender is server id at address addr: the header's ID and
-// Addr must both be set and name it, and a deprecated Leader or Candidate
-// field, if set, must name addr too.
-func (s sender) is(id hraft.ServerID, addr string) error {
-	switch {
-	case s.id != string(id):
+// is checks that the sender is server id: the header's ID must be set and
+// name it. The addresses the RPC carries are the sender's own and are not
+// identity (see memberTransport).
+func (s sender) is(id hraft.ServerID) error {
+	if s.id != string(id) {
 		return fmt.Errorf("%s names server id %q, the certificate is member %s's", s.rpc, s.id, id)
-	case s.addr != addr:
-		return fmt.Errorf("%s names address %q, member %s is at %q", s.rpc, s.addr, id, addr)
-	case s.legacy != "" && s.legacy != addr:
-		return fmt.Errorf("%s names leader or candidate %q, member %s is at %q", s.rpc, s.legacy, id, addr)
 	}
 	return nil
 }
