@@ -23,9 +23,12 @@ import (
 // member. An RPC whose header ID names another member is answered with an
 // error, logged at warn, and never delivered. Addresses in an RPC (the
 // header's Addr, the deprecated Leader and Candidate fields) are the
-// sender's own spelling of where it listens and are not checked: members
-// legitimately reach each other at different addresses (NAT, WireGuard,
-// per-link proxies), and cosigner identifies members by id only. Connections from ids outside the membership, this node's
+// sender's own spelling of where it listens, and members legitimately
+// reach each other at different addresses (NAT, WireGuard, per-link
+// proxies); so they are not checked but replaced by the address this node
+// knows the member by, before Raft sees them. Raft keys some bookkeeping
+// by address (the candidate it voted for in a term, the leader's address):
+// after the rewrite, only the certificate decides who that is. Connections from ids outside the membership, this node's
 // own included, are closed at once.
 //
 // Outgoing RPCs go through the embedded NetworkTransport, whose stream
@@ -148,6 +151,7 @@ func (t *memberTransport) admit(m *member, rpc hraft.RPC) bool {
 		err = s.is(m.id)
 	}
 	if err == nil {
+		setSenderAddr(rpc.Command, m.addr)
 		return true
 	}
 	t.logger.Warn("raft rpc refused: sender is not the certificate's member",
@@ -228,14 +232,12 @@ func (s *memberStream) Dial(address hraft.ServerAddress, timeout time.Duration) 
 	return s.layer.Dial(address, timeout)
 }
 
-// sender is who an incoming RPC says sent it: Raft takes the sender's server
-// id from the header's ID and its address from the header's Addr, or, when
-// that is empty, from the deprecated Leader or Candidate field.
+// sender is who an incoming RPC says sent it: Raft takes the sender's
+// server id from the header's ID.
 type sender struct {
-	rpc    string // the RPC's name, for logs
-	id     string // RPCHeader.ID
-	addr   string // RPCHeader.Addr
-	legacy string // the deprecated Leader or Candidate field; "" if none
+	rpc  string // the RPC's name, for logs
+	id   string // RPCHeader.ID
+	addr string // RPCHeader.Addr, for logs
 }
 
 // senderOf reads the sender from an RPC's command; it fails for a command
@@ -245,13 +247,13 @@ func senderOf(cmd any) (sender, error) {
 	var h hraft.RPCHeader
 	switch c := cmd.(type) {
 	case *hraft.AppendEntriesRequest:
-		s.rpc, h, s.legacy = "AppendEntries", c.RPCHeader, string(c.Leader)
+		s.rpc, h = "AppendEntries", c.RPCHeader
 	case *hraft.RequestVoteRequest:
-		s.rpc, h, s.legacy = "RequestVote", c.RPCHeader, string(c.Candidate)
+		s.rpc, h = "RequestVote", c.RPCHeader
 	case *hraft.RequestPreVoteRequest:
 		s.rpc, h = "RequestPreVote", c.RPCHeader
 	case *hraft.InstallSnapshotRequest:
-		s.rpc, h, s.legacy = "InstallSnapshot", c.RPCHeader, string(c.Leader)
+		s.rpc, h = "InstallSnapshot", c.RPCHeader
 	case *hraft.TimeoutNowRequest:
 		s.rpc, h = "TimeoutNow", c.RPCHeader
 	default:
@@ -259,6 +261,30 @@ func senderOf(cmd any) (sender, error) {
 	}
 	s.id, s.addr = string(h.ID), string(h.Addr)
 	return s, nil
+}
+
+// setSenderAddr makes the header of cmd name its sender at addr, and
+// clears the deprecated Leader and Candidate fields (Raft reads them only
+// when the header carries no address).
+func setSenderAddr(cmd any, addr string) {
+	a := []byte(addr)
+	switch c := cmd.(type) {
+	case *hraft.AppendEntriesRequest:
+		c.RPCHeader.Addr = a
+		//lint:ignore SA1019 cleared so that it cannot name another member
+		c.Leader = nil
+	case *hraft.RequestVoteRequest:
+		c.RPCHeader.Addr = a
+		//lint:ignore SA1019 cleared so that it cannot name another member
+		c.Candidate = nil
+	case *hraft.InstallSnapshotRequest:
+		c.RPCHeader.Addr = a
+		c.Leader = nil
+	case *hraft.RequestPreVoteRequest:
+		c.RPCHeader.Addr = a
+	case *hraft.TimeoutNowRequest:
+		c.RPCHeader.Addr = a
+	}
 }
 
 // is checks that the sender is server id: the header's ID must be set and

@@ -41,7 +41,7 @@ func TestNodeRefusesImpersonatingMember(t *testing.T) {
 
 	// A stale vote request in member 2's own name reaches Raft, which
 	// answers it (no vote, its current term) rather than the transport.
-	honest := &hraft.RequestVoteRequest{RPCHeader: header(2, peers[1].Address), Candidate: []byte(peers[1].Address)}
+	honest := &hraft.RequestVoteRequest{RPCHeader: header(2, peers[1].Address)}
 	resp = hraft.RequestVoteResponse{}
 	if err := trans.RequestVote(serverID(1), addr1, honest, &resp); err != nil {
 		t.Fatalf("member 2's RequestVote in its own name: %v", err)
@@ -118,22 +118,22 @@ func TestTransportChecksSender(t *testing.T) {
 	client := newTestClient(t, ca.identity(t, 2), 1)
 	addr2, addr3 := peers[1].Address, peers[2].Address
 	id1, addr1 := serverID(1), hraft.ServerAddress(peers[0].Address)
-	heartbeat := func(h hraft.RPCHeader, leader string) error {
+	heartbeat := func(h hraft.RPCHeader) error {
 		// No entries, no previous entry and no commit index: the
 		// NetworkTransport's heartbeat fast path, which bypasses Consumer.
-		req := &hraft.AppendEntriesRequest{RPCHeader: h, Term: 5, Leader: []byte(leader)}
+		req := &hraft.AppendEntriesRequest{RPCHeader: h, Term: 5}
 		return client.AppendEntries(id1, addr1, req, new(hraft.AppendEntriesResponse))
 	}
-	appendEntries := func(h hraft.RPCHeader, leader string) error {
+	appendEntries := func(h hraft.RPCHeader) error {
 		req := &hraft.AppendEntriesRequest{
-			RPCHeader: h, Term: 5, Leader: []byte(leader),
+			RPCHeader: h, Term: 5,
 			PrevLogEntry: 1, PrevLogTerm: 1, LeaderCommitIndex: 1,
 			Entries: []*hraft.Log{{Index: 2, Term: 5, Type: hraft.LogCommand, Data: []byte("x")}},
 		}
 		return client.AppendEntries(id1, addr1, req, new(hraft.AppendEntriesResponse))
 	}
-	requestVote := func(h hraft.RPCHeader, candidate string) error {
-		req := &hraft.RequestVoteRequest{RPCHeader: h, Term: 5, Candidate: []byte(candidate)}
+	requestVote := func(h hraft.RPCHeader) error {
+		req := &hraft.RequestVoteRequest{RPCHeader: h, Term: 5}
 		return client.RequestVote(id1, addr1, req, new(hraft.RequestVoteResponse))
 	}
 	preVote := func(h hraft.RPCHeader) error {
@@ -143,9 +143,9 @@ func TestTransportChecksSender(t *testing.T) {
 	timeoutNow := func(h hraft.RPCHeader) error {
 		return client.TimeoutNow(id1, addr1, &hraft.TimeoutNowRequest{RPCHeader: h}, new(hraft.TimeoutNowResponse))
 	}
-	installSnapshot := func(h hraft.RPCHeader, leader string) error {
+	installSnapshot := func(h hraft.RPCHeader) error {
 		data := []byte("snapshot")
-		req := &hraft.InstallSnapshotRequest{RPCHeader: h, SnapshotVersion: 1, Term: 5, Leader: []byte(leader), Size: int64(len(data))}
+		req := &hraft.InstallSnapshotRequest{RPCHeader: h, SnapshotVersion: 1, Term: 5, Size: int64(len(data))}
 		return client.InstallSnapshot(id1, addr1, req, new(hraft.InstallSnapshotResponse), bytes.NewReader(data))
 	}
 
@@ -158,18 +158,18 @@ func TestTransportChecksSender(t *testing.T) {
 		{"TimeoutNow with member 3's address", func() error { return timeoutNow(header(2, addr3)) }, true},
 		{"TimeoutNow without an address", func() error { return timeoutNow(header(2, "")) }, true},
 		{"TimeoutNow from member 2", func() error { return timeoutNow(header(2, addr2)) }, true},
-		{"RequestVote naming member 3", func() error { return requestVote(header(3, addr3), addr3) }, false},
-		{"RequestVote with member 3 as candidate", func() error { return requestVote(header(2, addr2), addr3) }, true},
-		{"RequestVote naming member 1", func() error { return requestVote(header(1, string(addr1)), "") }, false},
-		{"RequestVote from member 2", func() error { return requestVote(header(2, addr2), addr2) }, true},
+		{"RequestVote naming member 3", func() error { return requestVote(header(3, addr3)) }, false},
+		{"RequestVote with member 3's address", func() error { return requestVote(header(2, addr3)) }, true},
+		{"RequestVote naming member 1", func() error { return requestVote(header(1, string(addr1))) }, false},
+		{"RequestVote from member 2", func() error { return requestVote(header(2, addr2)) }, true},
 		{"RequestPreVote naming member 3", func() error { return preVote(header(3, addr3)) }, false},
 		{"RequestPreVote from member 2", func() error { return preVote(header(2, addr2)) }, true},
-		{"heartbeat naming member 3", func() error { return heartbeat(header(3, addr3), addr3) }, false},
-		{"heartbeat from member 2", func() error { return heartbeat(header(2, addr2), addr2) }, true},
-		{"AppendEntries with member 3 as leader", func() error { return appendEntries(header(2, addr2), addr3) }, true},
-		{"AppendEntries from member 2", func() error { return appendEntries(header(2, addr2), addr2) }, true},
-		{"InstallSnapshot naming member 3", func() error { return installSnapshot(header(3, addr3), addr3) }, false},
-		{"InstallSnapshot from member 2", func() error { return installSnapshot(header(2, addr2), addr2) }, true},
+		{"heartbeat naming member 3", func() error { return heartbeat(header(3, addr3)) }, false},
+		{"heartbeat from member 2", func() error { return heartbeat(header(2, addr2)) }, true},
+		{"AppendEntries naming member 3", func() error { return appendEntries(header(3, addr3)) }, false},
+		{"AppendEntries from member 2", func() error { return appendEntries(header(2, addr2)) }, true},
+		{"InstallSnapshot naming member 3", func() error { return installSnapshot(header(3, addr3)) }, false},
+		{"InstallSnapshot from member 2", func() error { return installSnapshot(header(2, addr2)) }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -190,8 +190,8 @@ func TestTransportChecksSender(t *testing.T) {
 			}
 			select {
 			case cmd := <-got:
-				if h := cmd.(hraft.WithRPCHeader).GetRPCHeader(); string(h.ID) != "2" {
-					t.Errorf("Raft received an RPC from server %q, want 2", h.ID)
+				if h := cmd.(hraft.WithRPCHeader).GetRPCHeader(); string(h.ID) != "2" || string(h.Addr) != addr2 {
+					t.Errorf("Raft received an RPC from server %q at %q, want 2 at %q (the address this member knows it by)", h.ID, h.Addr, addr2)
 				}
 			case <-time.After(waitTimeout):
 				t.Fatal("the RPC did not reach Raft")
@@ -249,13 +249,11 @@ func TestSenderIs(t *testing.T) {
 		ok   bool
 	}{
 		{"AppendEntries", &hraft.AppendEntriesRequest{RPCHeader: header(2, addr)}, true},
-		{"AppendEntries with its leader field", &hraft.AppendEntriesRequest{RPCHeader: header(2, addr), Leader: []byte(addr)}, true},
-		{"AppendEntries with another leader field", &hraft.AppendEntriesRequest{RPCHeader: header(2, addr), Leader: []byte("10.0.0.3:7100")}, true},
-		{"AppendEntries with only the leader field", &hraft.AppendEntriesRequest{RPCHeader: header(2, ""), Leader: []byte(addr)}, true},
-		{"RequestVote with its candidate field", &hraft.RequestVoteRequest{RPCHeader: header(2, addr), Candidate: []byte(addr)}, true},
-		{"RequestVote with another candidate field", &hraft.RequestVoteRequest{RPCHeader: header(2, addr), Candidate: []byte("10.0.0.3:7100")}, true},
 		{"RequestPreVote", &hraft.RequestPreVoteRequest{RPCHeader: header(2, addr)}, true},
-		{"InstallSnapshot with another leader field", &hraft.InstallSnapshotRequest{RPCHeader: header(2, addr), Leader: []byte("10.0.0.3:7100")}, true},
+		{"InstallSnapshot", &hraft.InstallSnapshotRequest{RPCHeader: header(2, addr)}, true},
+		{"RequestVote", &hraft.RequestVoteRequest{RPCHeader: header(2, addr)}, true},
+		{"RequestVote naming another id", &hraft.RequestVoteRequest{RPCHeader: header(3, addr)}, false},
+		{"AppendEntries naming another id", &hraft.AppendEntriesRequest{RPCHeader: header(3, addr)}, false},
 		{"TimeoutNow", &hraft.TimeoutNowRequest{RPCHeader: header(2, addr)}, true},
 		{"TimeoutNow naming another id", &hraft.TimeoutNowRequest{RPCHeader: header(3, addr)}, false},
 		{"TimeoutNow with another address", &hraft.TimeoutNowRequest{RPCHeader: header(2, "10.0.0.3:7100")}, true},
