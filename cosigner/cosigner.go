@@ -118,7 +118,7 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 
 // newSoftsign loads every chain's key (from its file or the YubiHSM2) and
 // sign state, and adds a node client per configured node to c.runs.
-func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, opts Options, m *metrics.Metrics, tracker *admin.Tracker) (*softsign.Softsign, error) {
+func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, opts Options, m *metrics.Metrics, tracker *admin.Tracker) (*softsign.Signer, error) {
 	log := opts.Log
 	s := softsign.New(log, m)
 	dev, err := openHSM(ctx, cfg, log, opts.Registry)
@@ -259,7 +259,7 @@ func (c *Cosigner) Run(ctx context.Context) error {
 // softsignBackend is the admin.Backend of a softsign process: a cluster of
 // one.
 type softsignBackend struct {
-	signer  *softsign.Softsign
+	signer  *softsign.Signer
 	tracker *admin.Tracker
 	version string
 }

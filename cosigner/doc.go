@@ -3,7 +3,7 @@
 // any, the YubiHSM2 session, binds the metrics endpoint and the admin
 // socket, and returns a Cosigner whose Run serves until its context ends.
 //
-//   - Softsign mode: softsign.Softsign with each chain's whole key (in
+//   - Softsign mode: softsign.Signer with each chain's whole key (in
 //     memory or in the device) and one privval client per node.
 //   - Threshold mode: a cluster.Cosigner (share signer, Raft, gRPC service,
 //     and the coordinator and node clients while it leads).

@@ -37,9 +37,9 @@ type Prober interface {
 	Probe(ctx context.Context) (time.Duration, error)
 }
 
-// ClusterState is the cluster's replicated sign state as the leader uses it:
+// Replicated is the cluster's replicated sign state as the leader uses it:
 // the last record of each chain, and a way to replicate a new one.
-type ClusterState interface {
+type Replicated interface {
 	Last(chainID string) (raft.Record, bool)
 	Propose(ctx context.Context, r raft.Record) error
 }
@@ -214,7 +214,7 @@ type Coordinator struct {
 	cfg   CoordinatorConfig
 	group *threshold.GroupKey
 	self  int
-	state ClusterState
+	state Replicated
 	log   *slog.Logger
 	peers []*peer // by id order; read-only after construction
 	refil chan struct{}
@@ -233,7 +233,7 @@ var _ privval.Signer = (*Coordinator)(nil)
 
 // NewCoordinator returns a coordinator for group, reaching cosigner i
 // through peers[i]; self is this cosigner's id.
-func NewCoordinator(cfg CoordinatorConfig, group *threshold.GroupKey, self int, peers map[int]PeerClient, state ClusterState, log *slog.Logger) (*Coordinator, error) {
+func NewCoordinator(cfg CoordinatorConfig, group *threshold.GroupKey, self int, peers map[int]PeerClient, state Replicated, log *slog.Logger) (*Coordinator, error) {
 	if len(peers) != group.N() {
 		return nil, fmt.Errorf("coordinator: %d peers for a group of %d", len(peers), group.N())
 	}

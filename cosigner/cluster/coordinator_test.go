@@ -31,7 +31,7 @@ func newTestState(t testing.TB, m signstate.Mark) *signstate.SignState {
 	return teststate.New(t, m)
 }
 
-// memState is an in-memory ClusterState.
+// memState is an in-memory Replicated.
 type memState struct {
 	mu   sync.Mutex
 	last map[string]raft.Record

@@ -21,10 +21,10 @@ import (
 	"github.com/cosigner/cosigner/privval"
 )
 
-// Softsign signs with whole ed25519 keys held in this process, one key and
+// Signer signs with whole ed25519 keys held in this process, one key and
 // one sign state per chain. It is the single-node mode, for testnets and for
 // operators coming from TMKMS.
-type Softsign struct {
+type Signer struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
 	chains  map[string]*softChain
@@ -37,7 +37,7 @@ type softChain struct {
 
 // ChainKey is one chain's whole consensus key: held in this process
 // (softsign) or in a device (HSMKey). Sign must honour ctx's deadline and
-// return a signature of msg that verifies under Public; Softsign records and
+// return a signature of msg that verifies under Public; the Signer records and
 // releases nothing when Sign fails.
 //
 // Ready reports why the key cannot sign now (a device away), or nil; it
@@ -65,28 +65,28 @@ func (k memoryKey) Sign(_ context.Context, msg []byte) ([]byte, error) {
 // Ready is always nil: the key is in memory.
 func (memoryKey) Ready() error { return nil }
 
-var _ privval.Signer = (*Softsign)(nil)
+var _ privval.Signer = (*Signer)(nil)
 
-// New returns a Softsign with no chains that records refusals and state
+// New returns a Signer with no chains that records refusals and state
 // writes in m (nil: no metrics). It makes m report softsign as a cluster
 // of one: threshold 1, one peer reachable, quorum available, no Raft
 // series.
-func New(log *slog.Logger, m *metrics.Metrics) *Softsign {
+func New(log *slog.Logger, m *metrics.Metrics) *Signer {
 	m.SetClusterSource(func() metrics.ClusterView {
 		return metrics.ClusterView{Threshold: 1, Reachable: 1, Quorum: true}
 	})
-	return &Softsign{log: log, metrics: m, chains: map[string]*softChain{}}
+	return &Signer{log: log, metrics: m, chains: map[string]*softChain{}}
 }
 
 // AddChain makes s sign for chainID with key, guarded by state. It must be
 // called before s serves requests.
-func (s *Softsign) AddChain(chainID string, key ed25519.PrivateKey, state *signstate.SignState) error {
+func (s *Signer) AddChain(chainID string, key ed25519.PrivateKey, state *signstate.SignState) error {
 	return s.AddChainKey(chainID, memoryKey(key), state)
 }
 
 // AddChainKey makes s sign for chainID with key (in memory or in a device),
 // guarded by state. It must be called before s serves requests.
-func (s *Softsign) AddChainKey(chainID string, key ChainKey, state *signstate.SignState) error {
+func (s *Signer) AddChainKey(chainID string, key ChainKey, state *signstate.SignState) error {
 	if _, ok := s.chains[chainID]; ok {
 		return fmt.Errorf("chain %q added twice", chainID)
 	}
@@ -97,7 +97,7 @@ func (s *Softsign) AddChainKey(chainID string, key ChainKey, state *signstate.Si
 	return nil
 }
 
-func (s *Softsign) chain(chainID string) (*softChain, error) {
+func (s *Signer) chain(chainID string) (*softChain, error) {
 	c, ok := s.chains[chainID]
 	if !ok {
 		return nil, fmt.Errorf("no key for chain %q", chainID)
@@ -106,7 +106,7 @@ func (s *Softsign) chain(chainID string) (*softChain, error) {
 }
 
 // PubKey returns the public key of chainID's key.
-func (s *Softsign) PubKey(_ context.Context, chainID string) (ed25519.PublicKey, error) {
+func (s *Signer) PubKey(_ context.Context, chainID string) (ed25519.PublicKey, error) {
 	c, err := s.chain(chainID)
 	if err != nil {
 		return nil, err
@@ -116,7 +116,7 @@ func (s *Softsign) PubKey(_ context.Context, chainID string) (ed25519.PublicKey,
 
 // Ready reports the first chain whose key is unavailable (a device away),
 // or nil.
-func (s *Softsign) Ready() error {
+func (s *Signer) Ready() error {
 	for _, id := range s.Chains() {
 		if err := s.chains[id].key.Ready(); err != nil {
 			return fmt.Errorf("chain %s: %w", id, err)
@@ -126,7 +126,7 @@ func (s *Softsign) Ready() error {
 }
 
 // Chains returns the chain ids s signs for, sorted.
-func (s *Softsign) Chains() []string {
+func (s *Signer) Chains() []string {
 	ids := make([]string, 0, len(s.chains))
 	for id := range s.chains {
 		ids = append(ids, id)
@@ -136,7 +136,7 @@ func (s *Softsign) Chains() []string {
 }
 
 // Mark returns the high-water mark of chainID.
-func (s *Softsign) Mark(chainID string) (signstate.Mark, bool) {
+func (s *Signer) Mark(chainID string) (signstate.Mark, bool) {
 	c, ok := s.chains[chainID]
 	if !ok {
 		return signstate.Mark{}, false
@@ -147,7 +147,7 @@ func (s *Softsign) Mark(chainID string) (signstate.Mark, bool) {
 // Sign signs req under the chain's sign-state rules. The vote extension, if
 // asked for, is signed fresh every time, as FilePV does: extensions are not
 // slashable and may legitimately differ between retries.
-func (s *Softsign) Sign(ctx context.Context, req *privval.SignRequest) (*privval.SignResponse, error) {
+func (s *Signer) Sign(ctx context.Context, req *privval.SignRequest) (*privval.SignResponse, error) {
 	c, err := s.chain(req.ChainID)
 	if err != nil {
 		return nil, err
