@@ -26,8 +26,10 @@ func newStatusCmd() *cobra.Command {
 (<home>/admin.sock, open to the cosigner's user only), and prints its role, the
 leader and term, each cosigner with reachability and round-trip time (the
 leader's view on the leader; a follower pings the others itself), whether a
-quorum can sign, each chain's last signature and how long ago, nonce pools and
-node connections.
+quorum can sign, what the cluster's shape withstands (cosigners that may be
+down, cosigners that may be compromised without a double sign, shares an
+attacker needs to sign on its own; softsign is a cluster of one: 0, 0, 1), each
+chain's last signature and how long ago, nonce pools and node connections.
 
 Exit status: 0 when the cosigner answers and (threshold mode) a quorum is
 available; 1 when no quorum is available or no cosigner runs with --home.`,
@@ -91,6 +93,10 @@ func printStatus(w io.Writer, st admin.Status) {
 	fmt.Fprintf(w, "ready:   %s\n", ready)
 	if st.Mode == config.ModeThreshold {
 		fmt.Fprintf(w, "nonces:  %d in this cosigner's pool\n", st.NoncePool)
+	}
+	fmt.Fprintf(w, "\nwhat a %d-of-%d cluster withstands:\n", st.Threshold, st.Shares)
+	printTolerance(w, "  ", st.DownTolerated, st.CompromisedTolerated, st.SharesToSign)
+	if st.Mode == config.ModeThreshold {
 		view := "as the leader sees them"
 		if st.PeersView == "ping" {
 			view = "pinged from this cosigner"
