@@ -165,10 +165,14 @@ func newLeaderCmd() *cobra.Command {
 		Use:   "transfer <id>",
 		Short: "Hand cluster leadership to cosigner <id>",
 		Long: `transfer asks the cosigner running with --home, over its admin socket, to
-make cosigner <id> the leader: the leader hands leadership over itself; a
-follower forwards the request to the leader. Use it before stopping the
-leader's host for maintenance: the new leader dials the nodes at once, so at
-most a block's signatures are delayed.`,
+make cosigner <id> the leader. Run it on the leader's host: only the leader
+hands leadership over, and it takes the request from its own admin socket
+only, never from another cosigner over the cluster network, so one compromised
+cosigner or a stolen cluster certificate cannot move the leadership. On a
+follower it refuses and names the leader and its address ('cosigner status'
+shows them too). Use it before stopping the leader's host for maintenance: the
+new leader dials the nodes at once, so at most a block's signatures are
+delayed.`,
 		Example: `  cosigner leader transfer 2 --home ~/.cosigner
   cosigner status --home ~/.cosigner`,
 		Args: exactArgs(1),
