@@ -111,7 +111,7 @@ next:
 	cmd.Flags().StringVar(&out, "out", "", "output directory; must not exist (required)")
 	cmd.Flags().StringArrayVar(&peers, "peer", nil, "gRPC host:port of each cosigner, in id order (repeatable)")
 	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain to sign for")
-	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr (repeatable)")
+	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr: tcp://host:port (no ID@) or unix:///path (repeatable)")
 	cmd.Flags().StringVar(&prefix, "bech32-prefix", "", "bech32 account prefix for display and config")
 	return cmd
 }
