@@ -277,7 +277,8 @@ func (a *softsignBackend) Ready() error {
 
 // Status implements admin.Backend.
 func (a *softsignBackend) Status(context.Context) admin.Status {
-	st := admin.Status{Mode: config.ModeSoftsign, Version: a.version, Role: config.ModeSoftsign, Threshold: 1, Shares: 1, Quorum: true}
+	st := admin.Status{Mode: config.ModeSoftsign, Version: a.version, Role: config.ModeSoftsign, Quorum: true}
+	st.SetShape(1, 1)
 	if err := a.Ready(); err != nil {
 		st.NotReady = err.Error()
 	} else {

@@ -114,6 +114,10 @@ func TestAdminSocket(t *testing.T) {
 	if st.Mode != config.ModeSoftsign || st.Version != "v-test" || !st.Quorum || st.Ready {
 		t.Errorf("status = %+v, want softsign v-test with quorum, not ready", st)
 	}
+	if st.Threshold != 1 || st.Shares != 1 || st.DownTolerated != 0 || st.CompromisedTolerated != 0 || st.SharesToSign != 1 {
+		t.Errorf("status shape %d-of-%d withstanding %d down, %d compromised, %d to sign; want 1-of-1: 0, 0, 1",
+			st.Threshold, st.Shares, st.DownTolerated, st.CompromisedTolerated, st.SharesToSign)
+	}
 	if !strings.Contains(st.NotReady, "tcp://127.0.0.1:26659") {
 		t.Errorf("not_ready = %q, want it to name the node", st.NotReady)
 	}

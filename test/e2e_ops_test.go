@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -157,8 +158,10 @@ func readyz(t *testing.T, addr string) int {
 // and checks what an operator sees: the leader's metrics move (heights
 // rise, quorum available, share RPCs, state writes and Raft applies timed),
 // a conflicting vote is refused and counted, `cosigner status --json`
-// names the leader from every cosigner, `cosigner leader transfer` run on a
-// follower moves the leadership; with a follower killed the leader
+// names the leader and what the 2-of-3 shape withstands from every
+// cosigner, `cosigner leader transfer` run on a follower refuses and names
+// the leader and its address, run on the leader it moves the leadership;
+// with a follower killed the leader
 // reports 2 reachable cosigners and still signs; with both followers
 // killed there is no quorum and `cosigner status` exits 1.
 func TestOpsCluster(t *testing.T) {
@@ -285,14 +288,31 @@ func TestOpsCluster(t *testing.T) {
 		if m == leader && (st.Role != "leader" || st.PeersView != "leader" || len(st.Chains) != 1 || st.Chains[0].Height < int64(h0)) {
 			t.Errorf("status of the leader: %+v", st)
 		}
+		if st.DownTolerated != 1 || st.CompromisedTolerated != 0 || st.SharesToSign != 2 {
+			t.Errorf("status of cosigner %d: 2-of-3 withstands %d down, %d compromised, %d shares to sign; want 1, 0, 2",
+				m.ID, st.DownTolerated, st.CompromisedTolerated, st.SharesToSign)
+		}
 	}
 
-	// Leadership handed to one follower by asking the other, which
-	// forwards to the leader; the new leader serves the nodes and the old
-	// one drops its sign series.
+	// A follower refuses to hand leadership over: it names the leader and
+	// its address, and nothing moves.
 	old, target := leader, followers[1]
-	if res := followers[0].CLI.Run("leader", "transfer", strconv.Itoa(target.ID), "--home", followers[0].Home); res.Code != 0 {
-		t.Fatalf("leader transfer: %s", res)
+	res := followers[0].CLI.Run("leader", "transfer", strconv.Itoa(target.ID), "--home", followers[0].Home)
+	for _, want := range []string{
+		fmt.Sprintf("cosigner %d does not lead: cosigner %d (%s) does", followers[0].ID, leader.ID, leader.GRPCAddr),
+		fmt.Sprintf("run 'cosigner leader transfer %d' on cosigner %d's host", target.ID, leader.ID),
+	} {
+		if res.Code != 1 || !strings.Contains(res.Stderr, want) {
+			t.Errorf("leader transfer on follower %d: exit %d, want 1 with %q\n%s", followers[0].ID, res.Code, want, res)
+		}
+	}
+	if st, _ := opsStatus(t, followers[0]); st.LeaderID != leader.ID {
+		t.Fatalf("after a refused transfer cosigner %d names leader %d, want %d", followers[0].ID, st.LeaderID, leader.ID)
+	}
+	// Run on the leader, it hands leadership to the target; the new
+	// leader serves the nodes and the old one drops its sign series.
+	if res := old.CLI.Run("leader", "transfer", strconv.Itoa(target.ID), "--home", old.Home); res.Code != 0 {
+		t.Fatalf("leader transfer on the leader: %s", res)
 	}
 	if _, err := harness.WaitMetric(wctx, target.MetricsAddr, "cosigner_raft_is_leader", equals(1)); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,9 @@
 // Deal splits the secret scalar of an ed25519 seed (SHA-512(seed)[:32],
 // clamped, reduced mod L, as RFC 8032 derives it) into N shares with
 // identifiers 1..N, any M of which sign. It refuses M <= N/2: two disjoint
-// quorums could then sign conflicting blocks. Each KeyShare carries the
+// quorums could then sign conflicting blocks. Even with M > N/2 two quorums
+// share only 2M - N participants, so 2M - N - 1 may be compromised without
+// a double sign (Tolerance). Each KeyShare carries the
 // GroupKey, the Feldman commitments from which anyone derives every
 // participant's public share; VerifyShare checks a share against them and
 // against the validator's public key.

@@ -17,7 +17,9 @@ const MaxParticipants = 255
 // <= N <= 255 and M > N/2. The last rule makes any two quorums of M
 // participants share at least one member, whose high-water mark refuses the
 // second of two conflicting requests; with M <= N/2 two disjoint quorums
-// could sign two different blocks at the same height.
+// could sign two different blocks at the same height. The shared members
+// protect only while they are honest: see Tolerance for how many may be
+// compromised (2M - N - 1, none for 2-of-3 and 3-of-5).
 func CheckThreshold(m, n int) error {
 	switch {
 	case n > MaxParticipants:

@@ -24,7 +24,13 @@ func newInitCmd() *cobra.Command {
 		Short: "Create a home directory for one chain and its nodes",
 		Long: `init creates cosigner.toml, a SecretConnection identity key and the key and
 state directories. It refuses to touch an existing home. More chains and nodes
-are added by editing cosigner.toml.`,
+are added by editing cosigner.toml.
+
+--node takes the node's priv_validator_laddr as tcp://host:port or
+unix:///path. TMKMS's tcp://ID@host:port is refused: CometBFT's privval
+listener makes a new SecretConnection key at every start, so cosigner cannot
+verify the node's ID; drop the "ID@" and protect the link with a firewall or
+WireGuard.`,
 		Example: `  cosigner init --home ~/.cosigner --chain-id kira-1 --node tcp://10.0.0.2:26659 --bech32-prefix kira
   cosigner keys import --home ~/.cosigner priv_validator_key.json
   cosigner state init --home ~/.cosigner --chain-id kira-1 --height 1234567`,
@@ -75,7 +81,7 @@ are added by editing cosigner.toml.`,
 		},
 	}
 	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain id to sign for (required)")
-	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr: tcp://host:port or unix:///path (required, repeatable)")
+	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr: tcp://host:port (no ID@) or unix:///path (required, repeatable)")
 	cmd.Flags().StringVar(&prefix, "bech32-prefix", config.DefaultBech32Prefix, "chain's bech32 account prefix, for keys show")
 	cmd.Flags().StringVar(&metrics, "metrics-listen", defaultMetricsListen, "host:port for Prometheus /metrics, /healthz and /readyz (\"\": off)")
 	return cmd

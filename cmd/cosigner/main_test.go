@@ -143,6 +143,12 @@ func TestExitCodes(t *testing.T) {
 		{"unknown flag", []string{"init", "--nope"}, 2, "unknown flag"},
 		{"missing required flag", []string{"init", "--home", home}, 2, "required flag"},
 		{"bad node address", []string{"init", "--home", home, "--chain-id", "a", "--node", "http://x:1"}, 2, "want tcp://host:port"},
+		// TMKMS's tcp://ID@host:port: CometBFT's listener changes its key at
+		// every start, so the ID cannot be checked.
+		{"node id in init", []string{"init", "--home", home, "--chain-id", "a", "--node", "tcp://f88883b673fc69d7869cab098de3bafc2ff76eb8@10.0.0.2:26659"}, 2,
+			`cosigner cannot verify a node ID: CometBFT's privval listener makes a new SecretConnection key at every start, so the node's ID changes at every restart; write "tcp://10.0.0.2:26659"`},
+		{"node id in shard", []string{"shard", "--key", "k", "--threshold", "2", "--shares", "3", "--out", filepath.Join(home, "shards"), "--chain-id", "a", "--node", "tcp://abc@10.0.0.2:26659"}, 2,
+			`write "tcp://10.0.0.2:26659" and protect the link with a firewall or WireGuard`},
 		{"no config", []string{"keys", "show", "--home", filepath.Join(home, "none")}, 2, "cosigner init"},
 		{"extra args", []string{"state", "show", "--home", home, "x"}, 2, "accepts 0 arg"},
 		{"state show without state", []string{"state", "show", "--home", testHome(t)}, 2, "cosigner state init"},

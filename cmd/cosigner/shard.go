@@ -10,6 +10,7 @@ import (
 	"github.com/cosigner/cosigner/cosigner/config"
 	"github.com/cosigner/cosigner/cosigner/keys"
 	"github.com/cosigner/cosigner/cosigner/share"
+	"github.com/cosigner/cosigner/threshold"
 )
 
 func newShardCmd() *cobra.Command {
@@ -29,7 +30,15 @@ discarded, and a SecretConnection identity.
 --peer host:port (once per cosigner, in id order) sets each cosigner's gRPC
 address; its Raft transport uses the next port. Without --peer the cluster runs
 on loopback (cosigner i on 127.0.0.1:27100+10i). --chain-id and --node fill the
-chain section; otherwise fill it in before 'cosigner state init'.`,
+chain section; otherwise fill it in before 'cosigner state init'.
+
+shard prints what the shape withstands: N-M cosigners may be down and signing
+goes on; 2M-N-1 may be compromised (or run twice, as a cloned VM) without a
+double sign, since two quorums share 2M-N cosigners and only an honest one
+refuses the second of two conflicting votes; M shares sign on their own. It
+warns when that second figure is 0: 2-of-3 and 3-of-5 tolerate no compromised
+cosigner; 3-of-4 tolerates one, 4-of-5 and 5-of-7 two.
+See ` + threatModelDoc + `.`,
 		Example: `  cosigner shard --key priv_validator_key.json --threshold 2 --shares 3 --out shards \
     --peer 10.8.0.11:7100 --peer 10.8.0.12:7100 --peer 10.8.0.13:7100 \
     --chain-id kira-1 --node tcp://10.8.0.1:26659 --bech32-prefix kira`,
@@ -73,6 +82,10 @@ chain section; otherwise fill it in before 'cosigner state init'.`,
 			info := keys.DescribePubKey(group.PublicKey(), prefix)
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "split validator %s (%s) into %d shares, any %d of which sign\n\n", info.Address, info.Bech32, n, m)
+			down, compromised, toSign := threshold.Tolerance(m, n)
+			fmt.Fprintf(w, "a %d-of-%d cluster:\n", m, n)
+			printTolerance(w, "  ", down, compromised, toSign)
+			fmt.Fprintln(w)
 			for i := 1; i <= n; i++ {
 				host := "127.0.0.1 (loopback cluster)"
 				if len(peers) > 0 {
@@ -88,6 +101,7 @@ next:
   4. confirm with 'cosigner keys show --home <dir>' that the key above is the validator's
   5. move %s off-line: with the shares in place, no machine should hold the whole key
 `, keyFile)
+			warnNoCompromise(cmd.ErrOrStderr(), m, n)
 			return nil
 		},
 	}
@@ -97,7 +111,7 @@ next:
 	cmd.Flags().StringVar(&out, "out", "", "output directory; must not exist (required)")
 	cmd.Flags().StringArrayVar(&peers, "peer", nil, "gRPC host:port of each cosigner, in id order (repeatable)")
 	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain to sign for")
-	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr (repeatable)")
+	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr: tcp://host:port (no ID@) or unix:///path (repeatable)")
 	cmd.Flags().StringVar(&prefix, "bech32-prefix", "", "bech32 account prefix for display and config")
 	return cmd
 }

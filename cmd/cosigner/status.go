@@ -26,8 +26,10 @@ func newStatusCmd() *cobra.Command {
 (<home>/admin.sock, open to the cosigner's user only), and prints its role, the
 leader and term, each cosigner with reachability and round-trip time (the
 leader's view on the leader; a follower pings the others itself), whether a
-quorum can sign, each chain's last signature and how long ago, nonce pools and
-node connections.
+quorum can sign, what the cluster's shape withstands (cosigners that may be
+down, cosigners that may be compromised without a double sign, shares an
+attacker needs to sign on its own; softsign is a cluster of one: 0, 0, 1), each
+chain's last signature and how long ago, nonce pools and node connections.
 
 Exit status: 0 when the cosigner answers and (threshold mode) a quorum is
 available; 1 when no quorum is available or no cosigner runs with --home.`,
@@ -91,6 +93,10 @@ func printStatus(w io.Writer, st admin.Status) {
 	fmt.Fprintf(w, "ready:   %s\n", ready)
 	if st.Mode == config.ModeThreshold {
 		fmt.Fprintf(w, "nonces:  %d in this cosigner's pool\n", st.NoncePool)
+	}
+	fmt.Fprintf(w, "\nwhat a %d-of-%d cluster withstands:\n", st.Threshold, st.Shares)
+	printTolerance(w, "  ", st.DownTolerated, st.CompromisedTolerated, st.SharesToSign)
+	if st.Mode == config.ModeThreshold {
 		view := "as the leader sees them"
 		if st.PeersView == "ping" {
 			view = "pinged from this cosigner"
@@ -159,10 +165,14 @@ func newLeaderCmd() *cobra.Command {
 		Use:   "transfer <id>",
 		Short: "Hand cluster leadership to cosigner <id>",
 		Long: `transfer asks the cosigner running with --home, over its admin socket, to
-make cosigner <id> the leader: the leader hands leadership over itself; a
-follower forwards the request to the leader. Use it before stopping the
-leader's host for maintenance: the new leader dials the nodes at once, so at
-most a block's signatures are delayed.`,
+make cosigner <id> the leader. Run it on the leader's host: only the leader
+hands leadership over, and it takes the request from its own admin socket
+only, never from another cosigner over the cluster network, so one compromised
+cosigner or a stolen cluster certificate cannot move the leadership. On a
+follower it refuses and names the leader and its address ('cosigner status'
+shows them too). Use it before stopping the leader's host for maintenance: the
+new leader dials the nodes at once, so at most a block's signatures are
+delayed.`,
 		Example: `  cosigner leader transfer 2 --home ~/.cosigner
   cosigner status --home ~/.cosigner`,
 		Args: exactArgs(1),

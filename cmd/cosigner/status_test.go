@@ -53,17 +53,29 @@ func TestStatusCommand(t *testing.T) {
 	waitAdmin(t, home, done)
 
 	out := mustCLI(t, "status", "--home", home)
-	for _, want := range []string{"softsign", "kira-1: last signed 7/0/none", "tcp://127.0.0.1:1: not connected"} {
+	for _, want := range []string{"softsign", "kira-1: last signed 7/0/none", "tcp://127.0.0.1:1: not connected",
+		// A whole key is a cluster of one: nothing may be down or
+		// compromised, and its one share signs.
+		"what a 1-of-1 cluster withstands:",
+		"cosigners that may be down, signing goes on:        0\n",
+		"cosigners that may be compromised, no double sign:  0  (one compromised cosigner can double sign)\n",
+		"shares an attacker needs to sign on its own:        1\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
 	}
+	raw := mustCLI(t, "status", "--home", home, "--json")
 	var st admin.Status
-	if err := json.Unmarshal([]byte(mustCLI(t, "status", "--home", home, "--json")), &st); err != nil {
+	if err := json.Unmarshal([]byte(raw), &st); err != nil {
 		t.Fatal(err)
 	}
 	if st.Mode != "softsign" || !st.Quorum || st.Ready || len(st.Chains) != 1 || st.Chains[0].Height != 7 {
 		t.Errorf("status --json = %+v", st)
+	}
+	for _, want := range []string{`"down_tolerated": 0,`, `"compromised_tolerated": 0,`, `"shares_to_sign": 1,`} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("status --json lacks %s:\n%s", want, raw)
+		}
 	}
 	code, _, errOut = cli(t, "leader", "transfer", "2", "--home", home)
 	if code != 1 || !strings.Contains(errOut, "softsign mode") {

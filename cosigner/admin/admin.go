@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/cosigner/cosigner/privval"
+	"github.com/cosigner/cosigner/threshold"
 )
 
 // SocketName is the admin socket's file name in a cosigner home.
@@ -45,6 +46,14 @@ type Status struct {
 	Shares    int  `json:"shares"`
 	Quorum    bool `json:"quorum"`
 	Ready     bool `json:"ready"`
+	// DownTolerated, CompromisedTolerated and SharesToSign are what this
+	// shape withstands (threshold.Tolerance): cosigners that may be down
+	// while signing goes on, cosigners that may be compromised without a
+	// double sign, and the shares an attacker needs to sign on its own.
+	// Set them with SetShape.
+	DownTolerated        int `json:"down_tolerated"`
+	CompromisedTolerated int `json:"compromised_tolerated"`
+	SharesToSign         int `json:"shares_to_sign"`
 	// NotReady says why Ready is false.
 	NotReady string `json:"not_ready,omitempty"`
 	// PeersView says whose view Peers is: "leader" (the coordinator's,
@@ -57,6 +66,13 @@ type Status struct {
 	// Nodes are the node connections of this process (the leader's, or
 	// softsign's); empty on a follower.
 	Nodes []NodeReport `json:"nodes"`
+}
+
+// SetShape records an m-of-n cluster (1 of 1 for softsign) and what it
+// withstands.
+func (s *Status) SetShape(m, n int) {
+	s.Threshold, s.Shares = m, n
+	s.DownTolerated, s.CompromisedTolerated, s.SharesToSign = threshold.Tolerance(m, n)
 }
 
 // PeerReport is one cosigner in a Status.

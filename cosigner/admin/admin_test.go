@@ -82,3 +82,21 @@ func TestOpsServer(t *testing.T) {
 		t.Errorf("second server on %s: %v, want an error naming metrics.listen", srv.Addr(), err)
 	}
 }
+
+func TestStatusSetShape(t *testing.T) {
+	for _, tc := range []struct {
+		m, n                      int
+		down, compromised, toSign int
+	}{
+		{1, 1, 0, 0, 1},
+		{2, 3, 1, 0, 2},
+		{3, 4, 1, 1, 3},
+		{5, 7, 2, 2, 5},
+	} {
+		var st Status
+		st.SetShape(tc.m, tc.n)
+		if st.Threshold != tc.m || st.Shares != tc.n || st.DownTolerated != tc.down || st.CompromisedTolerated != tc.compromised || st.SharesToSign != tc.toSign {
+			t.Errorf("SetShape(%d, %d) = %+v, want %d down, %d compromised, %d to sign", tc.m, tc.n, st, tc.down, tc.compromised, tc.toSign)
+		}
+	}
+}

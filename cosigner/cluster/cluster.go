@@ -228,12 +228,15 @@ func (c *Cosigner) Ready() error {
 	return c.tracker.NodesDown()
 }
 
-// TransferLeadership hands leadership to cosigner id: directly when this
-// cosigner leads, else by asking the leader over the cluster service. It
-// returns the leader afterwards as the leader sees it.
+// TransferLeadership hands leadership to cosigner id when this cosigner
+// leads, and returns the leader afterwards. A follower refuses, naming the
+// leader and its address: the leader's cluster service accepts a transfer
+// only from the leader itself (see Service.TransferLeadership), so the
+// command runs on the leader's host.
 func (c *Cosigner) TransferLeadership(ctx context.Context, id int) (int, error) {
-	if id < 1 || id > c.cfg.Threshold.Shares {
-		return 0, fmt.Errorf("cosigner %d is not a member: ids are 1 to %d", id, c.cfg.Threshold.Shares)
+	t := c.cfg.Threshold
+	if id < 1 || id > t.Shares {
+		return 0, fmt.Errorf("cosigner %d is not a member: ids are 1 to %d", id, t.Shares)
 	}
 	leader, _ := c.node.Leader()
 	switch {
@@ -241,21 +244,19 @@ func (c *Cosigner) TransferLeadership(ctx context.Context, id int) (int, error) 
 		return 0, errors.New("no leader known: an election is under way or this cosigner is cut off; retry in a few seconds")
 	case leader == id:
 		return leader, fmt.Errorf("cosigner %d already leads", id)
-	case leader == c.cfg.Threshold.ID:
-		if err := c.node.TransferLeadership(ctx, id); err != nil {
-			return 0, err
+	case leader != t.ID:
+		addr := "its address is not in cosigner.toml"
+		for _, p := range t.Peers {
+			if p.ID == leader {
+				addr = p.Address
+			}
 		}
-		now, _ := c.node.Leader()
-		return now, nil
+		return leader, fmt.Errorf("cosigner %d does not lead: cosigner %d (%s) does, and only the leader hands leadership over; run 'cosigner leader transfer %d' on cosigner %d's host", t.ID, leader, addr, id, leader)
 	}
-	p, ok := c.peers[leader].(*GRPCPeer)
-	if !ok {
-		return 0, fmt.Errorf("no client for the leader, cosigner %d", leader)
+	if err := c.node.TransferLeadership(ctx, id); err != nil {
+		return 0, err
 	}
-	now, err := p.TransferLeadership(ctx, id)
-	if err != nil {
-		return now, fmt.Errorf("leader cosigner %d: %w", leader, err)
-	}
+	now, _ := c.node.Leader()
 	return now, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,11 +22,13 @@ import (
 	"github.com/cosigner/cosigner/threshold"
 )
 
-// staticRaft is a RaftControl whose leader the test sets.
+// staticRaft is a RaftControl whose leader the test sets. A leadership
+// transfer it executes makes the target lead and is recorded.
 type staticRaft struct {
-	mu     sync.Mutex
-	self   int
-	leader int
+	mu        sync.Mutex
+	self      int
+	leader    int
+	transfers []int // targets of the transfers executed
 }
 
 func (s *staticRaft) setLeader(id int) { s.mu.Lock(); s.leader = id; s.mu.Unlock() }
@@ -45,8 +48,21 @@ func (s *staticRaft) View() raft.View {
 	return raft.View{Role: role, Term: 1, LeaderID: l.LeaderID}
 }
 
-func (s *staticRaft) TransferLeadership(context.Context, int) error {
-	return errors.New("not in this test")
+func (s *staticRaft) TransferLeadership(_ context.Context, id int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.leader != s.self {
+		return errors.New("not the leader")
+	}
+	s.transfers = append(s.transfers, id)
+	s.leader = id
+	return nil
+}
+
+func (s *staticRaft) transferred() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int(nil), s.transfers...)
 }
 
 type grpcCluster struct {
@@ -220,5 +236,48 @@ func TestClusterServiceRefusals(t *testing.T) {
 	req.Messages[0].Commitments = []PublishedCommitment{c1[0], c3[0]}
 	if _, err := leader.Sign(ctx, req); !errors.As(err, &refusal) || refusal.Reason != signstate.RefusedNotLeader {
 		t.Fatalf("old leader: %v", err)
+	}
+}
+
+// TestTransferLeadershipOnlyFromLeader: the leader's cluster service refuses
+// a leadership transfer asked by any other member, cluster certificate or
+// not, and executes one asked by the leader itself.
+func TestTransferLeadershipOnlyFromLeader(t *testing.T) {
+	gc := newGRPCCluster(t, 2, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	leader := gc.rafts[0]
+
+	for _, from := range []int{2, 3} {
+		for _, target := range []int{from, 5 - from} {
+			client := cosignerv1.NewCosignerClient(gc.dial(t, from, 1))
+			resp, err := client.TransferLeadership(ctx, &cosignerv1.TransferLeadershipRequest{TargetId: uint32(target)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := resp.GetRefusal()
+			if r.GetReason() != cosignerv1.RefusalReason_REFUSAL_REASON_NOT_LEADER || resp.GetLeaderId() != 1 ||
+				!strings.Contains(r.GetMessage(), "only the leader itself") {
+				t.Errorf("transfer to %d asked by follower %d: %v, want a NOT_LEADER refusal naming leader 1", target, from, resp)
+			}
+		}
+	}
+	if got := leader.transferred(); len(got) != 0 {
+		t.Fatalf("the leader executed transfers asked by followers: %v", got)
+	}
+
+	// A follower's service refuses too: it does not lead.
+	resp, err := cosignerv1.NewCosignerClient(gc.dial(t, 1, 2)).TransferLeadership(ctx, &cosignerv1.TransferLeadershipRequest{TargetId: 3})
+	if err != nil || resp.GetRefusal().GetReason() != cosignerv1.RefusalReason_REFUSAL_REASON_NOT_LEADER {
+		t.Errorf("transfer asked of follower 2: %v %v, want NOT_LEADER", resp, err)
+	}
+
+	// The leader itself, with its own certificate: executed.
+	resp, err = cosignerv1.NewCosignerClient(gc.dial(t, 1, 1)).TransferLeadership(ctx, &cosignerv1.TransferLeadershipRequest{TargetId: 2})
+	if err != nil || resp.GetRefusal() != nil || resp.GetLeaderId() != 2 {
+		t.Fatalf("transfer asked by the leader itself: %v %v, want leader 2", resp, err)
+	}
+	if got := leader.transferred(); len(got) != 1 || got[0] != 2 {
+		t.Errorf("transfers executed: %v, want [2]", got)
 	}
 }

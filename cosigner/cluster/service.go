@@ -160,14 +160,29 @@ func (s *Service) Ping(ctx context.Context, _ *cosignerv1.PingRequest) (*cosigne
 	}, nil
 }
 
-// TransferLeadership hands leadership over, if this cosigner leads.
+// TransferLeadership hands leadership over. Only the leader executes it,
+// and only at its own request: a call from any other member is refused,
+// however valid its cluster certificate. Otherwise one compromised
+// follower, or a stolen certificate, could hand the leadership to a
+// cosigner an attacker controls, which then chooses what the others are
+// asked to co-sign. Operators run `cosigner leader transfer` on the
+// leader's host, where it reaches Raft through the admin socket, not
+// through this service.
 func (s *Service) TransferLeadership(ctx context.Context, req *cosignerv1.TransferLeadershipRequest) (*cosignerv1.TransferLeadershipResponse, error) {
-	if _, err := callerID(ctx); err != nil {
+	caller, err := callerID(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if !s.raft.Leadership().IsLeader {
-		return &cosignerv1.TransferLeadershipResponse{LeaderId: uint32(s.raft.Leadership().LeaderID),
-			Refusal: &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_NOT_LEADER, Message: "this cosigner does not lead"}}, nil
+	l := s.raft.Leadership()
+	if !l.IsLeader {
+		return &cosignerv1.TransferLeadershipResponse{LeaderId: uint32(l.LeaderID),
+			Refusal: &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_NOT_LEADER, LeaderId: uint32(l.LeaderID),
+				Message: fmt.Sprintf("cosigner %d does not lead (leader: %d)", s.signer.ID(), l.LeaderID)}}, nil
+	}
+	if caller != l.LeaderID {
+		return &cosignerv1.TransferLeadershipResponse{LeaderId: uint32(l.LeaderID),
+			Refusal: &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_NOT_LEADER, LeaderId: uint32(l.LeaderID),
+				Message: fmt.Sprintf("cosigner %d asked leader cosigner %d to hand leadership over: only the leader itself may; run 'cosigner leader transfer' on the leader's host", caller, l.LeaderID)}}, nil
 	}
 	if err := s.raft.TransferLeadership(ctx, int(req.GetTargetId())); err != nil {
 		return &cosignerv1.TransferLeadershipResponse{Refusal: &cosignerv1.Refusal{
@@ -325,18 +340,4 @@ var _ Prober = (*GRPCPeer)(nil)
 func (g *GRPCPeer) Probe(ctx context.Context) (time.Duration, error) {
 	_, rtt, err := g.Ping(ctx)
 	return rtt, err
-}
-
-// TransferLeadership asks the cosigner, which should be the leader, to hand
-// leadership to cosigner target (0: Raft chooses). It returns the leader
-// the cosigner reports afterwards.
-func (g *GRPCPeer) TransferLeadership(ctx context.Context, target int) (int, error) {
-	resp, err := g.client.TransferLeadership(ctx, &cosignerv1.TransferLeadershipRequest{TargetId: uint32(target)})
-	if err != nil {
-		return 0, err
-	}
-	if r := resp.GetRefusal(); r != nil {
-		return int(resp.GetLeaderId()), refusalFromProto(g.id, r)
-	}
-	return int(resp.GetLeaderId()), nil
 }

@@ -309,10 +309,21 @@ func (t *ThresholdConfig) validate() []error {
 
 // ValidateNodeAddress checks a node address: tcp://host:port or
 // unix:///absolute/path.
+//
+// It refuses TMKMS's tcp://ID@host:port. The ID would pin the node's
+// SecretConnection key, but CometBFT's privval listener makes a new key at
+// every start, so no ID names a stock node for longer than one run: a
+// pinned dial would fail after the node's first restart, and an unpinned
+// one would pretend to an authentication it lacks.
 func ValidateNodeAddress(addr string) error {
 	switch {
 	case strings.HasPrefix(addr, "tcp://"):
 		hp := strings.TrimPrefix(addr, "tcp://")
+		if i := strings.LastIndex(hp, "@"); i >= 0 {
+			return fmt.Errorf("node address %q: cosigner cannot verify a node ID: CometBFT's privval listener makes a new "+
+				"SecretConnection key at every start, so the node's ID changes at every restart; write %q and protect the "+
+				"link with a firewall or WireGuard", addr, "tcp://"+hp[i+1:])
+		}
 		host, port, err := net.SplitHostPort(hp)
 		if err != nil || host == "" || port == "" {
 			return fmt.Errorf("node address %q: want tcp://host:port", addr)

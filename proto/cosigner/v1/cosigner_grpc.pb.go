@@ -73,7 +73,9 @@ type CosignerClient interface {
 	// to rank cosigners by latency.
 	Ping(ctx context.Context, in *PingRequest, opts ...grpc.CallOption) (*PingResponse, error)
 	// TransferLeadership asks the leader to hand Raft leadership to another
-	// cosigner. Refused with NOT_LEADER by a cosigner that is not the leader.
+	// cosigner. Refused with NOT_LEADER by a cosigner that is not the leader, and
+	// by the leader unless the caller is the leader itself: no other cosigner may
+	// move the leadership (operators run `cosigner leader transfer` on the leader).
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
 }
 
@@ -164,7 +166,9 @@ type CosignerServer interface {
 	// to rank cosigners by latency.
 	Ping(context.Context, *PingRequest) (*PingResponse, error)
 	// TransferLeadership asks the leader to hand Raft leadership to another
-	// cosigner. Refused with NOT_LEADER by a cosigner that is not the leader.
+	// cosigner. Refused with NOT_LEADER by a cosigner that is not the leader, and
+	// by the leader unless the caller is the leader itself: no other cosigner may
+	// move the leadership (operators run `cosigner leader transfer` on the leader).
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
 	mustEmbedUnimplementedCosignerServer()
 }
