@@ -66,17 +66,41 @@ func (s *staticRaft) transferred() []int {
 }
 
 type grpcCluster struct {
-	key    ed25519.PrivateKey
-	tls    []*clustertls.Identity
-	addrs  []string
-	rafts  []*staticRaft
-	coord  *Coordinator
-	shares []*ShareSigner
+	key     ed25519.PrivateKey
+	dealing *threshold.Dealing
+	tls     []*clustertls.Identity
+	addrs   []string
+	rafts   []*staticRaft
+	coord   *Coordinator
+	shares  []*ShareSigner
 }
 
 // newGRPCCluster runs n cosigners, each serving the Cosigner service over
 // mutual TLS on loopback, with cosigner 1 leading.
 func newGRPCCluster(t *testing.T, m, n int) *grpcCluster {
+	t.Helper()
+	gc := serveGRPCCosigners(t, m, n)
+	clients := map[int]PeerClient{1: LocalPeer{gc.shares[0]}}
+	for id := 2; id <= n; id++ {
+		clients[id] = NewGRPCPeer(id, gc.dial(t, 1, id))
+	}
+	var err error
+	gc.coord, err = NewCoordinator(DefaultCoordinatorConfig(), gc.dealing.Group, 1, clients, &memState{}, discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { gc.coord.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return gc
+}
+
+// serveGRPCCosigners deals a fresh key m-of-n and runs n cosigners, each
+// with its own durable sign state at height 1 and its own nonce pool,
+// serving the Cosigner service over mutual TLS on loopback, with cosigner 1
+// leading in every cosigner's Raft view. No coordinator runs.
+func serveGRPCCosigners(t *testing.T, m, n int) *grpcCluster {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(nil)
 	dealing, err := threshold.Deal(key.Seed(), m, n, nil)
@@ -87,8 +111,7 @@ func newGRPCCluster(t *testing.T, m, n int) *grpcCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc := &grpcCluster{key: key}
-	state := &memState{}
+	gc := &grpcCluster{key: key, dealing: dealing}
 	for i, share := range dealing.Shares {
 		id := i + 1
 		cert, err := ca.Issue(id)
@@ -121,18 +144,6 @@ func newGRPCCluster(t *testing.T, m, n int) *grpcCluster {
 		gc.shares = append(gc.shares, s)
 	}
 	ca.Discard()
-	clients := map[int]PeerClient{1: LocalPeer{gc.shares[0]}}
-	for id := 2; id <= n; id++ {
-		clients[id] = NewGRPCPeer(id, gc.dial(t, 1, id))
-	}
-	gc.coord, err = NewCoordinator(DefaultCoordinatorConfig(), dealing.Group, 1, clients, state, discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { gc.coord.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
 	return gc
 }
 
