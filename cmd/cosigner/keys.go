@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -101,7 +100,7 @@ key off the validator node.`,
 				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
 			}
 			dst := cfg.Path(ch.Key)
-			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			if err := fsutil.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 				return err
 			}
 			data := keys.MarshalPrivValidatorKey(key)

@@ -189,7 +189,7 @@ type Cert struct {
 // KeyFile, all 0600, creating dir 0700 if needed. It never overwrites:
 // if any of the files exists it fails before writing anything.
 func WriteFiles(dir string, caCertPEM []byte, c *Cert) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := fsutil.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("write cluster TLS files: %w", err)
 	}
 	files := []struct {
