@@ -262,7 +262,7 @@ share file against the group commitments, stores it as an opaque object
 labelled cosigner-share-<id>, reads it back and compares it, records
 share_hsm_object in cosigner.toml, and only then removes the share file.
 'cosigner start' reads the share from the device; it never touches the disk
-again. Stop the cosigner first. The object is readable by any session with the
+again. Stop the cosigner first (it refuses while cosigner runs). The object is readable by any session with the
 get-opaque capability in its domain: give the authentication key cosigner
 uses only the capabilities it needs.`,
 		Example: `  cosigner hsm share import --home ~/.cosigner
@@ -283,7 +283,7 @@ uses only the capabilities it needs.`,
 			if cfg.Threshold.ShareHSMObject != 0 {
 				return usagef("the share is sealed already: cosigner.toml says share_hsm_object = %d", cfg.Threshold.ShareHSMObject)
 			}
-			unlock, err := lockHome(home)
+			unlock, err := lockHomeToWrite(cmd, home)
 			if err != nil {
 				return err
 			}

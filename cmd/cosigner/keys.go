@@ -85,8 +85,9 @@ func newKeysImportCmd() *cobra.Command {
 		Long: `import reads a CometBFT priv_validator_key.json or a TMKMS softsign key (base64
 of the 32-byte seed, or of 64 bytes seed||pubkey), checks it and stores it as the
 chain's key file (0600, priv_validator_key.json format). It refuses to replace
-an existing key unless --force is given. After importing, move the original
-key off the validator node.`,
+an existing key unless --force is given, and refuses while 'cosigner start' runs
+on the home (stop cosigner first). After importing, move the original key off
+the validator node.`,
 		Example: `  cosigner keys import --home ~/.cosigner ~/.sekaid/config/priv_validator_key.json
   cosigner keys import --home ~/.cosigner --chain-id kira-1 /etc/tmkms/secrets/kira-consensus.key`,
 		Args: exactArgs(1),
@@ -95,6 +96,11 @@ key off the validator node.`,
 			if err != nil {
 				return err
 			}
+			unlock, err := lockHomeToWrite(cmd, cfg.Home())
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			key, err := keys.LoadKey(args[0])
 			if err != nil {
 				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
