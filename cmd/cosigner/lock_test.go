@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -10,18 +12,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cosigner/cosigner/cosigner/config"
 	"github.com/cosigner/cosigner/cosigner/share"
 )
 
 // TestWritersRefuseWhileRunning: every command that creates or replaces a
 // key or state file in a home takes the lock a running 'cosigner start'
-// holds. With the lock held it refuses, says to stop cosigner first and
-// leaves every file of the home byte for byte as it was; without the lock
-// the same command works. (A state file replaced under a running start is
-// the unlinked copy it keeps writing its marks to: they would be lost at
-// its next start.)
+// holds. While cosigner runs (a real softsign start in-process, or the lock
+// held as start holds it for the threshold home) the command refuses, says
+// to stop cosigner first and leaves every file of the home byte for byte as
+// it was; once cosigner is stopped the same command works. (A state file
+// replaced under a running start is not the file it keeps writing its marks
+// to: they would be lost at its next start.)
 func TestWritersRefuseWhileRunning(t *testing.T) {
 	home := testHome(t)
+	freeMetricsPort(t, home)
 	keyFile, _ := cometKey(t)
 	otherKey, _ := cometKey(t)
 	mustCLI(t, "keys", "import", "--home", home, keyFile)
@@ -41,7 +46,7 @@ func TestWritersRefuseWhileRunning(t *testing.T) {
 	tests := []struct {
 		name  string
 		home  string
-		setup func(t *testing.T) // before the lock is taken
+		setup func(t *testing.T) // once cosigner runs
 		args  []string
 	}{
 		{"state init --force", home, nil, []string{"state", "init", "--force", "--height", "5"}},
@@ -53,49 +58,74 @@ func TestWritersRefuseWhileRunning(t *testing.T) {
 		{"state import after the state file was removed", home, remove(statePath), []string{"state", "import", tmkms}},
 		{"keys import after the key file was removed", home, remove(keyPath), []string{"keys", "import", keyFile}},
 		{"state init on a threshold home", thresholdHome, nil, []string{"state", "init", "--height", "5"}},
-		// It fails at the device without the lock (no [hsm] section):
-		// what matters is that the lock comes first.
+		// It fails at the device once cosigner is stopped (no [hsm]
+		// section): what matters is that the lock comes first.
 		{"hsm share import", thresholdHome, nil, []string{"hsm", "share", "import"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			var stop func()
+			if tt.home == home {
+				stop = runStart(t, home)
+			} else {
+				unlock, err := lockHome(tt.home, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				stop = unlock
+			}
 			if tt.setup != nil {
 				tt.setup(t)
 			}
 			before := homeFiles(t, tt.home)
-			unlock, err := lockHome(tt.home, "")
-			if err != nil {
-				t.Fatal(err)
-			}
 			args := append(append([]string{}, tt.args...), "--home", tt.home)
 			code, _, errOut := cli(t, args...)
-			unlock()
 			if code != 1 || !strings.Contains(errOut, "another cosigner is running with home "+tt.home) ||
 				!strings.Contains(errOut, "hint: stop it first") {
-				t.Errorf("with the lock held: exit %d, want 1 and a hint to stop cosigner\n%s", code, errOut)
+				t.Errorf("while cosigner runs: exit %d, want 1 and a hint to stop cosigner\n%s", code, errOut)
 			}
 			if after := homeFiles(t, tt.home); !sameFiles(before, after) {
-				t.Errorf("with the lock held the home changed:\nbefore %v\nafter  %v", names(before), names(after))
+				t.Errorf("while cosigner runs the home changed:\nbefore %v\nafter  %v", names(before), names(after))
 			}
+			stop()
 			if tt.args[0] == "hsm" {
 				if code, _, errOut := cli(t, args...); code == 0 || !strings.Contains(errOut, "[hsm]") {
-					t.Errorf("without the lock: exit %d, want the missing [hsm] section\n%s", code, errOut)
+					t.Errorf("cosigner stopped: exit %d, want the missing [hsm] section\n%s", code, errOut)
 				}
 				return
 			}
 			mustCLI(t, args...)
 		})
 	}
+}
 
-	// start takes the same lock.
-	unlock, err := lockHome(home, "")
+// runStart runs 'cosigner start' on home in-process until the returned
+// function is called.
+func runStart(t *testing.T, home string) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- start(ctx, home, io.Discard) }()
+	waitAdmin(t, home, done)
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("start: %v", err)
+		}
+	}
+}
+
+// freeMetricsPort points the home's metrics endpoint at a free port.
+func freeMetricsPort(t *testing.T, home string) {
+	t.Helper()
+	path := filepath.Join(home, config.FileName)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unlock()
-	code, _, errOut := cli(t, "start", "--home", home)
-	if code != 1 || !strings.Contains(errOut, "another cosigner is running with home "+home) {
-		t.Errorf("start with the lock held: exit %d\n%s", code, errOut)
+	data = []byte(strings.Replace(string(data), defaultMetricsListen, "127.0.0.1:0", 1))
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -107,12 +137,13 @@ func remove(path string) func(t *testing.T) {
 	}
 }
 
-// homeFiles reads every regular file under home except the lock file.
+// homeFiles reads every regular file under home except the lock file (the
+// admin socket is no regular file).
 func homeFiles(t *testing.T, home string) map[string][]byte {
 	t.Helper()
 	files := map[string][]byte{}
 	err := filepath.WalkDir(home, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() == lockFileName {
+		if err != nil || !d.Type().IsRegular() || d.Name() == lockFileName {
 			return err
 		}
 		data, err := os.ReadFile(p)
