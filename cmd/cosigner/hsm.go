@@ -115,7 +115,8 @@ func newHSMKeysImportCmd() *cobra.Command {
 stores it in the YubiHSM2 as ed25519 key object --id, with only the sign-eddsa
 capability: it can sign but never be read out. --exportable adds
 exportable-under-wrap, so the key can be backed up to another YubiHSM2 under a
-wrap key (yubihsm-shell); without it the device is the only copy. After
+wrap key (yubihsm-shell); without it the device is the only copy. It warns
+when FILE is open to group or others (the key may have been copied). After
 importing, destroy the file (and any copy on the validator node).`,
 		Example: `  cosigner hsm keys import --home ~/.cosigner --id 1 --label kira-1 ~/.sekaid/config/priv_validator_key.json
   cosigner hsm keys import --home ~/.cosigner --id 2 --exportable /etc/tmkms/secrets/kira-consensus.key`,
@@ -129,10 +130,11 @@ importing, destroy the file (and any copy on the validator node).`,
 			if err != nil {
 				return err
 			}
-			key, err := keys.LoadKey(args[0])
+			key, warning, err := keys.LoadImportKey(args[0])
 			if err != nil {
 				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
 			}
+			warnOpenKey(cmd, warning)
 			ctx := cmd.Context()
 			h, err := dialHSM(ctx, cfg, hsmLogger(cmd))
 			if err != nil {
@@ -295,6 +297,9 @@ uses only the capabilities it needs.`,
 			}
 			defer h.Close()
 			ks, objID, err := share.Seal(ctx, h, cfg, uint16(id))
+			if err := secretModeHint(err); err != nil {
+				return err
+			}
 			if err != nil {
 				return hsmHint(err, cfg)
 			}

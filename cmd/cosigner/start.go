@@ -59,6 +59,9 @@ func start(ctx context.Context, home string, logOut interface{ Write([]byte) (in
 	defer unlock()
 
 	identity, err := keys.LoadKey(cfg.Path(cfg.IdentityKey))
+	if err := secretModeHint(err); err != nil {
+		return err
+	}
 	if err != nil {
 		return usageError{withHint(err, "the identity key is created by 'cosigner init'; restore it or create a new one (the node accepts any identity)")}
 	}
@@ -79,6 +82,9 @@ func startHint(err error, cfg *config.Config) error {
 		ke *cosigner.KeyError
 		le *cosigner.ListenError
 	)
+	if err := secretModeHint(err); err != nil {
+		return err
+	}
 	switch {
 	case errors.As(err, &se):
 		return usageError{stateHint(se.Err, cfg.Home(), se.ChainID)}
