@@ -87,6 +87,11 @@ func TestWritersRefuseWhileRunning(t *testing.T) {
 			if after := homeFiles(t, tt.home); !sameFiles(before, after) {
 				t.Errorf("while cosigner runs the home changed:\nbefore %v\nafter  %v", names(before), names(after))
 			}
+			if tt.home == home && tt.setup == nil {
+				// Commands that only read go on working.
+				mustCLI(t, "state", "show", "--home", home)
+				mustCLI(t, "keys", "show", "--home", home)
+			}
 			stop()
 			if tt.args[0] == "hsm" {
 				if code, _, errOut := cli(t, args...); code == 0 || !strings.Contains(errOut, "[hsm]") {
