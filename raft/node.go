@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,6 +17,8 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/cosigner/cosigner/internal/fsutil"
 )
 
 // Errors callers branch on; check them with errors.Is.
@@ -156,7 +157,7 @@ func NewNode(cfg Config, opts Options) (n *Node, err error) {
 		}
 	}()
 
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := fsutil.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("raft node: create data dir: %w", err)
 	}
 	dbPath := filepath.Join(cfg.DataDir, "raft.db")

@@ -115,7 +115,8 @@ func newHSMKeysImportCmd() *cobra.Command {
 stores it in the YubiHSM2 as ed25519 key object --id, with only the sign-eddsa
 capability: it can sign but never be read out. --exportable adds
 exportable-under-wrap, so the key can be backed up to another YubiHSM2 under a
-wrap key (yubihsm-shell); without it the device is the only copy. After
+wrap key (yubihsm-shell); without it the device is the only copy. It warns
+when FILE is open to group or others (the key may have been copied). After
 importing, destroy the file (and any copy on the validator node).`,
 		Example: `  cosigner hsm keys import --home ~/.cosigner --id 1 --label kira-1 ~/.sekaid/config/priv_validator_key.json
   cosigner hsm keys import --home ~/.cosigner --id 2 --exportable /etc/tmkms/secrets/kira-consensus.key`,
@@ -129,10 +130,11 @@ importing, destroy the file (and any copy on the validator node).`,
 			if err != nil {
 				return err
 			}
-			key, err := keys.LoadKey(args[0])
+			key, warning, err := keys.LoadImportKey(args[0])
 			if err != nil {
 				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
 			}
+			warnOpenKey(cmd, warning)
 			ctx := cmd.Context()
 			h, err := dialHSM(ctx, cfg, hsmLogger(cmd))
 			if err != nil {
@@ -262,7 +264,7 @@ share file against the group commitments, stores it as an opaque object
 labelled cosigner-share-<id>, reads it back and compares it, records
 share_hsm_object in cosigner.toml, and only then removes the share file.
 'cosigner start' reads the share from the device; it never touches the disk
-again. Stop the cosigner first. The object is readable by any session with the
+again. Stop the cosigner first (it refuses while cosigner runs). The object is readable by any session with the
 get-opaque capability in its domain: give the authentication key cosigner
 uses only the capabilities it needs.`,
 		Example: `  cosigner hsm share import --home ~/.cosigner
@@ -283,7 +285,7 @@ uses only the capabilities it needs.`,
 			if cfg.Threshold.ShareHSMObject != 0 {
 				return usagef("the share is sealed already: cosigner.toml says share_hsm_object = %d", cfg.Threshold.ShareHSMObject)
 			}
-			unlock, err := lockHome(home)
+			unlock, err := lockHomeToWrite(cmd, home)
 			if err != nil {
 				return err
 			}
@@ -295,6 +297,9 @@ uses only the capabilities it needs.`,
 			}
 			defer h.Close()
 			ks, objID, err := share.Seal(ctx, h, cfg, uint16(id))
+			if err := secretModeHint(err); err != nil {
+				return err
+			}
 			if err != nil {
 				return hsmHint(err, cfg)
 			}

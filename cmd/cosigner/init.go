@@ -57,7 +57,7 @@ WireGuard.`,
 					"edit it to add chains or nodes, or choose another --home")}
 			}
 			for _, d := range []string{home, filepath.Join(home, "keys"), filepath.Join(home, cfg.StateDir)} {
-				if err := os.MkdirAll(d, 0o700); err != nil {
+				if err := fsutil.MkdirAll(d, 0o700); err != nil {
 					return fmt.Errorf("create %s: %w", d, err)
 				}
 			}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -48,6 +47,26 @@ func configOrHint(cfg *config.Config, err error) (*config.Config, error) {
 	return cfg, nil
 }
 
+// secretModeHint says what to do about a key, share or password file that
+// group or others may access (the error itself names the chmod), as a
+// configuration error; it returns nil when err is not that.
+func secretModeHint(err error) error {
+	var me *fsutil.ModeError
+	if !errors.As(err, &me) {
+		return nil
+	}
+	return usageError{withHint(err, "cosigner uses secret files only when no other user can read them; after the chmod, check the file's owner, and if someone else could have copied it meanwhile, treat the key as exposed")}
+}
+
+// warnOpenKey passes on LoadImportKey's warning: the key file being
+// imported is open to other users. The import goes on, since every copy
+// cosigner writes is 0600, but the original may have been copied.
+func warnOpenKey(cmd *cobra.Command, warning error) {
+	if warning != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "cosigner: warning: %v (cosigner's own copy is 0600; if other users could read the original, the key may already be copied)\n", warning)
+	}
+}
+
 // loadChain loads the home's configuration and the chain named by chainID
 // (or the only chain).
 func loadChain(cmd *cobra.Command, chainID string) (*config.Config, *config.ChainConfig, error) {
@@ -86,8 +105,11 @@ func newKeysImportCmd() *cobra.Command {
 		Long: `import reads a CometBFT priv_validator_key.json or a TMKMS softsign key (base64
 of the 32-byte seed, or of 64 bytes seed||pubkey), checks it and stores it as the
 chain's key file (0600, priv_validator_key.json format). It refuses to replace
-an existing key unless --force is given. After importing, move the original
-key off the validator node.`,
+an existing key unless --force is given, and refuses while 'cosigner start' runs
+on the home (stop cosigner first). It warns when FILE is open to group or others
+(the copy it writes is 0600), whereas the key files cosigner signs with must be
+0600: start refuses them otherwise. After importing, move the original key off
+the validator node.`,
 		Example: `  cosigner keys import --home ~/.cosigner ~/.sekaid/config/priv_validator_key.json
   cosigner keys import --home ~/.cosigner --chain-id kira-1 /etc/tmkms/secrets/kira-consensus.key`,
 		Args: exactArgs(1),
@@ -96,12 +118,18 @@ key off the validator node.`,
 			if err != nil {
 				return err
 			}
-			key, err := keys.LoadKey(args[0])
+			unlock, err := lockHomeToWrite(cmd, cfg.Home())
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			key, warning, err := keys.LoadImportKey(args[0])
 			if err != nil {
 				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
 			}
+			warnOpenKey(cmd, warning)
 			dst := cfg.Path(ch.Key)
-			if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+			if err := fsutil.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 				return err
 			}
 			data := keys.MarshalPrivValidatorKey(key)
@@ -156,6 +184,9 @@ the key the chain knows to confirm that sharding kept the validator key.`,
 				}
 				if cfg.Mode == config.ModeSoftsign {
 					key, err := keys.LoadKey(cfg.Path(ch.Key))
+					if err := secretModeHint(err); err != nil {
+						return err
+					}
 					if err != nil {
 						return withHint(err, "import the chain's key with 'cosigner keys import --home %s <file>'", cfg.Home())
 					}
@@ -169,6 +200,9 @@ the key the chain knows to confirm that sharding kept the validator key.`,
 					ks, err = loadSealedShare(cmd, cfg)
 				} else {
 					ks, err = share.Load(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile))
+				}
+				if err := secretModeHint(err); err != nil {
+					return err
 				}
 				if err != nil {
 					return withHint(err, "copy this cosigner's directory from the 'cosigner shard' output unchanged")

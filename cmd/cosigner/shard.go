@@ -25,7 +25,9 @@ FROST shares, any M of which sign (M must be more than N/2, so two quorums alway
 share a cosigner). It writes DIR/cosigner-1 ... DIR/cosigner-N, each a complete
 cosigner home: cosigner.toml, the key share (0600), the group key with its
 Feldman commitments, a cluster TLS certificate from a one-off CA whose key is
-discarded, and a SecretConnection identity.
+discarded, and a SecretConnection identity. It warns when the key file is open
+to group or others (the key may have been copied); the files it writes are 0600
+and start refuses them otherwise.
 
 --peer host:port (once per cosigner, in id order) sets each cosigner's gRPC
 address; its Raft transport uses the next port. Without --peer the cluster runs
@@ -63,10 +65,11 @@ See ` + threatModelDoc + `.`,
 					return usageError{err}
 				}
 			}
-			key, err := keys.LoadKey(keyFile)
+			key, warning, err := keys.LoadImportKey(keyFile)
 			if err != nil {
 				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
 			}
+			warnOpenKey(cmd, warning)
 			group, err := share.Shard(key, out, share.Options{
 				Threshold: m, Shares: n, Peers: peers, ChainID: chainID, Nodes: nodes, Bech32Prefix: prefix,
 			})

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -26,8 +25,10 @@ func newStartCmd() *cobra.Command {
 		Short: "Run the signer: dial every configured node and sign",
 		Long: `start loads cosigner.toml, every chain's key and sign state, and dials each
 node's priv_validator_laddr, redialling whenever a connection drops. It refuses
-to start when a chain's state file is missing or corrupt, or when another
-cosigner holds the same home. SIGINT or SIGTERM stops it.`,
+to start when a chain's state file is missing or corrupt, when a key file is
+readable by group or others, or when another cosigner holds the same home
+(<home>/cosigner.lock). While it runs, keys import, state init and state import
+refuse to touch the home. SIGINT or SIGTERM stops it.`,
 		Example: `  cosigner start --home ~/.cosigner`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -51,13 +52,16 @@ func start(ctx context.Context, home string, logOut interface{ Write([]byte) (in
 	}
 	log := newLogger(logOut, cfg.LogLevel)
 
-	unlock, err := lockHome(home)
+	unlock, err := lockHome(home, "stop the other process first; two signers on one key and state can double sign")
 	if err != nil {
 		return err
 	}
 	defer unlock()
 
 	identity, err := keys.LoadKey(cfg.Path(cfg.IdentityKey))
+	if err := secretModeHint(err); err != nil {
+		return err
+	}
 	if err != nil {
 		return usageError{withHint(err, "the identity key is created by 'cosigner init'; restore it or create a new one (the node accepts any identity)")}
 	}
@@ -78,6 +82,9 @@ func startHint(err error, cfg *config.Config) error {
 		ke *cosigner.KeyError
 		le *cosigner.ListenError
 	)
+	if err := secretModeHint(err); err != nil {
+		return err
+	}
 	switch {
 	case errors.As(err, &se):
 		return usageError{stateHint(se.Err, cfg.Home(), se.ChainID)}
@@ -94,21 +101,4 @@ func startHint(err error, cfg *config.Config) error {
 		return usageError{withHint(err, "check the files 'cosigner shard' wrote into %s, and the [threshold] section of cosigner.toml", cfg.Home())}
 	}
 	return err
-}
-
-// lockHome takes an exclusive lock on the home so that two cosigners never
-// sign from the same keys and state: the second would not see the first's
-// marks.
-func lockHome(home string) (func(), error) {
-	path := filepath.Join(home, "cosigner.lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock %s: %w", path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, withHint(fmt.Errorf("another cosigner is running with home %s (%s is locked)", home, path),
-			"stop the other process first; two signers on one key and state can double sign")
-	}
-	return func() { f.Close() }, nil
 }

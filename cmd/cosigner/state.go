@@ -37,7 +37,12 @@ func newStateInitCmd() *cobra.Command {
 		Short: "Create a chain's sign state at a height",
 		Long: `init creates the sign-state file of a chain. cosigner refuses every vote or
 proposal below --height. Use the chain's current height when moving a running
-validator, so nothing it signed before can be signed again differently.`,
+validator, so nothing it signed before can be signed again differently.
+
+It refuses to replace an existing state unless --force is given, and refuses
+(with or without --force) while 'cosigner start' runs on the home: the running
+cosigner keeps writing its marks to the file it opened, and a file replaced
+under it would lose them at its next start. Stop cosigner first.`,
 		Example: `  cosigner state init --home ~/.cosigner --chain-id kira-1 --height 1234567`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -48,6 +53,11 @@ validator, so nothing it signed before can be signed again differently.`,
 			if height < 0 {
 				return usagef("--height %d is negative", height)
 			}
+			unlock, err := lockHomeToWrite(cmd, cfg.Home())
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			path := statePath(cfg, ch.ID)
 			if err := signstate.WriteMark(path, ch.ID, signstate.Mark{Height: height}, force); err != nil {
 				if errors.Is(err, signstate.ErrStateExists) {
@@ -152,7 +162,8 @@ func newStateImportCmd() *cobra.Command {
 		Long: `import reads a CometBFT priv_validator_state.json or a TMKMS state file (whose
 steps 0/1/2 become 1/2/3) and makes it the chain's sign state, so the key cannot
 sign below what the previous signer signed. It refuses to replace an existing
-state unless --force is given.`,
+state unless --force is given, and refuses while 'cosigner start' runs on the
+home (stop cosigner first).`,
 		Example: `  cosigner state import --home ~/.cosigner --chain-id kira-1 ~/.sekaid/data/priv_validator_state.json
   cosigner state import --home ~/.cosigner --chain-id kira-1 /var/lib/tmkms/state/kira-1-consensus.json`,
 		Args: exactArgs(1),
@@ -161,6 +172,11 @@ state unless --force is given.`,
 			if err != nil {
 				return err
 			}
+			unlock, err := lockHomeToWrite(cmd, cfg.Home())
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			data, err := os.ReadFile(args[0])
 			if err != nil {
 				return err

@@ -189,7 +189,7 @@ type Cert struct {
 // KeyFile, all 0600, creating dir 0700 if needed. It never overwrites:
 // if any of the files exists it fails before writing anything.
 func WriteFiles(dir string, caCertPEM []byte, c *Cert) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := fsutil.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("write cluster TLS files: %w", err)
 	}
 	files := []struct {
@@ -240,9 +240,8 @@ func Load(dir string) (*Identity, error) {
 	keyPath := filepath.Join(dir, KeyFile)
 	if fi, err := os.Stat(keyPath); err != nil {
 		return nil, fmt.Errorf("load cluster TLS: %w", err)
-	} else if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("load cluster TLS: key file %s has mode %#o, readable by others; run 'chmod 600 %s'",
-			keyPath, fi.Mode().Perm(), keyPath)
+	} else if err := fsutil.CheckSecretMode(keyPath, fi.Mode()); err != nil {
+		return nil, fmt.Errorf("load cluster TLS: key file %w", err)
 	}
 	caPEM, err := read(CAFile)
 	if err != nil {

@@ -25,6 +25,8 @@ import (
 	"github.com/certusone/yubihsm-go/commands"
 	"github.com/certusone/yubihsm-go/connector"
 	"github.com/certusone/yubihsm-go/securechannel"
+
+	"github.com/cosigner/cosigner/internal/fsutil"
 )
 
 // Config is the [hsm] section: how to reach a YubiHSM2 through
@@ -109,8 +111,8 @@ func ReadPassword(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read hsm password: %w", err)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("hsm password file %s has mode %#o, readable by others: run 'chmod 600 %s'", path, st.Mode().Perm(), path)
+	if err := fsutil.CheckSecretMode(path, st.Mode()); err != nil {
+		return "", fmt.Errorf("hsm password file %w", err)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -4,5 +4,9 @@
 // public key every way a chain or an explorer shows it (hex, base64,
 // Cosmos JSON, bech32 valconspub and valcons address).
 //
+// The keys cosigner keeps (LoadKey) must be 0600 or stricter: a key file
+// that group or others may access is refused. Files being imported
+// (LoadImportKey) are read whatever their mode, with a warning.
+//
 // It knows nothing of what the keys sign.
 package keys

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/cosigner/cosigner/internal/bech32"
+	"github.com/cosigner/cosigner/internal/fsutil"
 )
 
 // Amino JSON type names CometBFT writes into key files.
@@ -47,13 +48,18 @@ func ParseKey(data []byte) (ed25519.PrivateKey, error) {
 	if trimmed[0] == '{' {
 		return parseAminoKey(trimmed)
 	}
-	raw, err := base64.StdEncoding.DecodeString(string(trimmed))
+	// Decode from the bytes, not a string copy that could not be cleared.
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(trimmed)))
+	defer clear(raw)
+	n, err := base64.StdEncoding.Decode(raw, trimmed)
 	if err != nil {
 		return nil, fmt.Errorf("not a priv_validator_key.json and not a base64 TMKMS key: %w", err)
 	}
-	return keyFromBytes(raw)
+	return keyFromBytes(raw[:n])
 }
 
+// keyFromBytes returns a new key; it keeps no reference to raw, which the
+// caller clears.
 func keyFromBytes(raw []byte) (ed25519.PrivateKey, error) {
 	switch len(raw) {
 	case ed25519.SeedSize:
@@ -68,19 +74,35 @@ func keyFromBytes(raw []byte) (ed25519.PrivateKey, error) {
 	return nil, fmt.Errorf("key is %d bytes: want a 32-byte ed25519 seed or 64-byte seed||public key", len(raw))
 }
 
+// privValidatorKeyInput is privValidatorKeyFile as parsed: encoding/json
+// decodes the base64 private value into bytes that can be cleared (a
+// string cannot be).
+type privValidatorKeyInput struct {
+	Address string    `json:"address"`
+	PubKey  *aminoKey `json:"pub_key"`
+	PrivKey struct {
+		Type  string `json:"type"`
+		Value []byte `json:"value"`
+	} `json:"priv_key"`
+}
+
 func parseAminoKey(data []byte) (ed25519.PrivateKey, error) {
-	var f privValidatorKeyFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&f); err != nil {
+	// Unmarshal reads data in place; a json.Decoder would keep a copy of
+	// the key file in a buffer nobody clears.
+	var f privValidatorKeyInput
+	err := json.Unmarshal(data, &f)
+	defer clear(f.PrivKey.Value)
+	var b64err base64.CorruptInputError
+	switch {
+	case errors.As(err, &b64err):
+		return nil, fmt.Errorf("priv_key.value is not base64: %w", err)
+	case err != nil:
 		return nil, fmt.Errorf("malformed key JSON: %w", err)
 	}
 	if f.PrivKey.Type != aminoPrivKeyType {
 		return nil, fmt.Errorf("priv_key.type is %q: only %q keys are supported", f.PrivKey.Type, aminoPrivKeyType)
 	}
-	raw, err := base64.StdEncoding.DecodeString(f.PrivKey.Value)
-	if err != nil {
-		return nil, fmt.Errorf("priv_key.value is not base64: %w", err)
-	}
+	raw := f.PrivKey.Value
 	key, err := keyFromBytes(raw)
 	if err != nil {
 		return nil, fmt.Errorf("priv_key.value: %w", err)
@@ -104,12 +126,51 @@ func parseAminoKey(data []byte) (ed25519.PrivateKey, error) {
 	return key, nil
 }
 
-// LoadKey reads and parses a key file.
+// LoadKey reads and parses a key file cosigner keeps and signs with: a
+// softsign chain's key or the SecretConnection identity. A file that group
+// or others may access is refused with an error wrapping *fsutil.ModeError
+// (which says to run chmod 600): whoever could read it may hold a copy of
+// the key. The file's bytes are cleared once parsed.
 func LoadKey(path string) (ed25519.PrivateKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
+	data, err := fsutil.ReadSecret(path)
+	var me *fsutil.ModeError
+	switch {
+	case errors.As(err, &me):
+		return nil, fmt.Errorf("key file %w", err)
+	case err != nil:
 		return nil, fmt.Errorf("read key: %w", err)
 	}
+	defer clear(data)
+	return parseKeyFile(path, data)
+}
+
+// LoadImportKey reads and parses a key file brought to cosigner to be
+// imported or sharded (keys import, hsm keys import, shard): CometBFT's
+// priv_validator_key.json or a TMKMS key, wherever the operator keeps it.
+// Unlike LoadKey it does not refuse a file that group or others may access:
+// cosigner only reads it once, and every copy it writes is 0600. warning is
+// then the error (wrapping *fsutil.ModeError) LoadKey would have returned,
+// for the caller to pass on (the key may have been copied already); it is
+// nil otherwise. The
+// file's bytes are cleared once parsed.
+func LoadImportKey(path string) (key ed25519.PrivateKey, warning error, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read key: %w", err)
+	}
+	defer clear(data)
+	if key, err = parseKeyFile(path, data); err != nil {
+		return nil, nil, err
+	}
+	if st, err := os.Stat(path); err == nil {
+		if err := fsutil.CheckSecretMode(path, st.Mode()); err != nil {
+			warning = fmt.Errorf("key file %w", err)
+		}
+	}
+	return key, warning, nil
+}
+
+func parseKeyFile(path string, data []byte) (ed25519.PrivateKey, error) {
 	key, err := ParseKey(data)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", path, err)

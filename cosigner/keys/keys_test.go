@@ -3,12 +3,17 @@ package keys
 import (
 	"crypto/ed25519"
 	"encoding/base64"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	cmted25519 "github.com/cometbft/cometbft/crypto/ed25519"
 	cmtjson "github.com/cometbft/cometbft/libs/json"
 	"github.com/cometbft/cometbft/privval"
+
+	"github.com/cosigner/cosigner/internal/fsutil"
 )
 
 func TestParseKeyFormats(t *testing.T) {
@@ -65,6 +70,8 @@ func TestParseKeyBad(t *testing.T) {
 		{"short seed", base64.StdEncoding.EncodeToString(make([]byte, 31)), "31 bytes"},
 		{"64 bytes torn", base64.StdEncoding.EncodeToString(torn), "does not belong"},
 		{"bad json", `{"priv_key":`, "malformed key JSON"},
+		{"bad base64 value", `{"priv_key":{"type":"tendermint/PrivKeyEd25519","value":"!!!!"}}`, "priv_key.value is not base64"},
+		{"trailing data", string(MarshalPrivValidatorKey(k1)) + "{}", "malformed key JSON"},
 		{"secp256k1", `{"priv_key":{"type":"tendermint/PrivKeySecp256k1","value":"AAAA"}}`, "only"},
 		{"pubkey mismatch", mismatch, "pub_key does not match"},
 		{"address mismatch", badAddr, "address"},
@@ -92,5 +99,41 @@ func TestDescribePubKey(t *testing.T) {
 	}
 	if !strings.Contains(info.CosmosJSON, info.Base64) {
 		t.Errorf("cosmos json %s lacks the key", info.CosmosJSON)
+	}
+}
+
+// TestLoadKeyModes: a key file cosigner keeps (LoadKey) that group or
+// others may access is refused, naming the chmod; a file being imported
+// (LoadImportKey) is read whatever its mode, with the same error as a
+// warning.
+func TestLoadKeyModes(t *testing.T) {
+	want := ed25519.NewKeyFromSeed(make([]byte, 32))
+	for _, mode := range []os.FileMode{0o600, 0o400, 0o640, 0o644, 0o604} {
+		t.Run(mode.String(), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "key.json")
+			if err := os.WriteFile(path, MarshalPrivValidatorKey(want), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(path, mode); err != nil {
+				t.Fatal(err)
+			}
+			open := mode&0o077 != 0
+			key, err := LoadKey(path)
+			var me *fsutil.ModeError
+			if open {
+				if !errors.As(err, &me) || key != nil || !strings.Contains(err.Error(), "run 'chmod 600 "+path+"'") {
+					t.Fatalf("LoadKey = %v, want a *fsutil.ModeError naming chmod 600 %s", err, path)
+				}
+			} else if err != nil || !key.Equal(want) {
+				t.Fatalf("LoadKey: %v", err)
+			}
+			key, warning, err := LoadImportKey(path)
+			if err != nil || !key.Equal(want) {
+				t.Fatalf("LoadImportKey: %v", err)
+			}
+			if open != (warning != nil) || open && !errors.As(warning, &me) {
+				t.Fatalf("LoadImportKey warning = %v for mode %v", warning, mode)
+			}
+		})
 	}
 }

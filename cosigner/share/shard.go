@@ -79,7 +79,7 @@ func Shard(key ed25519.PrivateKey, out string, opts Options) (*threshold.GroupKe
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(out, 0o700); err != nil {
+	if err := fsutil.MkdirAll(out, 0o700); err != nil {
 		return nil, err
 	}
 	for i, share := range dealing.Shares {
@@ -136,7 +136,7 @@ func writeShardDir(dir string, id int, share *threshold.KeyShare, groupJSON []by
 	}
 
 	for _, d := range []string{dir, filepath.Join(dir, cfg.StateDir)} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := fsutil.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
 	}

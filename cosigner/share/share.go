@@ -13,7 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
+	"strings"
 
+	"github.com/cosigner/cosigner/internal/fsutil"
 	"github.com/cosigner/cosigner/threshold"
 )
 
@@ -56,11 +59,35 @@ func MarshalGroup(g *threshold.GroupKey) ([]byte, error) {
 		PubKey: g.PublicKey(), GroupKey: g}, "", "  ")
 }
 
+// decodeStrict decodes the JSON object data into v, a pointer to a struct,
+// refusing keys the struct does not have. It decodes data in place with
+// json.Unmarshal, because a json.Decoder copies its input into a buffer of
+// its own that nobody clears, and for a share file that copy would hold the
+// secret. Only top-level keys are checked: the files' values are strings,
+// numbers and text-encoded keys.
 func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	return dec.Decode(v)
+	var keys map[string]ignored
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	t := reflect.TypeOf(v).Elem()
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		known[name] = true
+	}
+	for k := range keys {
+		if !known[k] {
+			return fmt.Errorf("json: unknown field %q", k)
+		}
+	}
+	return json.Unmarshal(data, v)
 }
+
+// ignored is a JSON value decodeStrict skips without copying it.
+type ignored struct{}
+
+func (*ignored) UnmarshalJSON([]byte) error { return nil }
 
 // LoadGroup reads a group file and checks that its public key is the one the
 // commitments define.
@@ -87,19 +114,24 @@ func LoadGroup(path string) (*threshold.GroupKey, error) {
 
 // Load reads a share file and checks it against the group file: same
 // group, and the secret share lies on the committed polynomial (Feldman
-// verification), so a corrupt or foreign share never starts signing.
+// verification), so a corrupt or foreign share never starts signing. A
+// share file that group or others may access is refused with an error
+// wrapping *fsutil.ModeError. The file's bytes are cleared once decoded.
 func Load(sharePath, groupPath string) (*threshold.KeyShare, error) {
 	group, err := LoadGroup(groupPath)
 	if err != nil {
 		return nil, err
 	}
-	data, err := os.ReadFile(sharePath)
-	if err != nil {
+	data, err := fsutil.ReadSecret(sharePath)
+	var me *fsutil.ModeError
+	switch {
+	case errors.As(err, &me):
+		return nil, fmt.Errorf("key share %w", err)
+	case err != nil:
 		return nil, fmt.Errorf("read key share: %w", err)
 	}
-	if st, err := os.Stat(sharePath); err == nil && st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("key share %s has mode %#o, readable by others: run 'chmod 600 %s'", sharePath, st.Mode().Perm(), sharePath)
-	}
+	// The decoded share keeps its own copy of the secret.
+	defer clear(data)
 	return decode(data, sharePath, group, groupPath)
 }
 

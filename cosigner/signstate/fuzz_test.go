@@ -17,8 +17,14 @@ func FuzzParseMark(f *testing.F) {
 	if err := encodeSlot(slotted, 3, good); err != nil {
 		f.Fatal(err)
 	}
+	// A new file: sequence 1 in slot 1, slot 0 empty.
+	fresh := make([]byte, 2*slotSize)
+	if err := encodeSlot(fresh[slotSize:], 1, good); err != nil {
+		f.Fatal(err)
+	}
 	f.Add(good)
 	f.Add(slotted)
+	f.Add(fresh)
 	f.Add([]byte(`{"chain_id":"test-chain","height":"5","round":0,"step":0}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := parseMark(data, testChain)

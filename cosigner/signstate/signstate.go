@@ -129,7 +129,7 @@ func ReadMark(path, chainID string) (Mark, error) {
 // and checks it belongs to chainID.
 func parseMark(data []byte, chainID string) (Mark, error) {
 	if isSlotted(data) {
-		payload, _, err := readSlots(data)
+		payload, _, _, err := readSlots(data)
 		if err != nil {
 			return Mark{}, err
 		}

@@ -13,8 +13,9 @@ import (
 )
 
 // A state file is preallocated and holds two slots of slotSize bytes. Each
-// advance of the mark overwrites the older slot in place and is made durable
-// with one fdatasync: no file is created, renamed or grown, so no directory
+// advance of the mark overwrites the slot that does not hold the newest
+// valid mark (the older one, or one a crash left torn) in place and is made
+// durable with one fdatasync: no file is created, renamed or grown, so no directory
 // or metadata write is needed, and a write costs about a fifth of the
 // temp-file/fsync/rename/directory-fsync dance. A write torn by a crash or
 // power loss leaves a slot whose checksum fails; the other slot still holds
@@ -73,33 +74,42 @@ func decodeSlot(slot []byte) (payload []byte, seq uint64, ok bool) {
 }
 
 // isSlotted reports whether data is a two-slot state file (rather than a
-// plain JSON state, which ReadMark also accepts).
-func isSlotted(data []byte) bool { return bytes.HasPrefix(data, slotMagic[:]) }
+// plain JSON state, which ReadMark also accepts): either slot starts with
+// the magic (slot 0 is empty until the first write, and a torn write may
+// have damaged either slot's magic, never both).
+func isSlotted(data []byte) bool {
+	return bytes.HasPrefix(data, slotMagic[:]) ||
+		len(data) >= slotSize+len(slotMagic) && bytes.Equal(data[slotSize:slotSize+len(slotMagic)], slotMagic[:])
+}
 
-// readSlots returns the payload of the valid slot with the higher sequence.
-func readSlots(data []byte) (payload []byte, seq uint64, err error) {
+// readSlots returns the payload and sequence of the valid slot with the
+// higher sequence, and that slot's index (0 or 1).
+func readSlots(data []byte) (payload []byte, seq uint64, slot int, err error) {
 	if len(data) != 2*slotSize {
-		return nil, 0, fmt.Errorf("state file is %d bytes, want %d", len(data), 2*slotSize)
+		return nil, 0, 0, fmt.Errorf("state file is %d bytes, want %d", len(data), 2*slotSize)
 	}
 	p0, s0, ok0 := decodeSlot(data[:slotSize])
 	p1, s1, ok1 := decodeSlot(data[slotSize:])
 	switch {
 	case ok0 && ok1 && s0 == s1:
-		return nil, 0, errors.New("both slots carry the same sequence number")
+		return nil, 0, 0, errors.New("both slots carry the same sequence number")
 	case ok0 && (!ok1 || s0 > s1):
-		return p0, s0, nil
+		return p0, s0, 0, nil
 	case ok1:
-		return p1, s1, nil
+		return p1, s1, 1, nil
 	}
-	return nil, 0, errors.New("no slot passes its checksum")
+	return nil, 0, 0, errors.New("no slot passes its checksum")
 }
 
 // createSlotFile writes a new two-slot state file holding payload, durably
 // and atomically (temp file, fsync, rename, directory fsync), replacing any
-// file at path.
+// file at path. The payload goes into slot 1 with sequence 1, so that
+// sequence n lives in slot n%2 and the first in-place write goes to the
+// empty slot 0. (Files created before this rule hold sequence 1 in slot 0;
+// write picks the slot from what it found, so they are safe too.)
 func createSlotFile(path string, payload []byte) error {
 	buf := make([]byte, 2*slotSize)
-	if err := encodeSlot(buf, 1, payload); err != nil {
+	if err := encodeSlot(buf[slotSize:], 1, payload); err != nil {
 		return err
 	}
 	return fsutil.Replace(path, buf, 0o600)
@@ -107,9 +117,10 @@ func createSlotFile(path string, payload []byte) error {
 
 // slotFile is an open two-slot state file.
 type slotFile struct {
-	f   *os.File
-	seq uint64 // sequence of the newest valid slot
-	buf []byte
+	f    *os.File
+	seq  uint64 // sequence of the newest valid slot
+	slot int    // index of the newest valid slot: writes go to the other
+	buf  []byte
 }
 
 // openSlotFile opens the state file at path for in-place writes. A plain
@@ -128,7 +139,7 @@ func openSlotFile(path string) (*slotFile, error) {
 			return nil, err
 		}
 	}
-	_, seq, err := readSlots(data)
+	_, seq, slot, err := readSlots(data)
 	if err != nil {
 		return nil, err
 	}
@@ -136,25 +147,26 @@ func openSlotFile(path string) (*slotFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &slotFile{f: f, seq: seq, buf: make([]byte, slotSize)}, nil
+	return &slotFile{f: f, seq: seq, slot: slot, buf: make([]byte, slotSize)}, nil
 }
 
-// write stores payload in the older slot and makes it durable. On error the
-// mark on disk is the previous one (or, after a torn write, still readable
-// from the other slot); the sequence number is not advanced.
+// write stores payload in the slot that does not hold the newest valid
+// mark, and makes it durable. The newest mark is never touched, so a write
+// torn at any byte leaves it readable. On error the mark on disk is the
+// previous one; neither the sequence number nor the slot advances, and the
+// next write goes to the same slot again.
 func (s *slotFile) write(payload []byte) error {
-	next := s.seq + 1
+	next, slot := s.seq+1, 1-s.slot
 	if err := encodeSlot(s.buf, next, payload); err != nil {
 		return err
 	}
-	off := int64(next%2) * slotSize
-	if _, err := s.f.WriteAt(s.buf, off); err != nil {
+	if _, err := s.f.WriteAt(s.buf, int64(slot)*slotSize); err != nil {
 		return err
 	}
 	if err := fsutil.Datasync(s.f); err != nil {
 		return err
 	}
-	s.seq = next
+	s.seq, s.slot = next, slot
 	return nil
 }
 

@@ -5,6 +5,8 @@
 // It knows nothing of what the files hold. Files are created 0600 (or with
 // the mode given) and never replaced without the caller asking for it by
 // name (Replace): key and state files are never overwritten implicitly.
+// ReadSecret is the one read of a secret file: it refuses one that group or
+// others may access.
 package fsutil
 
 import (
