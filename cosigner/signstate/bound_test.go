@@ -15,6 +15,10 @@ func TestBound(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	week := 7 * 24 * time.Hour
 	def := Bound{Anchor: 1000, Since: t0, Ahead: 100, Rate: 10}
+	// caught signed the chain's height after a week down; grabbed had a
+	// caller take the whole allowance at once.
+	caught := def.Admit(1000+int64(week/time.Second), t0.Add(week))
+	grabbed := def.Admit(1100, t0)
 	tests := []struct {
 		name   string
 		b      Bound
@@ -39,6 +43,14 @@ func TestBound(t *testing.T) {
 		{"rate 0 never grows", Bound{Anchor: 1000, Since: t0, Ahead: 100}, 1101, t0.Add(week), false},
 		{"slow rate: 0.5/s for 3 s is 1", Bound{Anchor: 1000, Since: t0, Ahead: 100, Rate: 0.5}, 1101, t0.Add(3 * time.Second), true},
 		{"slow rate: one above", Bound{Anchor: 1000, Since: t0, Ahead: 100, Rate: 0.5}, 1102, t0.Add(3 * time.Second), false},
+		{"after a catch-up: first + ahead", caught, caught.First + 100, caught.FirstAt, true},
+		{"after a catch-up: one above first + ahead", caught, caught.First + 101, caught.FirstAt, false},
+		{"after a catch-up: grows from there", caught, caught.First + 110, caught.FirstAt.Add(time.Second), true},
+		{"after a catch-up: one above", caught, caught.First + 111, caught.FirstAt.Add(time.Second), false},
+		{"first at the limit: the mark's anchor still binds", grabbed, 1100, t0, true},
+		{"first at the limit: no second allowance", grabbed, 1101, t0, false},
+		{"first at the limit: only the rate later", grabbed, 1110, t0.Add(time.Second), true},
+		{"first at the limit: one above later", grabbed, 1111, t0.Add(time.Second), false},
 		{"anchor + ahead saturates", Bound{Anchor: math.MaxInt64 - 5, Since: t0, Ahead: 100}, math.MaxInt64, t0, true},
 		{"growth saturates", Bound{Anchor: 1, Since: time.Unix(0, 0), Ahead: 1, Rate: 1e18}, math.MaxInt64, t0, true},
 	}
@@ -69,6 +81,7 @@ func TestBoundDoesNotRatchet(t *testing.T) {
 		h := mark + b.Ahead - 1
 		if b.Check(h, t0) == nil {
 			mark = h
+			b = b.Admit(h, t0)
 		}
 	}
 	if mark != 100 {
@@ -116,5 +129,50 @@ func TestSignStateBoundAnchor(t *testing.T) {
 	defer s2.Close()
 	if b := s2.Bound(100, 10); b.Anchor != 60 || b.Since.Before(before) || b.Since.After(time.Now()) {
 		t.Fatalf("Bound of a file from the future = %+v, want anchor 60 since the load", b)
+	}
+}
+
+func TestBoundAdmit(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	b := Bound{Anchor: 50, Since: t0, Ahead: 100, Rate: 10}
+	if got := b.Admit(50, t0.Add(time.Second)); !got.FirstAt.IsZero() {
+		t.Fatalf("a height at the anchor became the first: %+v", got)
+	}
+	if got := b.Admit(20, t0.Add(time.Second)); !got.FirstAt.IsZero() {
+		t.Fatalf("a height below the anchor became the first: %+v", got)
+	}
+	b = b.Admit(51, t0.Add(2*time.Second))
+	if b.First != 51 || !b.FirstAt.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("after the first height above the anchor: %+v", b)
+	}
+	if got := b.Admit(140, t0.Add(3*time.Second)); got != b {
+		t.Fatalf("a later height moved the first: %+v", got)
+	}
+}
+
+// TestBoundCatchUpOnce: after a week down, the chain's current height is
+// signed at once, the next heights follow, and the week's allowance is not
+// there a second time.
+func TestBoundCatchUpOnce(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	b := Bound{Anchor: 1, Since: t0, Ahead: 10000, Rate: 10}
+	now := t0.Add(7 * 24 * time.Hour)
+	h := 1 + int64(7*24*time.Hour/time.Second) // a block a second
+	if err := b.Check(h, now); err != nil {
+		t.Fatalf("the chain's height after a week down: %v", err)
+	}
+	b = b.Admit(h, now)
+	for range 100 {
+		now, h = now.Add(time.Second), h+1
+		if err := b.Check(h, now); err != nil {
+			t.Fatalf("height %d: %v", h, err)
+		}
+		b = b.Admit(h, now)
+	}
+	if err := b.Check(2*h, now); !errors.Is(err, ErrTooFarAhead) {
+		t.Fatalf("a second week-sized jump: %v, want ErrTooFarAhead", err)
+	}
+	if lim := b.Limit(now); lim != b.First+10000+10*100 {
+		t.Fatalf("limit = %d, want first %d + 10000 + 10/s × 100 s", lim, b.First)
 	}
 }
