@@ -48,21 +48,12 @@ type softChain struct {
 	key   ChainKey
 	state *signstate.SignState
 
-	// mu guards bound, the chain's height bound.
+	// mu guards bound, the chain's height bound, and is held from its
+	// check to the record of what was signed, so that two connections'
+	// requests cannot both pass a check the first one's signature would
+	// have tightened. (state.Sign serialises the chain's requests anyway.)
 	mu    sync.Mutex
 	bound signstate.Bound
-}
-
-func (c *softChain) checkBound(height int64, now time.Time) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.bound.Check(height, now)
-}
-
-func (c *softChain) admitBound(height int64, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.bound = c.bound.Admit(height, now)
 }
 
 // ChainKey is one chain's whole consensus key: held in this process
@@ -187,10 +178,12 @@ func (s *Softsign) Sign(ctx context.Context, req *privval.SignRequest) (*privval
 	if err != nil {
 		return nil, err
 	}
+	c.mu.Lock()
 	// The bound counts from the mark loaded at start (and from the first
 	// height signed since), not from the current mark: signing does not
 	// raise it, only elapsed time does.
-	if err := c.checkBound(req.Height, s.opts.Now()); err != nil {
+	if err := c.bound.Check(req.Height, s.opts.Now()); err != nil {
+		c.mu.Unlock()
 		s.metrics.RefusedErr(req.ChainID, err)
 		s.log.Warn(LogRefusedTooFarAhead, "chain", req.ChainID, "height", req.Height,
 			"round", req.Round, "step", req.Step.String(), "err", err)
@@ -202,6 +195,10 @@ func (s *Softsign) Sign(ctx context.Context, req *privval.SignRequest) (*privval
 		defer func() { signedAt = time.Now() }()
 		return c.key.Sign(ctx, msg)
 	})
+	if err == nil {
+		c.bound = c.bound.Admit(req.Height, s.opts.Now())
+	}
+	c.mu.Unlock()
 	if err != nil {
 		if errors.Is(err, signstate.ErrConflict) || errors.Is(err, signstate.ErrRegression) {
 			s.metrics.RefusedErr(req.ChainID, err)
@@ -213,7 +210,6 @@ func (s *Softsign) Sign(ctx context.Context, req *privval.SignRequest) (*privval
 	if !signedAt.IsZero() {
 		s.metrics.ObserveStateWrite(time.Since(signedAt))
 	}
-	c.admitBound(req.Height, s.opts.Now())
 	resp := &privval.SignResponse{Signature: sig, Timestamp: ts}
 	if req.ExtSignBytes != nil {
 		if resp.ExtSignature, err = c.key.Sign(ctx, req.ExtSignBytes); err != nil {
