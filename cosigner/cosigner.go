@@ -120,7 +120,7 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 // sign state, and adds a node client per configured node to c.runs.
 func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, opts Options, m *metrics.Metrics, tracker *admin.Tracker) (*softsign.Signer, error) {
 	log := opts.Log
-	s := softsign.New(log, m)
+	s := softsign.New(log, m, softsign.Options{MaxHeightAhead: cfg.Softsign.MaxHeightAhead, MaxHeightRate: cfg.Softsign.MaxHeightRate})
 	dev, err := openHSM(ctx, cfg, log, opts.Registry)
 	if err != nil {
 		return nil, err

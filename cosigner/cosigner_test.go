@@ -64,7 +64,7 @@ func newSoftsignAdmin(t *testing.T) (*softsignBackend, *admin.Tracker) {
 	t.Helper()
 	m, _ := newTestMetrics(t)
 	state := teststate.New(t, signstate.Mark{Height: 41})
-	ss := softsign.New(testkit.Log, m)
+	ss := softsign.New(testkit.Log, m, softsign.Options{})
 	if err := ss.AddChain(testChain, testkit.Key, state); err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestSignMetrics(t *testing.T) {
 	m, reg := newTestMetrics(t)
 	tr := admin.NewTracker(m)
 	state := teststate.New(t, signstate.Mark{Height: 9})
-	ss := softsign.New(testkit.Log, m)
+	ss := softsign.New(testkit.Log, m, softsign.Options{})
 	if err := ss.AddChain(testChain, testkit.Key, state); err != nil {
 		t.Fatal(err)
 	}

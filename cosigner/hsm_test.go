@@ -30,7 +30,7 @@ func TestHSMAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := softsign.New(testkit.Log, nil)
+	hs := softsign.New(testkit.Log, nil, softsign.Options{})
 	if err := hs.AddChainKey(testChain, key, state); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,11 @@
 // what keeps a cosigner from double signing. Raft's view of the last signed
 // state is advisory (a cache that lets a new leader serve duplicates); the
 // safety rules live in each cosigner's own durable high-water mark, which
-// holds even with two leaders during a partition.
+// holds even with two leaders during a partition. A cache a hostile or
+// buggy leader could fill with a record far above the chain would still
+// block the next leader's duplicate check, so Options.CheckRecord lets the
+// cosigner hold every record to its own height bound before the FSM stores
+// it (a refused record is logged and left out on that replica).
 //
 // Layout on disk, under Config.DataDir (0700): raft.db (bolt: the Raft log
 // and stable store) and snapshots/ (hashicorp's file snapshot store, JSON

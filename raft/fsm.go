@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"slices"
 	"sync"
@@ -117,15 +118,43 @@ func decodeRecord(data []byte) (Record, error) {
 	return r, nil
 }
 
+// RecordCheck decides whether this replica takes a record that is above
+// its stored one: nil takes it, an error (saying why) leaves the stored
+// record in place. The cosigner passes the height bound its own shares are
+// held to, so that a record far above the chain, from a buggy or hostile
+// leader, raises nothing here. It is called from Raft's FSM goroutine and
+// must be quick and safe for concurrent use.
+type RecordCheck func(Record) error
+
+// FSMOptions are an FSM's dependencies.
+type FSMOptions struct {
+	// Check, if set, vets every record before it replaces the stored one,
+	// in Apply and in Restore.
+	Check RecordCheck
+	// Logger receives a warning for every record Check refuses; nil
+	// discards them.
+	Logger *slog.Logger
+}
+
 // FSM is the replicated state machine of the cluster's sign state: the last
 // Record per chain. A record only moves forward: applying one whose
 // height/round/step is not above the stored one for its chain leaves the
 // state unchanged and is not an error (two leaders racing, a retried
 // proposal, or log replay after a restart all produce such entries).
 //
+// A record that FSMOptions.Check refuses is not stored either. Unlike the
+// rules above, a check may differ between replicas (each cosigner's bound
+// counts from its own mark and clock), so a replica that refused a record
+// may hold an older one than the others until the next record it takes;
+// that costs it only the leader's duplicate cache for that height, never
+// a signature, since every cosigner still checks each share itself.
+//
 // Raft calls Apply, Snapshot and Restore from its FSM goroutine, one at a
 // time; Last and Changed may be called from any goroutine.
 type FSM struct {
+	check RecordCheck
+	log   *slog.Logger
+
 	mu      sync.RWMutex
 	records map[string]Record // chain id -> last record
 	changed chan struct{}     // closed and replaced on every change
@@ -134,14 +163,22 @@ type FSM struct {
 var _ hraft.FSM = (*FSM)(nil)
 
 // NewFSM returns an empty FSM.
-func NewFSM() *FSM {
-	return &FSM{records: make(map[string]Record), changed: make(chan struct{})}
+func NewFSM(opts FSMOptions) *FSM {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &FSM{check: opts.Check, log: log, records: make(map[string]Record), changed: make(chan struct{})}
 }
 
 // ApplyResult is what Apply returns for a well-formed entry.
 type ApplyResult struct {
-	// Applied is false when the entry was not above the stored record.
+	// Applied is false when the entry was not above the stored record or
+	// was refused.
 	Applied bool
+	// Refused is FSMOptions.Check's error for a record it refused, else
+	// nil.
+	Refused error
 }
 
 // Apply applies a log entry. It returns ApplyResult, or an error for an
@@ -160,10 +197,30 @@ func (f *FSM) Apply(l *hraft.Log) any {
 	if last, ok := f.records[r.ChainID]; ok && r.Compare(last) <= 0 {
 		return ApplyResult{Applied: false}
 	}
+	if err := f.vet(r); err != nil {
+		return ApplyResult{Refused: err}
+	}
 	f.records[r.ChainID] = r
 	f.notifyLocked()
 	return ApplyResult{Applied: true}
 }
+
+// vet runs the check on r and logs a refusal.
+func (f *FSM) vet(r Record) error {
+	if f.check == nil {
+		return nil
+	}
+	err := f.check(r)
+	if err != nil {
+		f.log.Warn(LogRecordRefused, "chain", r.ChainID, "height", r.Height, "round", r.Round, "step", r.Step, "err", err)
+	}
+	return err
+}
+
+// LogRecordRefused is what an FSM logs (at warn, with the chain, height,
+// round, step and the check's error) for a replicated record its check
+// refused.
+const LogRecordRefused = "replicated sign state record refused"
 
 func (f *FSM) notifyLocked() {
 	close(f.changed)
@@ -232,6 +289,20 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	for id, r := range records {
+		// A refused record of the snapshot leaves this replica's own
+		// record of the chain, if any, in place.
+		if old, ok := f.records[id]; ok && r.Compare(old) <= 0 {
+			continue
+		}
+		if f.vet(r) != nil {
+			if old, ok := f.records[id]; ok {
+				records[id] = old
+			} else {
+				delete(records, id)
+			}
+		}
+	}
 	f.records = records
 	f.notifyLocked()
 	return nil

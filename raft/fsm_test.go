@@ -2,7 +2,9 @@ package raft
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +50,7 @@ func TestFSMOnlyMovesForward(t *testing.T) {
 		{"next height", rec("a", 11, 0, 1, "s4"), true, "s4"},
 		{"other chain is independent", rec("b", 1, 0, 1, "b1"), true, "s4"},
 	}
-	f := NewFSM()
+	f := NewFSM(FSMOptions{})
 	for i, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
 			changed := f.Changed()
@@ -88,7 +90,7 @@ func TestFSMOnlyMovesForward(t *testing.T) {
 }
 
 func TestFSMRejectsMalformedEntries(t *testing.T) {
-	f := NewFSM()
+	f := NewFSM(FSMOptions{})
 	good, err := encodeRecord(rec("a", 1, 0, 1, "s"))
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +125,7 @@ func TestFSMRejectsMalformedEntries(t *testing.T) {
 }
 
 func TestFSMSnapshotRestore(t *testing.T) {
-	f := NewFSM()
+	f := NewFSM(FSMOptions{})
 	applyRecord(t, f, 1, rec("a", 5, 1, 3, "sa"))
 	b := rec("b", 7, 0, 2, "sb")
 	b.ExtensionSignature = []byte("ext")
@@ -149,7 +151,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := NewFSM()
+	g := NewFSM(FSMOptions{})
 	applyRecord(t, g, 1, rec("stale", 1, 0, 1, "gone")) // replaced by Restore
 	changed := g.Changed()
 	if err := g.Restore(rc); err != nil {
@@ -173,7 +175,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	}
 
 	for _, bad := range []string{`{"version":2,"records":[]}`, `{"version":1,"records":[{"chain_id":""}]}`, `{`} {
-		if err := NewFSM().Restore(io.NopCloser(strings.NewReader(bad))); err == nil {
+		if err := NewFSM(FSMOptions{}).Restore(io.NopCloser(strings.NewReader(bad))); err == nil {
 			t.Errorf("Restore(%s) succeeded", bad)
 		}
 	}
@@ -210,4 +212,89 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("round trip changed the record: %+v -> %+v", r, r2)
 		}
 	})
+}
+
+// TestFSMCheck: a record the check refuses is not stored, by Apply or by
+// Restore, and the replica's own record stays; records not above the
+// stored one are not even checked.
+func TestFSMCheck(t *testing.T) {
+	var checked []int64
+	refuseAbove := func(r Record) error {
+		checked = append(checked, r.Height)
+		if r.Height > 1000 {
+			return fmt.Errorf("height %d is above 1000", r.Height)
+		}
+		return nil
+	}
+	f := NewFSM(FSMOptions{Check: refuseAbove})
+	steps := []struct {
+		name    string
+		rec     Record
+		applied bool
+		refused bool
+		want    int64 // chain a's height afterwards
+	}{
+		{"within", rec("a", 10, 0, 2, "s10"), true, false, 10},
+		{"far ahead", rec("a", 5000, 0, 2, "far"), false, true, 10},
+		{"far ahead again", rec("a", 1<<40, 0, 2, "far"), false, true, 10},
+		{"below the stored one: not checked", rec("a", 9, 0, 2, "old"), false, false, 10},
+		{"within again", rec("a", 11, 0, 1, "s11"), true, false, 11},
+	}
+	for i, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			changed := f.Changed()
+			res, ok := applyRecord(t, f, uint64(i+1), st.rec).(ApplyResult)
+			if !ok || res.Applied != st.applied || (res.Refused != nil) != st.refused {
+				t.Fatalf("Apply = %+v, want applied %v, refused %v", res, st.applied, st.refused)
+			}
+			select {
+			case <-changed:
+				if !st.applied {
+					t.Error("Changed fired for a record not applied")
+				}
+			default:
+			}
+			if last, _ := f.Last("a"); last.Height != st.want {
+				t.Fatalf("Last(a) at height %d, want %d", last.Height, st.want)
+			}
+		})
+	}
+	if want := []int64{10, 5000, 1 << 40, 11}; !slices.Equal(checked, want) {
+		t.Errorf("checked heights %v, want %v", checked, want)
+	}
+
+	// A snapshot from a replica that took far records: this replica keeps
+	// its own record of a, takes b, and has none of c.
+	src := NewFSM(FSMOptions{})
+	applyRecord(t, src, 1, rec("a", 5000, 0, 2, "far"))
+	applyRecord(t, src, 2, rec("b", 20, 0, 2, "b20"))
+	applyRecord(t, src, 3, rec("c", 1<<40, 0, 2, "far"))
+	snap, err := src.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := hraft.NewInmemSnapshotStore()
+	sink, err := store.Create(hraft.SnapshotVersionMax, 3, 1, hraft.Configuration{}, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	_, rc, err := store.Open(sink.ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Restore(rc); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := f.Last("a"); a.Height != 11 || string(a.Signature) != "s11" {
+		t.Errorf("after Restore a = %d %q, want this replica's 11", a.Height, a.Signature)
+	}
+	if b, ok := f.Last("b"); !ok || b.Height != 20 {
+		t.Errorf("after Restore b = %d, %v, want 20", b.Height, ok)
+	}
+	if c, ok := f.Last("c"); ok {
+		t.Errorf("after Restore c = %d, want none", c.Height)
+	}
 }

@@ -53,6 +53,9 @@ type Options struct {
 	Listener net.Listener
 	// Logger receives Node and hashicorp/raft logs; nil discards them.
 	Logger *slog.Logger
+	// CheckRecord, if set, vets every replicated record before the FSM
+	// stores it (FSMOptions.Check): the cosigner passes its height bound.
+	CheckRecord RecordCheck
 }
 
 // Leadership is a node's view of who leads the cluster.
@@ -255,7 +258,7 @@ func NewNode(cfg Config, opts Options) (n *Node, err error) {
 		logger.Info("raft bootstrapped", "data_dir", cfg.DataDir, "peers", len(cfg.Peers))
 	}
 
-	fsm := NewFSM()
+	fsm := NewFSM(FSMOptions{Check: opts.CheckRecord, Logger: logger})
 	r, err := hraft.NewRaft(hc, fsm, logs, store, snaps, transport)
 	if err != nil {
 		return nil, fmt.Errorf("raft node: start: %w", err)

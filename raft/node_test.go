@@ -34,12 +34,20 @@ type testCluster struct {
 	nodes []*Node // nil while stopped
 	stops []func() error
 	views []Leadership // the latest view each node delivered
+	check RecordCheck  // every node's Options.CheckRecord
 }
 
 func newTestCluster(t testing.TB, n int) *testCluster {
 	t.Helper()
+	return newCheckedTestCluster(t, n, nil)
+}
+
+// newCheckedTestCluster is newTestCluster with check as every node's
+// Options.CheckRecord.
+func newCheckedTestCluster(t testing.TB, n int, check RecordCheck) *testCluster {
+	t.Helper()
 	ca := newTestCA(t)
-	c := &testCluster{t: t}
+	c := &testCluster{t: t, check: check}
 	var lns []net.Listener
 	var peers []Peer
 	for i := range n {
@@ -85,10 +93,11 @@ func (c *testCluster) start(i int, ln net.Listener) {
 		}
 	}
 	n, err := NewNode(c.cfgs[i], Options{
-		ServerTLS: c.ids[i].serverTLS(),
-		ClientTLS: c.ids[i].clientTLS,
-		Listener:  ln,
-		Logger:    testLogger().With("node", i+1),
+		ServerTLS:   c.ids[i].serverTLS(),
+		ClientTLS:   c.ids[i].clientTLS,
+		Listener:    ln,
+		Logger:      testLogger().With("node", i+1),
+		CheckRecord: c.check,
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -385,6 +394,27 @@ func BenchmarkNodePropose(b *testing.B) {
 	for i := range b.N {
 		if err := leader.Propose(ctx, rec("bench", int64(i+1), 0, 3, "sig")); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestNodeCheckRecord: a record the nodes' check refuses is committed but
+// stored by no FSM; the records after it are.
+func TestNodeCheckRecord(t *testing.T) {
+	c := newCheckedTestCluster(t, 3, func(r Record) error {
+		if r.Height > 1000 {
+			return fmt.Errorf("height %d is above 1000", r.Height)
+		}
+		return nil
+	})
+	ln := c.nodes[c.waitLeader()]
+	propose(t, ln, rec("chain-a", 10, 0, 3, "sig-10"))
+	propose(t, ln, rec("chain-a", 5000, 0, 3, "far")) // committed, not stored
+	propose(t, ln, rec("chain-a", 11, 0, 1, "sig-11"))
+	for _, n := range c.nodes {
+		// Had any node stored 5000, it would ignore 11 as not newer.
+		if r := waitRecord(t, n, "chain-a", 11); r.Height != 11 || string(r.Signature) != "sig-11" {
+			t.Errorf("node %d has %d %q, want 11 sig-11", n.ID(), r.Height, r.Signature)
 		}
 	}
 }

@@ -112,12 +112,9 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 	c.signer, err = NewShareSigner(ks, NewNoncePool(ks, boot, 0), SignerOptions{
 		Chains:         states,
 		MaxHeightAhead: t.MaxHeightAhead,
-		KnownHeight: func(chainID string) int64 {
-			r, _ := c.node.Last(chainID)
-			return r.Height
-		},
-		Metrics: opts.Metrics,
-		Log:     log,
+		MaxHeightRate:  t.MaxHeightRate,
+		Metrics:        opts.Metrics,
+		Log:            log,
 	})
 	if err != nil {
 		return nil, err
@@ -136,7 +133,10 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 	if err != nil {
 		return nil, fmt.Errorf("listen for cluster gRPC on %s: %w", self.Address, err)
 	}
-	c.node, err = raft.NewNode(rcfg, raft.Options{ServerTLS: ctls.ServerTLSConfig(), ClientTLS: ctls.ClientTLSConfig, Logger: log})
+	// Replicated records are held to the bound this cosigner's shares are:
+	// one far above the chain must not become the cluster's last signature.
+	c.node, err = raft.NewNode(rcfg, raft.Options{ServerTLS: ctls.ServerTLSConfig(), ClientTLS: ctls.ClientTLSConfig, Logger: log,
+		CheckRecord: c.signer.CheckRecord})
 	if err != nil {
 		c.lis.Close()
 		return nil, err

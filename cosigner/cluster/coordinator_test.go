@@ -127,6 +127,8 @@ type testCluster struct {
 	peers   []*faultyPeer
 	state   *memState
 	coord   *Coordinator
+	// clock is every share signer's clock for its height bound.
+	clock *testkit.Clock
 }
 
 // newTestCluster deals key m-of-n, gives every cosigner its own durable
@@ -144,19 +146,17 @@ func newTestClusterWith(t testing.TB, m, n int, mt *metrics.Metrics) *testCluste
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCluster{key: key, state: &memState{}}
+	tc := &testCluster{key: key, state: &memState{}, clock: testkit.NewClock(time.Now())}
 	clients := map[int]PeerClient{}
 	for i, share := range dealing.Shares {
 		boot, _ := NewBootID()
 		s, err := NewShareSigner(share, NewNoncePool(share, boot, 0), SignerOptions{
 			Chains:         []*signstate.SignState{newTestState(t, signstate.Mark{Height: 1})},
 			MaxHeightAhead: 100,
-			KnownHeight: func(chain string) int64 {
-				r, _ := tc.state.Last(chain)
-				return r.Height
-			},
-			Metrics: mt,
-			Log:     discard,
+			MaxHeightRate:  1,
+			Now:            tc.clock.Now,
+			Metrics:        mt,
+			Log:            discard,
 		})
 		if err != nil {
 			t.Fatal(err)

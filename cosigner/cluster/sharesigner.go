@@ -12,6 +12,7 @@ import (
 	"github.com/cosigner/cosigner/cosigner/signstate"
 
 	"github.com/cosigner/cosigner/privval"
+	"github.com/cosigner/cosigner/raft"
 	"github.com/cosigner/cosigner/threshold"
 )
 
@@ -62,21 +63,30 @@ type ShareSigner struct {
 	opts  SignerOptions
 	// chains is filled at construction and read-only after.
 	chains map[string]*signstate.SignState
+	now    func() time.Time
 
 	// mu serialises requests so that a mark check, its durable write and
 	// the use of the nonces happen as one step per chain.
 	mu sync.Mutex
+
+	// boundMu guards bounds, each chain's height bound (its key set is
+	// fixed at construction). It is apart from mu so that Raft's record
+	// check never waits for a share's durable write.
+	boundMu sync.Mutex
+	bounds  map[string]signstate.Bound
 }
 
 // SignerOptions are what a ShareSigner needs besides its share and pool.
 type SignerOptions struct {
 	// Chains are the sign states of the chains it signs for, one each.
 	Chains []*signstate.SignState
-	// MaxHeightAhead is threshold.max_height_ahead.
+	// MaxHeightAhead and MaxHeightRate are threshold.max_height_ahead and
+	// threshold.max_height_rate: each chain's signstate.Bound, anchored at
+	// its mark as loaded (SignState.Bound). MaxHeightAhead 0: no bound.
 	MaxHeightAhead int64
-	// KnownHeight returns the highest height the cluster is known to have
-	// signed for a chain (from the replicated state); nil: none.
-	KnownHeight func(chainID string) int64
+	MaxHeightRate  float64
+	// Now is the clock the bound reads; nil: time.Now.
+	Now func() time.Time
 	// Metrics records refusals and state writes; nil: none.
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
@@ -84,12 +94,17 @@ type SignerOptions struct {
 
 // NewShareSigner returns a ShareSigner for share drawing nonces from pool.
 func NewShareSigner(share *threshold.KeyShare, pool *NoncePool, opts SignerOptions) (*ShareSigner, error) {
-	s := &ShareSigner{share: share, pool: pool, opts: opts, chains: map[string]*signstate.SignState{}}
+	s := &ShareSigner{share: share, pool: pool, opts: opts, chains: map[string]*signstate.SignState{},
+		bounds: map[string]signstate.Bound{}, now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	for _, st := range opts.Chains {
 		if _, ok := s.chains[st.ChainID()]; ok {
 			return nil, fmt.Errorf("share signer: chain %q given twice", st.ChainID())
 		}
 		s.chains[st.ChainID()] = st
+		s.bounds[st.ChainID()] = st.Bound(opts.MaxHeightAhead, opts.MaxHeightRate)
 	}
 	return s, nil
 }
@@ -102,6 +117,38 @@ func (s *ShareSigner) ID() int { return int(s.share.ID()) }
 
 // Pool returns the nonce pool.
 func (s *ShareSigner) Pool() *NoncePool { return s.pool }
+
+// CheckRecord is the raft.RecordCheck of this cosigner: a replicated
+// record of the cluster's sign state passes only within the height bound
+// the cosigner's own shares are held to. A record above it (a buggy or
+// hostile Raft leader's) must not become the cluster's last signature here,
+// where the leader's regression check would refuse every real height below
+// it. Records of chains this cosigner does not sign for pass.
+func (s *ShareSigner) CheckRecord(r raft.Record) error {
+	return s.checkBound(r.ChainID, r.Height)
+}
+
+// checkBound checks height against chainID's bound; a chain without one
+// passes.
+func (s *ShareSigner) checkBound(chainID string, height int64) error {
+	s.boundMu.Lock()
+	b, ok := s.bounds[chainID]
+	s.boundMu.Unlock()
+	if !ok {
+		return nil
+	}
+	return b.Check(height, s.now())
+}
+
+// admitBound records an admitted height in chainID's bound (the first
+// above the loaded mark anchors the catch-up).
+func (s *ShareSigner) admitBound(chainID string, height int64) {
+	s.boundMu.Lock()
+	defer s.boundMu.Unlock()
+	if b, ok := s.bounds[chainID]; ok {
+		s.bounds[chainID] = b.Admit(height, s.now())
+	}
+}
 
 // Mark returns the high-water mark of chainID.
 func (s *ShareSigner) Mark(chainID string) (signstate.Mark, bool) {
@@ -197,14 +244,13 @@ func (s *ShareSigner) sign(req *ShareRequest, nonces []*threshold.Nonce) ([]thre
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The bound counts from the mark loaded at start (and from the first
+	// height admitted since), not from the current mark: admitted requests
+	// do not raise it, only elapsed time does.
+	if err := s.checkBound(req.ChainID, pv.Height); err != nil {
+		return nil, s.refuse(signstate.RefusedTooFarAhead, "%w", err)
+	}
 	mark := state.Mark()
-	limit := mark.Height
-	if s.opts.KnownHeight != nil {
-		limit = max(limit, s.opts.KnownHeight(req.ChainID))
-	}
-	if pv.Height > limit+s.opts.MaxHeightAhead {
-		return nil, s.refuse(signstate.RefusedTooFarAhead, "height %d is more than %d above the highest height known signed (%d)", pv.Height, s.opts.MaxHeightAhead, limit)
-	}
 	start := time.Now()
 	err = state.Admit(pv)
 	if now := state.Mark(); now.Height != mark.Height || now.Round != mark.Round || now.Step != mark.Step {
@@ -220,6 +266,7 @@ func (s *ShareSigner) sign(req *ShareRequest, nonces []*threshold.Nonce) ([]thre
 		}
 		return nil, s.refuse(signstate.RefusedUnavailable, "%w", err)
 	}
+	s.admitBound(req.ChainID, pv.Height)
 	shares, err := threshold.SignShares(s.share, nonces, pkgs)
 	if err != nil {
 		return nil, s.refuse(signstate.RefusedInvalidRequest, "%v", err)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -38,6 +39,7 @@ type Config struct {
 	StateDir string `toml:"state_dir"`
 
 	Metrics   MetricsConfig   `toml:"metrics"`
+	Softsign  SoftsignConfig  `toml:"softsign"`
 	Threshold ThresholdConfig `toml:"threshold"`
 	Chains    []ChainConfig   `toml:"chain"`
 	// HSM is the YubiHSM2 holding softsign keys or a threshold share.
@@ -78,12 +80,26 @@ type ThresholdConfig struct {
 	TLSDir string `toml:"tls_dir"`
 	// RaftDir holds Raft's log, stable store and snapshots.
 	RaftDir string `toml:"raft_dir"`
-	// MaxHeightAhead is how far above its own high-water mark (or the
-	// cluster's last signed height, whichever is higher) a cosigner still
-	// signs: a stolen cluster certificate must not burn future heights.
-	MaxHeightAhead int64 `toml:"max_height_ahead"`
+	// MaxHeightAhead and MaxHeightRate bound the heights a cosigner signs
+	// (signstate.Bound): at most MaxHeightAhead above its mark as loaded
+	// at start, plus MaxHeightRate heights per second since that mark was
+	// recorded. The bound never moves with the requests, so a stolen
+	// cluster certificate or a buggy leader cannot burn future heights by
+	// asking again and again.
+	MaxHeightAhead int64   `toml:"max_height_ahead"`
+	MaxHeightRate  float64 `toml:"max_height_rate"`
 	// Peers lists every cosigner, this one included.
 	Peers []PeerConfig `toml:"peer"`
+}
+
+// SoftsignConfig configures softsign mode (whole keys in files or in the
+// YubiHSM2).
+type SoftsignConfig struct {
+	// MaxHeightAhead and MaxHeightRate are the optional height bound of
+	// every chain, as threshold.max_height_ahead and max_height_rate; 0
+	// (the default) turns it off, as TMKMS and FilePV have none.
+	MaxHeightAhead int64   `toml:"max_height_ahead"`
+	MaxHeightRate  float64 `toml:"max_height_rate"`
 }
 
 // PeerConfig is one cosigner of the cluster.
@@ -142,7 +158,9 @@ func DefaultConfig() *Config {
 			TLSDir:         "tls",
 			RaftDir:        "raft",
 			MaxHeightAhead: DefaultMaxHeightAhead,
+			MaxHeightRate:  DefaultMaxHeightRate,
 		},
+		Softsign: SoftsignConfig{MaxHeightRate: DefaultMaxHeightRate},
 		HSM: hsm.Config{
 			AuthKeyID:      hsm.DefaultAuthKeyID,
 			PasswordFile:   hsm.DefaultPasswordFile,
@@ -177,8 +195,12 @@ func (c *Config) Validate() error {
 
 	switch c.Mode {
 	case ModeSoftsign:
+		errs = append(errs, c.Softsign.validate()...)
 	case ModeThreshold:
 		errs = append(errs, c.Threshold.validate()...)
+		if c.Softsign.MaxHeightAhead != 0 {
+			bad("softsign.max_height_ahead = %d applies to mode = %q only; threshold mode uses threshold.max_height_ahead", c.Softsign.MaxHeightAhead, ModeSoftsign)
+		}
 	default:
 		bad("mode = %q: allowed are %q and %q", c.Mode, ModeSoftsign, ModeThreshold)
 	}
@@ -254,6 +276,36 @@ func (c *Config) Validate() error {
 // DefaultMaxHeightAhead is the default of threshold.max_height_ahead.
 const DefaultMaxHeightAhead = 10000
 
+// DefaultMaxHeightRate is the default of threshold.max_height_rate and
+// softsign.max_height_rate: 10 heights per second, ten times what a chain
+// with 1-second blocks makes, so bursts and clock drift never reach it.
+const DefaultMaxHeightRate = 10.0
+
+// MaxMaxHeightRate is the highest max_height_rate accepted: 1000 heights
+// per second is a block every millisecond; anything above is a typo (or
+// turns the bound off in all but name).
+const MaxMaxHeightRate = 1000.0
+
+// validateHeightRate checks a max_height_rate key.
+func validateHeightRate(key string, rate float64) error {
+	if !(rate > 0 && rate <= MaxMaxHeightRate) { // also refuses NaN
+		return fmt.Errorf("%s = %g: allowed are more than 0 up to %g heights per second; set it above the chain's fastest block rate (the default %g suits blocks down to 100 ms)",
+			key, rate, MaxMaxHeightRate, DefaultMaxHeightRate)
+	}
+	return nil
+}
+
+func (s *SoftsignConfig) validate() []error {
+	var errs []error
+	if s.MaxHeightAhead < 0 {
+		errs = append(errs, fmt.Errorf("softsign.max_height_ahead = %d: must be 0 (no bound) or more", s.MaxHeightAhead))
+	}
+	if err := validateHeightRate("softsign.max_height_rate", s.MaxHeightRate); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
 func (t *ThresholdConfig) validate() []error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
@@ -278,6 +330,9 @@ func (t *ThresholdConfig) validate() []error {
 	}
 	if t.MaxHeightAhead < 1 {
 		bad("threshold.max_height_ahead = %d: must be at least 1", t.MaxHeightAhead)
+	}
+	if err := validateHeightRate("threshold.max_height_rate", t.MaxHeightRate); err != nil {
+		errs = append(errs, err)
 	}
 	if len(t.Peers) != t.Shares {
 		bad("threshold.peer lists %d cosigners, threshold.shares says %d: list every cosigner, this one included", len(t.Peers), t.Shares)
@@ -450,11 +505,27 @@ func (c *Config) Marshal() []byte {
 		}
 		fmt.Fprintf(&b, "# Cluster CA certificate, this cosigner's certificate and key; Raft's data.\n")
 		fmt.Fprintf(&b, "tls_dir = %q\nraft_dir = %q\n", t.TLSDir, t.RaftDir)
-		fmt.Fprintf(&b, "# Refuse to sign more than this many heights above the highest height known signed.\n")
-		fmt.Fprintf(&b, "max_height_ahead = %d\n", t.MaxHeightAhead)
+		fmt.Fprintf(&b, "# Height bound: sign at most max_height_ahead heights above this cosigner's mark as\n")
+		fmt.Fprintf(&b, "# loaded at start, plus max_height_rate heights per second since that mark was recorded\n")
+		fmt.Fprintf(&b, "# (the state file's modification time). It never moves with the requests, so a stolen\n")
+		fmt.Fprintf(&b, "# cluster certificate or a buggy leader asking again and again cannot burn future heights;\n")
+		fmt.Fprintf(&b, "# and the chain cannot outrun it: after a week down the current height is still in it.\n")
+		fmt.Fprintf(&b, "# Keep max_height_rate above the chain's fastest block rate (10 suits blocks down to\n")
+		fmt.Fprintf(&b, "# 100 ms); closer to it limits how fast a patient attacker gains. See docs/threshold.md.\n")
+		fmt.Fprintf(&b, "max_height_ahead = %d\nmax_height_rate = %s\n", t.MaxHeightAhead, formatRate(t.MaxHeightRate))
 		for _, p := range t.Peers {
 			fmt.Fprintf(&b, "\n[[threshold.peer]]\nid = %d\naddress = %q\nraft_address = %q\n", p.ID, p.Address, p.RaftAddress)
 		}
+	}
+	if c.Mode == ModeSoftsign {
+		sc := c.Softsign
+		fmt.Fprintf(&b, "\n[softsign]\n")
+		fmt.Fprintf(&b, "# Optional height bound of every chain, off at max_height_ahead = 0 (as TMKMS): sign at\n")
+		fmt.Fprintf(&b, "# most max_height_ahead heights above the chain's mark as loaded at start, plus\n")
+		fmt.Fprintf(&b, "# max_height_rate heights per second since that mark was recorded. It never moves with\n")
+		fmt.Fprintf(&b, "# the requests, so a node asking for ever higher heights cannot burn them. Keep\n")
+		fmt.Fprintf(&b, "# max_height_rate above the chain's fastest block rate. See docs/softsign.md.\n")
+		fmt.Fprintf(&b, "max_height_ahead = %d\nmax_height_rate = %s\n", sc.MaxHeightAhead, formatRate(sc.MaxHeightRate))
 	}
 	if c.HSM.Enabled() {
 		h := c.HSM
@@ -491,6 +562,9 @@ func (c *Config) Marshal() []byte {
 	}
 	return []byte(b.String())
 }
+
+// formatRate renders a max_height_rate as a TOML number.
+func formatRate(r float64) string { return strconv.FormatFloat(r, 'g', -1, 64) }
 
 // validateChainHSM checks a chain's hsm_key_id against the mode, its key
 // and the [hsm] section.

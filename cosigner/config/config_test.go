@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -90,5 +91,48 @@ func unwrapAll(err error) error {
 			return err
 		}
 		err = next
+	}
+}
+
+// TestConfigHeightBound: the height bound keys have safe defaults (on in
+// threshold mode, off in softsign mode) and survive init's rendering.
+func TestConfigHeightBound(t *testing.T) {
+	def := DefaultConfig()
+	if def.Threshold.MaxHeightAhead != DefaultMaxHeightAhead || def.Threshold.MaxHeightRate != DefaultMaxHeightRate {
+		t.Errorf("threshold defaults = %d, %g", def.Threshold.MaxHeightAhead, def.Threshold.MaxHeightRate)
+	}
+	if def.Softsign.MaxHeightAhead != 0 || def.Softsign.MaxHeightRate != DefaultMaxHeightRate {
+		t.Errorf("softsign defaults = %d, %g; want the bound off", def.Softsign.MaxHeightAhead, def.Softsign.MaxHeightRate)
+	}
+
+	soft := DefaultConfig()
+	soft.Softsign = SoftsignConfig{MaxHeightAhead: 500, MaxHeightRate: 0.5}
+	soft.Chains = []ChainConfig{{ID: "kira-1", Key: "keys/kira-1.json", Nodes: []string{"tcp://127.0.0.1:26659"}}}
+	got, err := Parse(soft.Marshal())
+	if err != nil {
+		t.Fatalf("softsign rendering does not parse: %v\n%s", err, soft.Marshal())
+	}
+	if got.Softsign != soft.Softsign {
+		t.Errorf("softsign bound after a round trip = %+v, want %+v", got.Softsign, soft.Softsign)
+	}
+
+	th := DefaultConfig()
+	th.Mode = ModeThreshold
+	th.Threshold.ID, th.Threshold.Threshold, th.Threshold.Shares = 1, 2, 3
+	th.Threshold.MaxHeightAhead, th.Threshold.MaxHeightRate = 2000, 2.5
+	for id := 1; id <= 3; id++ {
+		th.Threshold.Peers = append(th.Threshold.Peers, PeerConfig{ID: id,
+			Address: "127.0.0.1:" + strconv.Itoa(7000+10*id), RaftAddress: "127.0.0.1:" + strconv.Itoa(7001+10*id)})
+	}
+	th.Chains = []ChainConfig{{ID: "kira-1", Nodes: []string{"tcp://127.0.0.1:26659"}}}
+	got, err = Parse(th.Marshal())
+	if err != nil {
+		t.Fatalf("threshold rendering does not parse: %v\n%s", err, th.Marshal())
+	}
+	if got.Threshold.MaxHeightAhead != 2000 || got.Threshold.MaxHeightRate != 2.5 {
+		t.Errorf("threshold bound after a round trip = %d, %g", got.Threshold.MaxHeightAhead, got.Threshold.MaxHeightRate)
+	}
+	if strings.Contains(string(th.Marshal()), "[softsign]") {
+		t.Error("threshold rendering has a [softsign] section")
 	}
 }

@@ -235,6 +235,8 @@ func RefusalReason(err error) (string, bool) {
 		return ReasonRegression, true
 	case errors.Is(err, signstate.ErrConflict):
 		return ReasonConflict, true
+	case errors.Is(err, signstate.ErrTooFarAhead):
+		return ReasonTooFarAhead, true
 	}
 	return "", false
 }

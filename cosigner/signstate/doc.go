@@ -10,6 +10,12 @@
 // threshold cosigner (SignState.Admit) and the leader's check against the
 // cluster's last signature all call it.
 //
+// Bound is the one copy of the height bound (max_height_ahead,
+// max_height_rate): how far above the mark loaded at start a signer lets
+// requests move it, growing with elapsed time, never with requests. The
+// threshold share signer, softsign and the Raft state's record check all
+// call Bound.Check.
+//
 // The state file is preallocated with two checksummed, sequence-numbered
 // slots rewritten in place and fdatasync'ed; a torn write falls back to the
 // previous slot. ParseForeignState reads CometBFT's and TMKMS's state

@@ -46,8 +46,9 @@ func (r *Refusal) Unwrap() error { return r.Err }
 
 // Final reports whether retrying elsewhere cannot help: the request itself is
 // refused by the sign-state rules, not this cosigner's circumstances. A
-// cosigner that finds the height too far ahead is lagging (its own mark and
-// replicated state are old), so the leader routes around it instead.
+// cosigner that finds the height too far ahead counts its Bound from its
+// own mark and clock, which may be behind the others' (a state initialised
+// at an old height), so the leader routes around it instead.
 func (r *Refusal) Final() bool {
 	return r.Reason == RefusedRegression || r.Reason == RefusedConflict
 }

@@ -79,6 +79,11 @@ type SignState struct {
 	path    string
 	chainID string
 
+	// loaded and loadedAt are the mark as LoadSignState read it and when
+	// it was recorded; a Bound counts from them.
+	loaded   int64
+	loadedAt time.Time
+
 	mu   sync.Mutex
 	mark Mark
 	file *slotFile
@@ -92,11 +97,31 @@ func LoadSignState(path, chainID string) (*SignState, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The file's modification time is when the mark was last recorded
+	// (every advance rewrites a slot in place); take it before
+	// openSlotFile may convert a plain JSON file.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("read sign state %s: %w", path, err)
+	}
 	f, err := openSlotFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("open sign state %s: %w", path, err)
 	}
-	return &SignState{path: path, chainID: chainID, mark: m, file: f}, nil
+	at := fi.ModTime()
+	if now := time.Now(); at.After(now) {
+		at = now // a file from the future: count from now
+	}
+	return &SignState{path: path, chainID: chainID, mark: m, file: f, loaded: m.Height, loadedAt: at}, nil
+}
+
+// Bound returns the height bound of a signer started on s: anchored at
+// the mark as it was loaded and at the time it was recorded (the state
+// file's modification time, never later than the load), allowing ahead
+// heights above it plus rate heights per second since. ahead ≤ 0 is a
+// bound that is off. See Bound for why the anchor never moves.
+func (s *SignState) Bound(ahead int64, rate float64) Bound {
+	return Bound{Anchor: s.loaded, Since: s.loadedAt, Ahead: ahead, Rate: rate}
 }
 
 // ChainID returns the chain the state guards.

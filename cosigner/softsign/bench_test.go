@@ -21,7 +21,7 @@ func BenchmarkSoftsignSign(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ss := New(testkit.Log, nil)
+	ss := New(testkit.Log, nil, Options{})
 	ss.AddChain(testkit.Chain, testkit.Key, st)
 	t0 := time.Unix(1700000000, 0).UTC()
 	reqs := make([]*privval.SignRequest, b.N)

@@ -40,7 +40,7 @@ func TestHSMSoftsign(t *testing.T) {
 	if _, err := hsm.NewKey(ctx, h, 6, 500*time.Millisecond, testkit.Log); !errors.Is(err, hsm.ErrNotFound) {
 		t.Fatalf("unknown key id: %v", err)
 	}
-	s := New(testkit.Log, nil)
+	s := New(testkit.Log, nil, Options{})
 	if err := s.AddChainKey(testkit.Chain, key, state); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cosigner/cosigner/cosigner/metrics"
@@ -27,12 +28,32 @@ import (
 type Signer struct {
 	log     *slog.Logger
 	metrics *metrics.Metrics
+	opts    Options
 	chains  map[string]*softChain
+}
+
+// Options are what a Signer needs besides its logger and metrics.
+type Options struct {
+	// MaxHeightAhead and MaxHeightRate are softsign.max_height_ahead and
+	// softsign.max_height_rate: each chain's signstate.Bound, anchored at
+	// its mark as loaded (SignState.Bound). MaxHeightAhead 0, the default:
+	// no bound, as TMKMS and FilePV.
+	MaxHeightAhead int64
+	MaxHeightRate  float64
+	// Now is the clock the bound reads; nil: time.Now.
+	Now func() time.Time
 }
 
 type softChain struct {
 	key   ChainKey
 	state *signstate.SignState
+
+	// mu guards bound, the chain's height bound, and is held from its
+	// check to the record of what was signed, so that two connections'
+	// requests cannot both pass a check the first one's signature would
+	// have tightened. (state.Sign serialises the chain's requests anyway.)
+	mu    sync.Mutex
+	bound signstate.Bound
 }
 
 // ChainKey is one chain's whole consensus key: held in this process
@@ -71,11 +92,14 @@ var _ privval.Signer = (*Signer)(nil)
 // writes in m (nil: no metrics). It makes m report softsign as a cluster
 // of one: threshold 1, one peer reachable, quorum available, no Raft
 // series.
-func New(log *slog.Logger, m *metrics.Metrics) *Signer {
+func New(log *slog.Logger, m *metrics.Metrics, opts Options) *Signer {
 	m.SetClusterSource(func() metrics.ClusterView {
 		return metrics.ClusterView{Threshold: 1, Reachable: 1, Quorum: true}
 	})
-	return &Signer{log: log, metrics: m, chains: map[string]*softChain{}}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Signer{log: log, metrics: m, opts: opts, chains: map[string]*softChain{}}
 }
 
 // AddChain makes s sign for chainID with key, guarded by state. It must be
@@ -93,7 +117,7 @@ func (s *Signer) AddChainKey(chainID string, key ChainKey, state *signstate.Sign
 	if state.ChainID() != chainID {
 		return fmt.Errorf("sign state of chain %q given for chain %q", state.ChainID(), chainID)
 	}
-	s.chains[chainID] = &softChain{key: key, state: state}
+	s.chains[chainID] = &softChain{key: key, state: state, bound: state.Bound(s.opts.MaxHeightAhead, s.opts.MaxHeightRate)}
 	return nil
 }
 
@@ -144,12 +168,25 @@ func (s *Signer) Mark(chainID string) (signstate.Mark, bool) {
 	return c.state.Mark(), true
 }
 
-// Sign signs req under the chain's sign-state rules. The vote extension, if
-// asked for, is signed fresh every time, as FilePV does: extensions are not
-// slashable and may legitimately differ between retries.
+// Sign signs req under the chain's sign-state rules and, if configured,
+// its height bound (an error wrapping signstate.ErrTooFarAhead). The vote
+// extension, if asked for, is signed fresh every time, as FilePV does:
+// extensions are not slashable and may legitimately differ between
+// retries.
 func (s *Signer) Sign(ctx context.Context, req *privval.SignRequest) (*privval.SignResponse, error) {
 	c, err := s.chain(req.ChainID)
 	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	// The bound counts from the mark loaded at start (and from the first
+	// height signed since), not from the current mark: signing does not
+	// raise it, only elapsed time does.
+	if err := c.bound.Check(req.Height, s.opts.Now()); err != nil {
+		c.mu.Unlock()
+		s.metrics.RefusedErr(req.ChainID, err)
+		s.log.Warn(LogRefusedTooFarAhead, "chain", req.ChainID, "height", req.Height,
+			"round", req.Round, "step", req.Step.String(), "err", err)
 		return nil, err
 	}
 	// What follows the signature inside state.Sign is the durable write.
@@ -158,6 +195,10 @@ func (s *Signer) Sign(ctx context.Context, req *privval.SignRequest) (*privval.S
 		defer func() { signedAt = time.Now() }()
 		return c.key.Sign(ctx, msg)
 	})
+	if err == nil {
+		c.bound = c.bound.Admit(req.Height, s.opts.Now())
+	}
+	c.mu.Unlock()
 	if err != nil {
 		if errors.Is(err, signstate.ErrConflict) || errors.Is(err, signstate.ErrRegression) {
 			s.metrics.RefusedErr(req.ChainID, err)
@@ -177,3 +218,7 @@ func (s *Signer) Sign(ctx context.Context, req *privval.SignRequest) (*privval.S
 	}
 	return resp, nil
 }
+
+// LogRefusedTooFarAhead is what a Signer logs (at warn, with the chain,
+// height, round, step and error) when the height bound refuses a request.
+const LogRefusedTooFarAhead = "refused height too far ahead"
