@@ -50,8 +50,8 @@ type bootHistory struct {
 }
 
 // observe records that a call sent at sent was answered by the process
-// with boot id b (zero: it did not say). For bootDuplicate it returns every
-// boot id seen for this id.
+// with boot id b (zero: it did not say). For bootDuplicate it returns the
+// boot ids of the live processes: b and those seen after it.
 func (h *bootHistory) observe(b BootID, sent time.Time) (bootSeen, []BootID) {
 	var zero BootID
 	switch {
@@ -65,7 +65,10 @@ func (h *bootHistory) observe(b BootID, sent time.Time) (bootSeen, []BootID) {
 		// of the one it replaced, delayed (a restart, not a copy).
 		return bootStale, nil
 	case slices.Contains(h.earlier, b):
-		return bootDuplicate, append(slices.Clone(h.earlier), h.current)
+		// The live ones: b and every process seen since it; those
+		// before b were restarts.
+		i := slices.Index(h.earlier, b)
+		return bootDuplicate, append(slices.Clone(h.earlier[i:]), h.current)
 	}
 	h.earlier = append(h.earlier, h.current)
 	if len(h.earlier) > maxBootHistory {

@@ -38,6 +38,7 @@ func TestBootHistory(t *testing.T) {
 		{"late answer of the process replaced", []obs{{a, 0, bootSame}, {b, 2, bootNew}, {a, 1, bootStale}, {b, 3, bootSame}}, nil},
 		{"two restarts", []obs{{a, 0, bootSame}, {b, 1, bootNew}, {c, 2, bootNew}}, nil},
 		{"two live processes", []obs{{a, 0, bootSame}, {b, 1, bootNew}, {a, 2, bootDuplicate}}, []BootID{a, b}},
+		{"a restart, then a copy", []obs{{a, 0, bootSame}, {b, 1, bootNew}, {c, 2, bootNew}, {b, 3, bootDuplicate}}, []BootID{b, c}},
 		{"three live processes", []obs{{a, 0, bootSame}, {b, 1, bootNew}, {c, 2, bootNew}, {a, 3, bootDuplicate}}, []BootID{a, b, c}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
