@@ -108,18 +108,6 @@ func (d *Duplicates) Has(id int) bool {
 	return ok
 }
 
-// IDs returns the duplicate ids in order.
-func (d *Duplicates) IDs() []int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ids := make([]int, 0, len(d.ids))
-	for id := range d.ids {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
-}
-
 // add records that id answered with every boot id of boots, alternating.
 // The first time, and whenever a further process shows up, it logs an
 // error and sets the metric.
