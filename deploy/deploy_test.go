@@ -46,6 +46,8 @@ var metricNames = []string{
 	"cosigner_sign_missed_heights_total",
 	"cosigner_sign_request_duration_seconds",
 	"cosigner_peer_share_rpc_duration_seconds",
+	"cosigner_peer_refusals_total",
+	"cosigner_peer_duplicate_boot_ids",
 	"cosigner_state_write_duration_seconds",
 	"cosigner_raft_apply_duration_seconds",
 	"cosigner_nonce_pool_size",
@@ -165,6 +167,7 @@ func TestAlertRules(t *testing.T) {
 	for _, a := range []string{
 		"CosignerNoQuorum", "CosignerDown", "CosignerNoSignature",
 		"CosignerDoubleSignRefused", "CosignerNoncePoolEmpty", "CosignerNodeDisconnected",
+		"CosignerPeerRefusing", "CosignerDuplicateID",
 	} {
 		if !alerts[a] {
 			t.Errorf("rules.yml has no alert %s", a)

@@ -46,6 +46,9 @@ type Cosigner struct {
 	peers    map[int]PeerClient
 	metrics  *metrics.Metrics // nil: none
 	tracker  *admin.Tracker
+	// dups are the cosigner ids found answering as two live processes,
+	// kept across this cosigner's terms as leader.
+	dups *Duplicates
 
 	// mu guards coord, the coordinator while this cosigner leads.
 	mu    sync.Mutex
@@ -97,7 +100,7 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		return nil, err
 	}
 	c := &Cosigner{cfg: cfg, log: log, version: opts.Version, identity: identity, share: ks, tls: ctls,
-		metrics: opts.Metrics, tracker: opts.Tracker}
+		metrics: opts.Metrics, tracker: opts.Tracker, dups: NewDuplicates(log, opts.Metrics)}
 	var states []*signstate.SignState
 	for _, ch := range cfg.Chains {
 		st, err := signstate.LoadSignState(signstate.StatePath(cfg.Path(cfg.StateDir), ch.ID), ch.ID)
@@ -377,6 +380,7 @@ func (c *Cosigner) lead(ctx context.Context) error {
 func (c *Cosigner) startLeading(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) error {
 	ccfg := DefaultCoordinatorConfig()
 	ccfg.Metrics = c.metrics
+	ccfg.Duplicates = c.dups
 	ccfg.StepDown = func(ctx context.Context) error { return c.node.TransferLeadership(ctx, 0) }
 	coord, err := NewCoordinator(ccfg, c.share.Group(), c.cfg.Threshold.ID, c.peers, c.node, c.log)
 	if err != nil {

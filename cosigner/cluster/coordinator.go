@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -31,10 +32,13 @@ type PeerClient interface {
 
 // Prober is a PeerClient that can also be asked, cheaply, whether the
 // cosigner answers. The coordinator probes such peers every second, so that
-// a cosigner it has no reason to call is still known to be up or down.
+// a cosigner it has no reason to call is still known to be up or down, and
+// which process answers as it (two alternating boot ids are two live
+// copies of one cosigner).
 type Prober interface {
-	// Probe returns the round-trip time of one health request.
-	Probe(ctx context.Context) (time.Duration, error)
+	// Probe returns the round-trip time of one health request and the
+	// boot id of the process that answered it (zero if it sent none).
+	Probe(ctx context.Context) (time.Duration, BootID, error)
 }
 
 // Replicated is the cluster's replicated sign state as the leader uses it:
@@ -54,9 +58,23 @@ func (l LocalPeer) Commitments(_ context.Context, n int) ([]PublishedCommitment,
 	return l.Signer.Pool().Generate(n)
 }
 
-// Sign signs with the local share.
+// Sign signs with the local share. A refusal carries the share signer's
+// mark, as the gRPC service reports it.
 func (l LocalPeer) Sign(_ context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
-	return l.Signer.Sign(req)
+	shares, err := l.Signer.Sign(req)
+	var refusal *signstate.Refusal
+	if errors.As(err, &refusal) && refusal.Last == nil && reportsMark(refusal.Reason) {
+		if m, ok := l.Signer.Mark(req.ChainID); ok {
+			refusal.Last = &signstate.Mark{Height: m.Height, Round: m.Round, Step: m.Step}
+		}
+	}
+	return shares, err
+}
+
+// reportsMark reports whether a refusal for reason carries the cosigner's
+// high-water mark.
+func reportsMark(reason signstate.RefusalReason) bool {
+	return reason == signstate.RefusedRegression || reason == signstate.RefusedConflict || reason == signstate.RefusedTooFarAhead
 }
 
 // CoordinatorConfig tunes the leader's coordinator.
@@ -82,6 +100,11 @@ type CoordinatorConfig struct {
 	StepDown func(context.Context) error
 	// Metrics records share RPCs, refusals and Raft applies; nil: none.
 	Metrics *metrics.Metrics
+	// Duplicates holds the cosigner ids found answering as two live
+	// processes, which are never chosen. Pass the same one to every
+	// coordinator of a process, so that an id stays out when this
+	// cosigner leads again; nil: the coordinator keeps its own.
+	Duplicates *Duplicates
 }
 
 // DefaultCoordinatorConfig returns timeouts for a LAN or a WireGuard link.
@@ -97,7 +120,7 @@ type peer struct {
 
 	mu      sync.Mutex
 	commits []PublishedCommitment // fresh commitments, oldest first
-	bootID  BootID
+	boots   bootHistory
 	rtt     time.Duration // smoothed share RPC round trip
 	pingRTT time.Duration // last probe round trip
 	healthy bool
@@ -105,6 +128,11 @@ type peer struct {
 	// suspectUntil: the cosigner sent an invalid share; it is chosen last
 	// until then, whatever its transport health says.
 	suspectUntil time.Time
+	// ahead is, per chain, the high-water mark the cosigner reported when
+	// it last refused a request by its own mark (regression, conflict).
+	// While a request is not above it, the cosigner is chosen last: it
+	// would refuse again. Forgotten when its process changes.
+	ahead map[string]signstate.Mark
 }
 
 // suspectPeriod is how long a cosigner that sent an invalid share is chosen
@@ -143,23 +171,59 @@ func (p *peer) held() int {
 	return len(p.commits)
 }
 
-// add stores fresh commitments; a new boot id drops the old ones, whose
-// nonces died with the cosigner's previous process.
-func (p *peer) add(cs []PublishedCommitment) {
+// add stores fresh commitments from a call sent at sent; a new boot id
+// drops the old ones, whose nonces died with the cosigner's previous
+// process, and commitments of a process already replaced are dropped. It
+// returns the boot ids in play when they show two live processes
+// answering as this id (see bootHistory).
+func (p *peer) add(cs []PublishedCommitment, sent time.Time) []BootID {
 	if len(cs) == 0 {
-		return
+		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if cs[0].BootID != p.bootID {
-		p.commits = nil
-		p.bootID = cs[0].BootID
+	switch seen, dup := p.observeLocked(cs[0].BootID, sent); seen {
+	case bootDuplicate:
+		return dup
+	case bootStale:
+		return nil
 	}
 	for _, c := range cs {
-		if c.BootID == p.bootID {
+		if c.BootID == p.boots.current {
 			p.commits = append(p.commits, c)
 		}
 	}
+	return nil
+}
+
+// observeLocked records which process answered a call sent at sent; a new
+// process drops what the leader knew of the old one. p.mu must be held.
+func (p *peer) observeLocked(b BootID, sent time.Time) (bootSeen, []BootID) {
+	seen, dup := p.boots.observe(b, sent)
+	if seen == bootNew {
+		p.commits, p.ahead = nil, nil
+	}
+	return seen, dup
+}
+
+// refused records the mark a cosigner reported with a refusal by its own
+// mark, for chain.
+func (p *peer) refused(chain string, last signstate.Mark) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ahead == nil {
+		p.ahead = map[string]signstate.Mark{}
+	}
+	p.ahead[chain] = last
+}
+
+// refuses reports whether the cosigner's last reported mark on req's chain
+// is at or above req: it would refuse it, or may.
+func (p *peer) refuses(req *privval.SignRequest) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m, ok := p.ahead[req.ChainID]
+	return ok && !signstate.Above(req.Height, req.Round, req.Step, m.Height, m.Round, m.Step)
 }
 
 func (p *peer) result(rtt time.Duration, err error) {
@@ -179,17 +243,23 @@ func (p *peer) result(rtt time.Duration, err error) {
 	}
 }
 
-// probed records the outcome of a health probe: a cosigner that does not
-// answer is unhealthy (and its commitments, perhaps of a dead process, are
-// dropped); one that answers is healthy again.
-func (p *peer) probed(rtt time.Duration, err error) {
+// probed records the outcome of a health probe sent at sent: a cosigner
+// that does not answer is unhealthy (and its commitments, perhaps of a dead
+// process, are dropped); one that answers is healthy again. It returns the
+// boot ids in play when the answer shows two live processes answering as
+// this id.
+func (p *peer) probed(rtt time.Duration, boot BootID, sent time.Time, err error) []BootID {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
 		p.healthy, p.lastErr, p.commits = false, err, nil
-		return
+		return nil
 	}
 	p.healthy, p.pingRTT = true, rtt
+	if seen, dup := p.observeLocked(boot, sent); seen == bootDuplicate {
+		return dup
+	}
+	return nil
 }
 
 // PeerStatus is the leader's view of one cosigner, for status and metrics.
@@ -197,8 +267,12 @@ type PeerStatus struct {
 	ID int
 	// Reachable: the last call or probe of the cosigner succeeded.
 	Reachable bool
-	// Healthy: reachable, and not suspected of sending an invalid share.
+	// Healthy: reachable, not suspected of sending an invalid share, and
+	// not a duplicate id (two live processes answering as one cosigner).
 	Healthy bool
+	// Duplicate: two live processes answer as this cosigner; the leader
+	// no longer uses it.
+	Duplicate bool
 	// RTT is the smoothed round trip of share RPCs; PingRTT that of the
 	// last health probe (0 for the leader itself).
 	RTT, PingRTT time.Duration
@@ -217,6 +291,7 @@ type Coordinator struct {
 	state Replicated
 	log   *slog.Logger
 	peers []*peer // by id order; read-only after construction
+	dups  *Duplicates
 	refil chan struct{}
 	repl  chan raft.Record // to Run's replicator
 
@@ -246,7 +321,11 @@ func NewCoordinator(cfg CoordinatorConfig, group *threshold.GroupKey, self int, 
 	if cfg.RefillInterval <= 0 {
 		cfg.RefillInterval = time.Second
 	}
-	c := &Coordinator{cfg: cfg, group: group, self: self, state: state, log: log,
+	dups := cfg.Duplicates
+	if dups == nil {
+		dups = NewDuplicates(log, cfg.Metrics)
+	}
+	c := &Coordinator{cfg: cfg, group: group, self: self, state: state, log: log, dups: dups,
 		refil: make(chan struct{}, 1), repl: make(chan raft.Record, 256), last: map[string]raft.Record{}}
 	for id := 1; id <= group.N(); id++ {
 		client, ok := peers[id]
@@ -268,12 +347,17 @@ func (c *Coordinator) Peers() []PeerStatus {
 	out := make([]PeerStatus, len(c.peers))
 	for i, p := range c.peers {
 		healthy := p.usable(time.Now())
+		dup := c.dups.Has(p.id)
 		p.mu.Lock()
-		out[i] = PeerStatus{ID: p.id, Reachable: p.healthy, Healthy: healthy, RTT: p.rtt, PingRTT: p.pingRTT, Commitments: len(p.commits)}
+		out[i] = PeerStatus{ID: p.id, Reachable: p.healthy, Healthy: healthy && !dup, Duplicate: dup,
+			RTT: p.rtt, PingRTT: p.pingRTT, Commitments: len(p.commits)}
 		if p.lastErr != nil {
 			out[i].LastError = p.lastErr.Error()
 		}
 		p.mu.Unlock()
+		if dup {
+			out[i].LastError = c.dups.describe(p.id)
+		}
 	}
 	return out
 }
@@ -331,9 +415,12 @@ func (c *Coordinator) prober(ctx context.Context) {
 			wg.Go(func() {
 				pctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 				defer cancel()
-				rtt, err := pr.Probe(pctx)
+				sent := time.Now()
+				rtt, boot, err := pr.Probe(pctx)
 				if ctx.Err() == nil {
-					p.probed(rtt, err)
+					if dup := p.probed(rtt, boot, sent, err); dup != nil {
+						c.dups.add(p.id, dup)
+					}
 				}
 			})
 		}
@@ -365,7 +452,7 @@ func (c *Coordinator) prober(ctx context.Context) {
 func (c *Coordinator) refill(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, p := range c.peers {
-		if p.held() >= c.cfg.PoolLow {
+		if p.held() >= c.cfg.PoolLow || c.dups.Has(p.id) {
 			continue
 		}
 		wg.Add(1)
@@ -393,7 +480,9 @@ func (c *Coordinator) fetch(ctx context.Context, p *peer, n int) {
 		return
 	}
 	p.result(time.Since(start), nil)
-	p.add(cs)
+	if dup := p.add(cs, start); dup != nil {
+		c.dups.add(p.id, dup)
+	}
 }
 
 func (c *Coordinator) checkCommitments(id int, cs []PublishedCommitment) error {
@@ -554,12 +643,22 @@ func (c *Coordinator) replicator(ctx context.Context) {
 // until Raft has told them who leads, and the node sends its pending
 // request the moment the new leader connects (CometBFT does not retry a
 // vote it failed to get signed).
+//
+// A cosigner that refuses the request by its own mark (regression,
+// conflict) stays out of every later round of this request; the leader
+// signs with the others. That is safe because every cosigner enforces its
+// own mark, and Sign checked the request against the cluster's last
+// signature before gather: a genuine conflict is refused by every
+// cosigner that signed the first content, at least M of them, so the
+// N-M < M left cannot sign it. When too few cosigners remain without
+// those that refused, the request is refused with their refusals.
 func (c *Coordinator) gather(ctx context.Context, req *privval.SignRequest, msgs [][]byte) ([][]byte, error) {
 	excluded := map[int]bool{}
+	refused := map[int]*signstate.Refusal{}
 	var lastRound error // the latest failed round, for the final error
 	rounds := 0
 	for {
-		quorum, commits, err := c.choose(ctx, len(msgs), excluded)
+		quorum, commits, err := c.choose(ctx, req, len(msgs), excluded)
 		if err != nil {
 			if lastRound != nil {
 				err = fmt.Errorf("%w (after: %w)", err, lastRound)
@@ -572,15 +671,21 @@ func (c *Coordinator) gather(ctx context.Context, req *privval.SignRequest, msgs
 			case <-t.C:
 			}
 			clear(excluded)
+			for id := range refused {
+				excluded[id] = true
+			}
 			continue
 		}
-		sigs, failed, err := c.round(ctx, req, msgs, quorum, commits)
+		sigs, failed, refusals, err := c.round(ctx, req, msgs, quorum, commits)
 		if err == nil {
 			return sigs, nil
 		}
-		var refusal *signstate.Refusal
-		if errors.As(err, &refusal) && refusal.Final() {
-			return nil, err
+		for id, r := range refusals {
+			refused[id] = r
+			c.routeAround(req, id, r)
+		}
+		if len(refusals) > 0 && c.candidates(refused) < c.group.Threshold() {
+			return nil, refusedError(refused)
 		}
 		lastRound = err
 		rounds++
@@ -598,26 +703,89 @@ func (c *Coordinator) gather(ctx context.Context, req *privval.SignRequest, msgs
 	}
 }
 
+// candidates counts the cosigners a request may still be signed with: not
+// a duplicate id and not among those that refused it.
+func (c *Coordinator) candidates(refused map[int]*signstate.Refusal) int {
+	n := 0
+	for _, p := range c.peers {
+		if refused[p.id] == nil && !c.dups.Has(p.id) {
+			n++
+		}
+	}
+	return n
+}
+
+// refusedError is the error of a request refused by the cosigners in
+// refused, too many to sign without: their refusals, conflicts first.
+func refusedError(refused map[int]*signstate.Refusal) error {
+	ids := slices.Sorted(maps.Keys(refused))
+	slices.SortStableFunc(ids, func(a, b int) int {
+		ca, cb := refused[a].Reason == signstate.RefusedConflict, refused[b].Reason == signstate.RefusedConflict
+		if ca != cb {
+			if ca {
+				return -1
+			}
+			return 1
+		}
+		return 0
+	})
+	errs := make([]error, len(ids))
+	for i, id := range ids {
+		errs[i] = refused[id]
+	}
+	return fmt.Errorf("refused by cosigners %v by their own marks, and the others cannot form a quorum: %w", slices.Sorted(maps.Keys(refused)), errors.Join(errs...))
+}
+
+// routeAround records that cosigner id refused req by its own mark: it is
+// counted, logged with the mark it reported, and chosen last while
+// requests are not above that mark.
+func (c *Coordinator) routeAround(req *privval.SignRequest, id int, r *signstate.Refusal) {
+	p := c.peers[id-1]
+	reason, _ := metrics.RefusalReason(r)
+	c.cfg.Metrics.PeerRefused(id, reason)
+	attrs := []any{"peer", id, "reason", reason, "chain", req.ChainID, "height", req.Height, "round", req.Round, "step", req.Step.String()}
+	if r.Last != nil {
+		p.refused(req.ChainID, *r.Last)
+		attrs = append(attrs, "last_height", r.Last.Height, "last_round", r.Last.Round, "last_step", r.Last.Step.String())
+	}
+	p.mu.Lock()
+	p.lastErr = r
+	p.mu.Unlock()
+	hint := "its sign state is above this request: a wrong 'cosigner state init --height', a state file from elsewhere, or another process with this id; " +
+		"the others sign without it, and it takes part again once the chain passes its mark; check 'cosigner state show' on that host (docs/operations.md, 'A cosigner refuses')"
+	if r.Reason == signstate.RefusedConflict {
+		hint = "it signed other content at this height/round/step: something asked for a double sign, or the cluster lost a signature; " +
+			"find the source before anything else (docs/operations.md, 'Refused double sign')"
+	}
+	c.log.Warn(LogPeerRefused, append(attrs, "err", r.Err, "hint", hint)...)
+}
+
 // chooseRetryPause is how long the leader waits before it tries again to
 // find a quorum.
 const chooseRetryPause = 50 * time.Millisecond
 
-// choose picks M cosigners, healthiest and fastest first (itself first when
-// healthy), with k commitments each, fetching commitments inline for a
-// chosen cosigner that has run out.
-func (c *Coordinator) choose(ctx context.Context, k int, excluded map[int]bool) ([]*peer, [][]PublishedCommitment, error) {
+// choose picks M cosigners for req, healthiest and fastest first (itself
+// first when healthy), with k commitments each, fetching commitments
+// inline for a chosen cosigner that has run out. A cosigner whose last
+// reported mark is at or above req comes last; a duplicate id never.
+func (c *Coordinator) choose(ctx context.Context, req *privval.SignRequest, k int, excluded map[int]bool) ([]*peer, [][]PublishedCommitment, error) {
 	type cand struct {
 		p       *peer
 		healthy bool
 		rtt     time.Duration
 	}
 	var cands []cand
+	var dups []int
 	now := time.Now()
 	for _, p := range c.peers {
+		if c.dups.Has(p.id) {
+			dups = append(dups, p.id)
+			continue
+		}
 		if excluded[p.id] {
 			continue
 		}
-		usable := p.usable(now)
+		usable := p.usable(now) && !p.refuses(req)
 		p.mu.Lock()
 		cands = append(cands, cand{p, usable, p.rtt})
 		p.mu.Unlock()
@@ -661,35 +829,41 @@ func (c *Coordinator) choose(ctx context.Context, k int, excluded map[int]bool) 
 			down = append(down, id)
 		}
 		slices.Sort(down)
+		if len(dups) > 0 {
+			return nil, nil, fmt.Errorf("no quorum: %d of the %d cosigners needed are reachable (unavailable: %v; not used, two live processes answer as each: %v)", len(quorum), m, down, dups)
+		}
 		return nil, nil, fmt.Errorf("no quorum: %d of the %d cosigners needed are reachable (unavailable: %v)", len(quorum), m, down)
 	}
 	return quorum, commits, nil
 }
 
 // round sends one Sign RPC to each cosigner of quorum in parallel, then
-// aggregates and verifies. It returns the cosigners to blame on failure.
-func (c *Coordinator) round(ctx context.Context, req *privval.SignRequest, msgs [][]byte, quorum []*peer, commits [][]PublishedCommitment) ([][]byte, []int, error) {
+// aggregates and verifies. It returns the cosigners to blame on failure
+// and, by id, the refusals of those that refused by their own mark.
+func (c *Coordinator) round(ctx context.Context, req *privval.SignRequest, msgs [][]byte, quorum []*peer, commits [][]PublishedCommitment) ([][]byte, []int, map[int]*signstate.Refusal, error) {
 	share := buildShareRequest(req, msgs, quorum, commits)
 	replies, pkgs, err := c.fanOut(ctx, share, quorum)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var failed []int
 	var errs []error
+	refusals := map[int]*signstate.Refusal{}
 	for i, r := range replies {
 		if r.err != nil {
 			var refusal *signstate.Refusal
 			if errors.As(r.err, &refusal) && refusal.Final() {
-				return nil, nil, r.err
+				refusals[quorum[i].id] = refusal
 			}
 			failed = append(failed, quorum[i].id)
 			errs = append(errs, fmt.Errorf("cosigner %d: %w", quorum[i].id, r.err))
 		}
 	}
 	if len(failed) > 0 {
-		return nil, failed, errors.Join(errs...)
+		return nil, failed, refusals, errors.Join(errs...)
 	}
-	return c.aggregate(req, msgs, pkgs, replies)
+	sigs, blame, err := c.aggregate(req, msgs, pkgs, replies)
+	return sigs, blame, nil, err
 }
 
 // buildShareRequest lays out the share request of msgs: message k's

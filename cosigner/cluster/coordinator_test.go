@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,7 +63,9 @@ type faultyPeer struct {
 	PeerClient
 	// probes, if not nil, receives a value (without blocking) at every
 	// probe.
-	probes  chan struct{}
+	probes chan struct{}
+	// signs counts the Sign calls that reached the cosigner.
+	signs   atomic.Int64
 	mu      sync.Mutex
 	down    bool
 	corrupt bool
@@ -88,8 +92,11 @@ func (f *faultyPeer) Commitments(ctx context.Context, n int) ([]PublishedCommitm
 	return f.PeerClient.Commitments(ctx, n)
 }
 
-// Probe answers the leader's health probe.
-func (f *faultyPeer) Probe(context.Context) (time.Duration, error) {
+var _ Prober = (*faultyPeer)(nil)
+
+// Probe answers the leader's health probe, with the boot id of the share
+// signer behind a LocalPeer.
+func (f *faultyPeer) Probe(context.Context) (time.Duration, BootID, error) {
 	if f.probes != nil {
 		select {
 		case f.probes <- struct{}{}:
@@ -97,9 +104,13 @@ func (f *faultyPeer) Probe(context.Context) (time.Duration, error) {
 		}
 	}
 	if down, _ := f.state(); down {
-		return 0, errPeerDown
+		return 0, BootID{}, errPeerDown
 	}
-	return time.Millisecond, nil
+	var boot BootID
+	if l, ok := f.PeerClient.(LocalPeer); ok {
+		boot = l.Signer.Pool().BootID()
+	}
+	return time.Millisecond, boot, nil
 }
 
 func (f *faultyPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
@@ -107,6 +118,7 @@ func (f *faultyPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.S
 	if down {
 		return nil, errPeerDown
 	}
+	f.signs.Add(1)
 	shares, err := f.PeerClient.Sign(ctx, req)
 	if err == nil && corrupt {
 		one := [32]byte{1}
@@ -123,12 +135,31 @@ func (f *faultyPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.S
 
 type testCluster struct {
 	key     ed25519.PrivateKey
+	dealing *threshold.Dealing
 	signers []*ShareSigner
 	peers   []*faultyPeer
+	clients map[int]PeerClient
 	state   *memState
 	coord   *Coordinator
+	cfg     CoordinatorConfig
 	// clock is every share signer's clock for its height bound.
 	clock *testkit.Clock
+}
+
+// testClusterOptions vary newTestClusterOpts's cluster; the zero value is
+// newTestCluster's.
+type testClusterOptions struct {
+	// Metrics records the cluster's metrics; nil: none.
+	Metrics *metrics.Metrics
+	// Marks are the cosigners' initial marks by id; absent: height 1.
+	Marks map[int]signstate.Mark
+	// Client, if set, returns the client the coordinator of tc reaches
+	// cosigner id through, given its share and the default client f.
+	Client func(tc *testCluster, id int, share *threshold.KeyShare, f *faultyPeer) PeerClient
+	// Configure, if set, adjusts the coordinator's configuration.
+	Configure func(*CoordinatorConfig)
+	// Log is the coordinator's logger; nil: discard.
+	Log *slog.Logger
 }
 
 // newTestCluster deals key m-of-n, gives every cosigner its own durable
@@ -141,44 +172,80 @@ func newTestCluster(t testing.TB, m, n int) *testCluster {
 // newTestClusterWith is newTestCluster recording in mt (nil: no metrics).
 func newTestClusterWith(t testing.TB, m, n int, mt *metrics.Metrics) *testCluster {
 	t.Helper()
+	return newTestClusterOpts(t, m, n, testClusterOptions{Metrics: mt})
+}
+
+// newShareSigner returns a share signer of share with its own durable
+// state at mark and a fresh boot id, in tc's cluster.
+func (tc *testCluster) newShareSigner(t testing.TB, share *threshold.KeyShare, mark signstate.Mark, mt *metrics.Metrics) *ShareSigner {
+	t.Helper()
+	boot, _ := NewBootID()
+	s, err := NewShareSigner(share, NewNoncePool(share, boot, 0), SignerOptions{
+		Chains:         []*signstate.SignState{newTestState(t, mark)},
+		MaxHeightAhead: 100,
+		MaxHeightRate:  1,
+		Now:            tc.clock.Now,
+		Metrics:        mt,
+		Log:            discard,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// newTestClusterOpts is newTestCluster varied by o.
+func newTestClusterOpts(t testing.TB, m, n int, o testClusterOptions) *testCluster {
+	t.Helper()
 	_, key, _ := ed25519.GenerateKey(nil)
 	dealing, err := threshold.Deal(key.Seed(), m, n, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCluster{key: key, state: &memState{}, clock: testkit.NewClock(time.Now())}
-	clients := map[int]PeerClient{}
+	tc := &testCluster{key: key, dealing: dealing, state: &memState{}, clients: map[int]PeerClient{}, clock: testkit.NewClock(time.Now())}
 	for i, share := range dealing.Shares {
-		boot, _ := NewBootID()
-		s, err := NewShareSigner(share, NewNoncePool(share, boot, 0), SignerOptions{
-			Chains:         []*signstate.SignState{newTestState(t, signstate.Mark{Height: 1})},
-			MaxHeightAhead: 100,
-			MaxHeightRate:  1,
-			Now:            tc.clock.Now,
-			Metrics:        mt,
-			Log:            discard,
-		})
-		if err != nil {
-			t.Fatal(err)
+		mark, ok := o.Marks[i+1]
+		if !ok {
+			mark = signstate.Mark{Height: 1}
 		}
+		s := tc.newShareSigner(t, share, mark, o.Metrics)
 		f := &faultyPeer{PeerClient: LocalPeer{s}}
 		tc.signers = append(tc.signers, s)
 		tc.peers = append(tc.peers, f)
-		clients[i+1] = f
+		tc.clients[i+1] = f
+		if o.Client != nil {
+			tc.clients[i+1] = o.Client(tc, i+1, share, f)
+		}
 	}
 	cfg := DefaultCoordinatorConfig()
-	cfg.Metrics = mt
+	cfg.Metrics = o.Metrics
 	// A request that cannot be signed fails at the deadline: keep it short.
 	cfg.Deadline, cfg.AttemptTimeout = 500*time.Millisecond, 250*time.Millisecond
-	tc.coord, err = NewCoordinator(cfg, dealing.Group, 1, clients, tc.state, discard)
+	if o.Configure != nil {
+		o.Configure(&cfg)
+	}
+	tc.cfg = cfg
+	log := o.Log
+	if log == nil {
+		log = discard
+	}
+	tc.coord = tc.startCoordinator(t, 1, tc.state, log)
+	return tc
+}
+
+// startCoordinator runs a coordinator on cosigner self of tc over state,
+// until the test ends.
+func (tc *testCluster) startCoordinator(t testing.TB, self int, state Replicated, log *slog.Logger) *Coordinator {
+	t.Helper()
+	coord, err := NewCoordinator(tc.cfg, tc.dealing.Group, self, tc.clients, state, log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { tc.coord.Run(ctx); close(done) }()
+	go func() { coord.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return tc
+	return coord
 }
 
 var precommitWithExt = testkit.PrecommitWithExt

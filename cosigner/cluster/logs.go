@@ -17,3 +17,16 @@ const (
 	// attributes: chain, height, round, step, block, messages).
 	LogReleasedShare = "released share"
 )
+
+// Messages of the leader's warnings about one cosigner.
+const (
+	// LogPeerRefused: a cosigner refused a share request by its own mark
+	// (regression or conflict) and the leader signs without it (warn;
+	// attributes: peer, reason, chain, height, round, step, last_height,
+	// last_round, last_step, err, hint).
+	LogPeerRefused = "cosigner refused by its own mark: signing without it"
+	// LogDuplicateID: two live processes answer as one cosigner id (two
+	// boot ids, alternating); the leader no longer uses it (error;
+	// attributes: peer, boot_ids, hint).
+	LogDuplicateID = "two live processes answer as one cosigner id: no longer using it"
+)

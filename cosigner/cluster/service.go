@@ -16,6 +16,7 @@ import (
 	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/cosigner/cosigner/privval"
 	cosignerv1 "github.com/cosigner/cosigner/proto/cosigner/v1"
 	"github.com/cosigner/cosigner/raft"
 	"github.com/cosigner/cosigner/threshold"
@@ -270,7 +271,11 @@ func NewGRPCPeer(id int, conn grpc.ClientConnInterface) *GRPCPeer {
 }
 
 func refusalFromProto(id int, r *cosignerv1.Refusal) *signstate.Refusal {
-	return &signstate.Refusal{Signer: id, Reason: signstate.RefusalReason(r.GetReason()), Err: errors.New(r.GetMessage())}
+	out := &signstate.Refusal{Signer: id, Reason: signstate.RefusalReason(r.GetReason()), Err: errors.New(r.GetMessage())}
+	if reportsMark(out.Reason) && (r.GetLastHeight() != 0 || r.GetLastStep() != 0) {
+		out.Last = &signstate.Mark{Height: r.GetLastHeight(), Round: r.GetLastRound(), Step: privval.Step(r.GetLastStep())}
+	}
+	return out
 }
 
 // Commitments fetches n fresh commitments.
@@ -336,8 +341,13 @@ func (g *GRPCPeer) Ping(ctx context.Context) (*cosignerv1.PingResponse, time.Dur
 
 var _ Prober = (*GRPCPeer)(nil)
 
-// Probe pings the cosigner and returns the round trip.
-func (g *GRPCPeer) Probe(ctx context.Context) (time.Duration, error) {
-	_, rtt, err := g.Ping(ctx)
-	return rtt, err
+// Probe pings the cosigner and returns the round trip and the boot id of
+// the process that answered.
+func (g *GRPCPeer) Probe(ctx context.Context) (time.Duration, BootID, error) {
+	resp, rtt, err := g.Ping(ctx)
+	var boot BootID
+	if err == nil && len(resp.GetBootId()) == BootIDSize {
+		copy(boot[:], resp.GetBootId())
+	}
+	return rtt, boot, err
 }

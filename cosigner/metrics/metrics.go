@@ -45,6 +45,12 @@ import (
 //     last signature, softsign's sign state, and each cosigner's own
 //     high-water mark (so a share request refused by two cosigners counts
 //     once on each).
+//   - cosigner_peer_refusals_total{peer,reason} (on the leader: share
+//     requests a cosigner refused by its own mark, regression or
+//     conflict, which the leader routed around) and
+//     cosigner_peer_duplicate_boot_ids{peer} (on a cosigner that led:
+//     how many live processes it found answering as one cosigner id,
+//     present only for an id it stopped using).
 //   - cosigner_peer_share_rpc_duration_seconds{peer} (the leader's share
 //     RPCs), cosigner_state_write_duration_seconds (durable mark writes),
 //     cosigner_nonce_pool_size{peer} (on the leader: commitments it holds
@@ -59,6 +65,8 @@ type Metrics struct {
 	missed         *prometheus.CounterVec
 	requestLatency *prometheus.HistogramVec
 	peerRPC        *prometheus.HistogramVec
+	peerRefusals   *prometheus.CounterVec
+	peerDuplicate  *prometheus.GaugeVec
 	stateWrite     prometheus.Histogram
 	raftApply      prometheus.Histogram
 	nodeConnected  *prometheus.GaugeVec
@@ -106,6 +114,10 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 			Help: "Time from a node's sign request to our reply.", Buckets: LatencyBuckets}, []string{"chain", "type"}),
 		peerRPC: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "cosigner_peer_share_rpc_duration_seconds",
 			Help: "The leader's signature-share RPCs, by cosigner.", Buckets: LatencyBuckets}, []string{"peer"}),
+		peerRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cosigner_peer_refusals_total",
+			Help: "Share requests a cosigner refused by its own high-water mark (regression, conflict), counted by the leader, which routes around it."}, []string{"peer", "reason"}),
+		peerDuplicate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cosigner_peer_duplicate_boot_ids",
+			Help: "Live processes (boot ids, alternating) found answering as one cosigner id; present only for an id this cosigner no longer uses."}, []string{"peer"}),
 		stateWrite: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cosigner_state_write_duration_seconds",
 			Help: "Durable writes of a chain's high-water mark.", Buckets: LatencyBuckets}),
 		raftApply: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cosigner_raft_apply_duration_seconds",
@@ -118,7 +130,7 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 		Help: "Always 1; the version label names the build."}, []string{"version"})
 	build.WithLabelValues(version).Set(1)
 	for _, c := range []prometheus.Collector{m.lastHeight, m.lastRound, m.signatures, m.refusals, m.missed,
-		m.requestLatency, m.peerRPC, m.stateWrite, m.raftApply, m.nodeConnected, m.cluster, build} {
+		m.requestLatency, m.peerRPC, m.peerRefusals, m.peerDuplicate, m.stateWrite, m.raftApply, m.nodeConnected, m.cluster, build} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -256,6 +268,22 @@ func (m *Metrics) ObserveRaftApply(d time.Duration) {
 func (m *Metrics) ObservePeerRPC(peer int, d time.Duration) {
 	if m != nil {
 		m.peerRPC.WithLabelValues(strconv.Itoa(peer)).Observe(d.Seconds())
+	}
+}
+
+// PeerRefused counts a share request cosigner peer refused for reason (a
+// label of RefusalReason).
+func (m *Metrics) PeerRefused(peer int, reason string) {
+	if m != nil {
+		m.peerRefusals.WithLabelValues(strconv.Itoa(peer), reason).Inc()
+	}
+}
+
+// SetPeerDuplicate records that bootIDs live processes answer as cosigner
+// peer, which is no longer used.
+func (m *Metrics) SetPeerDuplicate(peer, bootIDs int) {
+	if m != nil {
+		m.peerDuplicate.WithLabelValues(strconv.Itoa(peer)).Set(float64(bootIDs))
 	}
 }
 

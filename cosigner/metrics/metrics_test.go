@@ -48,3 +48,29 @@ cosigner_nonce_pool_size{peer="3"} 0
 		t.Errorf("raft metrics exported without a Raft view")
 	}
 }
+
+// TestPeerMetrics: refusals the leader routed around count per cosigner
+// and reason; a duplicate id shows how many processes answer as it; a nil
+// *Metrics records nothing.
+func TestPeerMetrics(t *testing.T) {
+	m, reg := newTestMetrics(t)
+	m.PeerRefused(2, ReasonRegression)
+	m.PeerRefused(2, ReasonRegression)
+	m.PeerRefused(3, ReasonConflict)
+	m.SetPeerDuplicate(3, 2)
+	want := `
+# HELP cosigner_peer_duplicate_boot_ids Live processes (boot ids, alternating) found answering as one cosigner id; present only for an id this cosigner no longer uses.
+# TYPE cosigner_peer_duplicate_boot_ids gauge
+cosigner_peer_duplicate_boot_ids{peer="3"} 2
+# HELP cosigner_peer_refusals_total Share requests a cosigner refused by its own high-water mark (regression, conflict), counted by the leader, which routes around it.
+# TYPE cosigner_peer_refusals_total counter
+cosigner_peer_refusals_total{peer="2",reason="regression"} 2
+cosigner_peer_refusals_total{peer="3",reason="conflict"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "cosigner_peer_refusals_total", "cosigner_peer_duplicate_boot_ids"); err != nil {
+		t.Error(err)
+	}
+	var none *Metrics
+	none.PeerRefused(1, ReasonConflict)
+	none.SetPeerDuplicate(1, 2)
+}

@@ -36,6 +36,10 @@ type Refusal struct {
 	Signer int
 	Reason RefusalReason
 	Err    error
+	// Last is the refusing cosigner's high-water mark when it reported
+	// one (with a regression, conflict or too-far-ahead refusal): height,
+	// round and step only, never the sign bytes. Nil otherwise.
+	Last *Mark
 }
 
 func (r *Refusal) Error() string {

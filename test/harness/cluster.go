@@ -37,6 +37,9 @@ type ClusterConfig struct {
 	// cut any cosigner off from the others. Each cosigner still listens on
 	// its real addresses; only the addresses it dials the others at change.
 	Proxies bool
+	// ProxyProtocols limits Proxies to the links of these protocols
+	// (LinkGRPC, LinkRaft); empty: both.
+	ProxyProtocols []string
 	// LogLevel defaults to "debug", which the share records need.
 	LogLevel string
 }
@@ -72,8 +75,8 @@ type Cluster struct {
 	proxies map[Link]*Proxy
 }
 
-// Member is one cosigner of a Cluster. Each start logs to
-// DIR/cosigner-<id>.run<n>.log; the output of every run is kept, so the
+// Member is one cosigner of a Cluster (or a copy of one, from CopyMember).
+// Each start logs to DIR/<home's name>.run<n>.log; the output of every run is kept, so the
 // records of a member span its restarts.
 type Member struct {
 	ID   int
@@ -130,12 +133,16 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	shard.MustRun(args...)
 
 	if cfg.Proxies {
+		protos := cfg.ProxyProtocols
+		if len(protos) == 0 {
+			protos = []string{LinkGRPC, LinkRaft}
+		}
 		for _, from := range c.Members {
 			for _, to := range c.Members {
 				if from == to {
 					continue
 				}
-				for _, proto := range []string{LinkGRPC, LinkRaft} {
+				for _, proto := range protos {
 					l := Link{From: from.ID, To: to.ID, Proto: proto}
 					target := to.GRPCAddr
 					if proto == LinkRaft {
@@ -147,14 +154,7 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 		}
 	}
 	for _, m := range c.Members {
-		peers := map[int][2]string{}
-		for _, p := range c.Members {
-			addrs := [2]string{p.GRPCAddr, p.RaftAddr}
-			if p != m && cfg.Proxies {
-				addrs = [2]string{c.proxies[Link{m.ID, p.ID, LinkGRPC}].Addr, c.proxies[Link{m.ID, p.ID, LinkRaft}].Addr}
-			}
-			peers[p.ID] = addrs
-		}
+		peers := c.peerAddrs(m)
 		path := filepath.Join(m.Home, "cosigner.toml")
 		if err := EditTOMLFile(path, map[string]map[string]string{
 			"":        {"log_level": strconv.Quote(cfg.LogLevel)},
@@ -168,6 +168,100 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 		m.CLI.MustRun("state", "init", "--home", m.Home, "--chain-id", cfg.ChainID, "--height", "0")
 	}
 	return c
+}
+
+// peerAddrs returns, by id, the gRPC and Raft addresses member m reaches
+// every cosigner at (itself: where it listens), through the proxies if the
+// cluster has them.
+func (c *Cluster) peerAddrs(m *Member) map[int][2]string {
+	peers := map[int][2]string{}
+	for _, p := range c.Members {
+		addrs := [2]string{p.GRPCAddr, p.RaftAddr}
+		if p.ID == m.ID {
+			addrs = [2]string{m.GRPCAddr, m.RaftAddr}
+		} else {
+			for i, proto := range []string{LinkGRPC, LinkRaft} {
+				if px := c.proxies[Link{m.ID, p.ID, proto}]; px != nil {
+					addrs[i] = px.Addr
+				}
+			}
+		}
+		peers[p.ID] = addrs
+	}
+	return peers
+}
+
+// CopyMember copies the home of cosigner id, which must be stopped, as a
+// cloned VM or a restored snapshot would hold it (share, certificate,
+// sign state, Raft stores, modes kept), into DIR/cosigner-<id>-copy, and
+// returns a member for it that is not one of Members. A real clone has the
+// same addresses; on loopback the copy cannot bind the original's ports, so
+// it listens on its own gRPC, Raft and metrics ports and reaches the others
+// as the original does. Route the others to both with a Proxy's
+// SetTargets.
+func (c *Cluster) CopyMember(id int) *Member {
+	c.t.Helper()
+	orig := c.Member(id)
+	if orig.Running() {
+		c.t.Fatalf("cluster: copy cosigner %d: stop it first (its Raft stores are open)", id)
+	}
+	grpcPort, raftPort := freePortPair(c.t)
+	metricsPort, err := FreePort("127.0.0.1")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	m := &Member{
+		ID:          id,
+		Home:        filepath.Join(c.Dir, fmt.Sprintf("cosigner-%d-copy", id)),
+		GRPCAddr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort)),
+		RaftAddr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(raftPort)),
+		MetricsAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(metricsPort)),
+		t:           c.t,
+		bin:         orig.bin,
+	}
+	m.CLI = &Cosigner{Bin: orig.bin, Home: m.Home, ChainID: c.ChainID, t: c.t}
+	if err := copyHome(orig.Home, m.Home); err != nil {
+		c.t.Fatalf("cluster: copy cosigner %d: %v", id, err)
+	}
+	path := filepath.Join(m.Home, "cosigner.toml")
+	if err := EditTOMLFile(path, map[string]map[string]string{"metrics": {"listen": strconv.Quote(m.MetricsAddr)}}); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := rewritePeers(path, c.peerAddrs(m)); err != nil {
+		c.t.Fatal(err)
+	}
+	return m
+}
+
+// copyHome copies the regular files and directories under src to dst,
+// keeping their modes (cosigner refuses key files readable by others).
+// Sockets and other special files are left out.
+func copyHome(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, info.Mode().Perm())
+		case !d.Type().IsRegular():
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, data, info.Mode().Perm())
+	})
 }
 
 // freePortPair returns two free ports on 127.0.0.1, for a cosigner's gRPC
@@ -293,8 +387,9 @@ func (c *Cluster) HealAll() {
 func (m *Member) Start() *Process {
 	m.t.Helper()
 	run := len(m.runs) + 1
-	logPath := filepath.Join(filepath.Dir(m.Home), fmt.Sprintf("cosigner-%d.run%d.log", m.ID, run))
-	p := StartProcess(m.t, fmt.Sprintf("cosigner-%d (run %d)", m.ID, run), logPath, nil, m.bin, "start", "--home", m.Home)
+	name := filepath.Base(m.Home) // cosigner-<id>, or cosigner-<id>-copy
+	logPath := filepath.Join(filepath.Dir(m.Home), fmt.Sprintf("%s.run%d.log", name, run))
+	p := StartProcess(m.t, fmt.Sprintf("%s (run %d)", name, run), logPath, nil, m.bin, "start", "--home", m.Home)
 	m.runs = append(m.runs, p)
 	return p
 }

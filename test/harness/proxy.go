@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,9 @@ const proxyDialTimeout = 2 * time.Second
 // open, nothing read or forwarded), as a dropped route looks to a dialer
 // whose SYN still gets through a stateful firewall. Heal closes the
 // blackholed connections, so their dialers notice at once, and forwards again.
+// SetTargets spreads new connections over several targets in turn, and
+// SetMaxConnAge closes each connection after a while: together, an address
+// that two hosts answer, each connection reaching one or the other.
 //
 // A Proxy is safe for concurrent use. It is closed when the test that
 // created it ends.
@@ -38,6 +42,10 @@ type Proxy struct {
 	held     map[net.Conn]struct{} // blackholed connections, while cut
 	accepted int
 	dropped  int // connections blackholed or closed by a cut
+
+	targets []string      // if set, new connections go to each in turn instead of Target
+	next    int           // the index in targets of the next connection's target
+	maxAge  time.Duration // if set, forwarded connections are closed this long after they start
 }
 
 // NewProxy starts a proxy on 127.0.0.1 with a kernel-chosen port that
@@ -90,7 +98,14 @@ func (p *Proxy) acceptLoop() {
 // ways until either side ends or a cut closes them.
 func (p *Proxy) forward(c net.Conn) {
 	defer p.wg.Done()
-	up, err := net.DialTimeout("tcp", p.Target, proxyDialTimeout)
+	p.mu.Lock()
+	target, maxAge := p.Target, p.maxAge
+	if len(p.targets) > 0 {
+		target = p.targets[p.next%len(p.targets)]
+		p.next++
+	}
+	p.mu.Unlock()
+	up, err := net.DialTimeout("tcp", target, proxyDialTimeout)
 	if err != nil {
 		p.drop(c)
 		return
@@ -104,6 +119,13 @@ func (p *Proxy) forward(c net.Conn) {
 	}
 	p.live[up] = false
 	p.mu.Unlock()
+	if maxAge > 0 {
+		age := time.AfterFunc(maxAge, func() {
+			p.drop(c)
+			p.drop(up)
+		})
+		defer age.Stop()
+	}
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
 		p.copyDelayed(dst, src)
@@ -169,6 +191,22 @@ func (p *Proxy) SetDelay(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.delay = d
+}
+
+// SetTargets makes the proxy forward each new connection to the next of
+// targets in turn (none: Target again). Live connections keep theirs.
+func (p *Proxy) SetTargets(targets ...string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.targets, p.next = slices.Clone(targets), 0
+}
+
+// SetMaxConnAge makes the proxy close each connection it forwards from now
+// on d after it was set up, as a flapping route does; 0: never.
+func (p *Proxy) SetMaxConnAge(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.maxAge = d
 }
 
 // Delay returns the added latency.

@@ -123,3 +123,70 @@ func TestProxyDelay(t *testing.T) {
 		t.Errorf("round trip without delay took %v", rtt)
 	}
 }
+
+// nameServer greets every connection with its name, then holds it open
+// until the client closes it or the test ends.
+func nameServer(t *testing.T, name string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); <-done })
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := c.Write([]byte(name + "\n")); err != nil {
+					return
+				}
+				_, _ = c.Read(make([]byte, 1))
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestProxyAlternatesTargets: with two targets, new connections reach one
+// and the other in turn; with a maximum age, each is closed after it.
+func TestProxyAlternatesTargets(t *testing.T) {
+	a, b := nameServer(t, "a"), nameServer(t, "b")
+	p := NewProxy(t, "test", a)
+	p.SetTargets(a, b)
+	greet := func() (net.Conn, string) {
+		t.Helper()
+		c, err := net.DialTimeout("tcp", p.Addr, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			t.Fatalf("greeting through the proxy: %v", err)
+		}
+		return c, line
+	}
+	var got string
+	for range 4 {
+		_, name := greet()
+		got += name[:1]
+	}
+	if got != "abab" {
+		t.Errorf("connections reached %q, want abab", got)
+	}
+
+	p.SetMaxConnAge(100 * time.Millisecond)
+	c, _ := greet()
+	if _, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a connection past its maximum age: %v, want it closed", err)
+	}
+}
