@@ -391,7 +391,7 @@ func (r *tmkmsReader) readYubihsm(desc string, y *tmkmsYubihsm) error {
 		p := r.resolve(y.Auth.PasswordFile)
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return fmt.Errorf("%s: auth password_file: %w", desc, err)
+			return fmt.Errorf("%s: auth password_file: %w%s", desc, err, pathMapHint(err))
 		}
 		// TMKMS trims the end of the file, and only the end.
 		r.m.hsmPassword = strings.TrimRight(string(data), " \t\r\n")
@@ -456,8 +456,9 @@ func (r *tmkmsReader) readState(ch *tmkmsChain, mc *TMKMSChain) error {
 		return nil
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("chain %q: state file %s is missing, so what TMKMS signed is unknown: if tmkms.toml names paths "+
-			"inside a container, map them with --path-map (like --path-map /tmkms=/srv/sekin/tmkms); otherwise copy the "+
-			"file from the TMKMS host, or pass --height %s=N with the chain's current height N", ch.ID, path, ch.ID)
+			"inside a container, read them from the host with --path-map (like --path-map /tmkms=/srv/sekin/tmkms); otherwise "+
+			"copy the file from the TMKMS host, or pass --height %s=N with N above any height TMKMS may have signed "+
+			"(the chain's latest block height + 2 is one)", ch.ID, path, ch.ID)
 	case err != nil:
 		return fmt.Errorf("chain %q: read state file: %w", ch.ID, err)
 	}
@@ -465,7 +466,7 @@ func (r *tmkmsReader) readState(ch *tmkmsChain, mc *TMKMSChain) error {
 	if err != nil {
 		return fmt.Errorf("chain %q: state file %s is not a TMKMS state file (%v): TMKMS writes "+
 			`{"height":"N","round":"R","step":0|1|2,"block_id":...}; give the file TMKMS wrote, or pass --height %s=N `+
-			"with the chain's current height N", ch.ID, path, err, ch.ID)
+			"with N above any height TMKMS may have signed (the chain's latest block height + 2 is one)", ch.ID, path, err, ch.ID)
 	}
 	mc.Mark, mc.StateFrom, mc.StateKind = m, path, kind
 	if kind != "TMKMS" {
@@ -478,7 +479,7 @@ func (r *tmkmsReader) readState(ch *tmkmsChain, mc *TMKMSChain) error {
 	}
 	if mc.Mark.Height == 0 {
 		r.note("chain %q: the state is at height 0 (TMKMS never signed with it): cosigner will sign at any height; "+
-			"if the chain is running, migrate again with --height %s=N, N its current height", ch.ID, ch.ID)
+			"if the chain is past height 0, migrate again with --height %s=N, N above any height TMKMS may have signed", ch.ID, ch.ID)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 
@@ -33,7 +34,7 @@ const (
 func readTMKMSSoftsignKey(path, format, prefix string) (ed25519.PrivateKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read softsign key: %w", err)
+		return nil, fmt.Errorf("read softsign key: %w%s", err, pathMapHint(err))
 	}
 	trimmed := bytes.TrimSpace(data)
 	switch format {
@@ -139,6 +140,15 @@ func readTMKMSIdentity(path string) (ed25519.PrivateKey, string) {
 		return nil, fmt.Sprintf("%s holds %d bytes, not a 32-byte ed25519 seed", path, len(raw))
 	}
 	return ed25519.NewKeyFromSeed(raw), ""
+}
+
+// pathMapHint is what to do about a file tmkms.toml names that is not
+// there: most often a path inside TMKMS's container.
+func pathMapHint(err error) string {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	return " (if tmkms.toml names paths inside a container, read them from the host with --path-map, like --path-map /tmkms=/srv/sekin/tmkms)"
 }
 
 func describe(pub ed25519.PublicKey, prefix string) string {
