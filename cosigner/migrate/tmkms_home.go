@@ -550,6 +550,11 @@ func (m *TMKMSMigration) Write(home string) error {
 	if err := checkNewHome(home); err != nil {
 		return err
 	}
+	// os.Rename does not replace a directory, even an empty one: remove the
+	// empty home first (os.Remove refuses a directory that is not empty).
+	if err := os.Remove(home); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("replace the empty directory %s: %w", home, err)
+	}
 	if err := os.Rename(tmp, home); err != nil {
 		return fmt.Errorf("move the new home into place: %w", err)
 	}

@@ -36,6 +36,12 @@ func readTMKMSSoftsignKey(path, format, prefix string) (ed25519.PrivateKey, erro
 	if err != nil {
 		return nil, fmt.Errorf("read softsign key: %w%s", err, pathMapHint(err))
 	}
+	return parseTMKMSSoftsignKey(data, path, format, prefix)
+}
+
+// parseTMKMSSoftsignKey decodes the content of a softsign key file named
+// path (for messages).
+func parseTMKMSSoftsignKey(data []byte, path, format, prefix string) (ed25519.PrivateKey, error) {
 	trimmed := bytes.TrimSpace(data)
 	switch format {
 	case "json":
