@@ -63,7 +63,7 @@ the migration.`,
 			for _, s := range pathMaps {
 				pm, err := migrate.ParsePathMapping(s)
 				if err != nil {
-					return usagef("--path-map: %v", err)
+					return usageError{withHint(fmt.Errorf("--path-map: %w", err), "see 'cosigner migrate tmkms --help'")}
 				}
 				opts.PathMap = append(opts.PathMap, pm)
 			}
@@ -71,7 +71,7 @@ the migration.`,
 				chain, n, ok := strings.Cut(s, "=")
 				h, err := strconv.ParseInt(n, 10, 64)
 				if !ok || chain == "" || err != nil || h < 0 {
-					return usagef("--height %q: want CHAIN=N with N a height, like kira-1=1234567", s)
+					return usageError{withHint(fmt.Errorf("--height %q: want CHAIN=N with N a height, like kira-1=1234567", s), "see 'cosigner migrate tmkms --help'")}
 				}
 				opts.Heights[chain] = h
 			}
