@@ -523,14 +523,21 @@ func (r *tmkmsReader) readIdentity(paths []string) {
 
 // Write creates the cosigner home: cosigner.toml, the identity, each
 // chain's key file (0600) and sign state, and the YubiHSM2 password file.
-// It writes into a temporary directory beside home and renames it into
-// place, so home appears complete or not at all. It refuses an existing
-// home that is not empty (ErrHomeExists).
+// It writes into a temporary directory and renames it into place, so home
+// appears complete or not at all; into an existing empty directory (a
+// container's volume, say, which cannot be replaced) it moves the files in
+// one by one, cosigner.toml last, and removes them again on failure. It
+// refuses a home that is not empty (ErrHomeExists).
 func (m *TMKMSMigration) Write(home string) error {
-	if err := checkNewHome(home); err != nil {
+	home = filepath.Clean(home)
+	exists, err := checkNewHome(home)
+	if err != nil {
 		return err
 	}
-	parent := filepath.Dir(filepath.Clean(home))
+	if exists {
+		return m.writeIntoEmpty(home)
+	}
+	parent := filepath.Dir(home)
 	if err := fsutil.MkdirAll(parent, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", parent, err)
 	}
@@ -547,33 +554,65 @@ func (m *TMKMSMigration) Write(home string) error {
 	if err := m.writeInto(tmp); err != nil {
 		return err
 	}
-	if err := checkNewHome(home); err != nil {
-		return err
-	}
-	// os.Rename does not replace a directory, even an empty one: remove the
-	// empty home first (os.Remove refuses a directory that is not empty).
-	if err := os.Remove(home); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("replace the empty directory %s: %w", home, err)
-	}
 	if err := os.Rename(tmp, home); err != nil {
+		if _, err2 := checkNewHome(home); err2 != nil {
+			return err2 // created meanwhile
+		}
 		return fmt.Errorf("move the new home into place: %w", err)
 	}
 	done = true
 	return fsutil.SyncDir(parent)
 }
 
-func checkNewHome(home string) error {
+// writeIntoEmpty writes the home into the existing empty directory home.
+func (m *TMKMSMigration) writeIntoEmpty(home string) error {
+	tmp, err := os.MkdirTemp(home, ".migrate-")
+	if err != nil {
+		return fmt.Errorf("write into %s: %w", home, err)
+	}
+	defer os.RemoveAll(tmp)
+	if err := m.writeInto(tmp); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	// cosigner.toml last: until it is there, the directory is no home.
+	names := []string{}
+	for _, e := range entries {
+		if e.Name() != config.FileName {
+			names = append(names, e.Name())
+		}
+	}
+	names = append(names, config.FileName)
+	var moved []string
+	for _, n := range names {
+		if err := os.Rename(filepath.Join(tmp, n), filepath.Join(home, n)); err != nil {
+			for _, p := range moved {
+				os.RemoveAll(p)
+			}
+			return fmt.Errorf("move %s into %s: %w", n, home, err)
+		}
+		moved = append(moved, filepath.Join(home, n))
+	}
+	return fsutil.SyncDir(home)
+}
+
+// checkNewHome reports whether home exists (and is empty); a home that
+// is not empty is ErrHomeExists.
+func checkNewHome(home string) (bool, error) {
 	entries, err := os.ReadDir(home)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %s (%v)", ErrHomeExists, home, err)
+		return false, fmt.Errorf("%w: %s (%v)", ErrHomeExists, home, err)
 	}
 	if len(entries) > 0 {
-		return fmt.Errorf("%w: %s is not empty", ErrHomeExists, home)
+		return false, fmt.Errorf("%w: %s is not empty", ErrHomeExists, home)
 	}
-	return nil
+	return true, nil
 }
 
 func (m *TMKMSMigration) writeInto(dir string) error {

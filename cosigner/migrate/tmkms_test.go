@@ -153,6 +153,12 @@ func TestTMKMSKiraLayout(t *testing.T) {
 	if err := m.Write(empty); err != nil {
 		t.Fatalf("write into an empty directory: %v", err)
 	}
+	if _, err := config.Load(empty); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(empty, ".migrate-*")); len(left) != 0 {
+		t.Errorf("temporary directories left: %v", left)
+	}
 }
 
 func hasNote(m *TMKMSMigration, s string) bool {
