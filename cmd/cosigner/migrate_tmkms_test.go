@@ -106,6 +106,15 @@ func TestMigrateTMKMSCommand(t *testing.T) {
 		t.Errorf("state show: %s", state)
 	}
 
+	// The KIRA walkthrough's second step: the migrated key shards into a
+	// cluster with the same validator key.
+	shards := filepath.Join(t.TempDir(), "shards")
+	mustCLI(t, "shard", "--key", filepath.Join(home, "keys", "testnet-1.json"), "--threshold", "2", "--shares", "3",
+		"--out", shards, "--chain-id", "testnet-1", "--node", "tcp://10.8.0.1:26659", "--bech32-prefix", "kira")
+	if show := mustCLI(t, "keys", "show", "--home", filepath.Join(shards, "cosigner-2")); !strings.Contains(show, addr) {
+		t.Errorf("shard of the migrated key, keys show:\n%s", show)
+	}
+
 	// Again: the home exists, exit 2 with a hint, and it is unchanged.
 	before, _ := os.ReadFile(filepath.Join(home, "keys", "testnet-1.json"))
 	code, _, errOut = cli(t, "migrate", "tmkms", "--home", home, "--path-map", "/tmkms="+dir, src)
