@@ -212,8 +212,8 @@ func (r *tmkmsReader) read() error {
 	var identities []string
 	for i, v := range c.Validator {
 		if chains[v.ChainID] == nil {
-			return fmt.Errorf("[[validator]] %d (addr %q) has chain_id %q, which has no [[chain]]: TMKMS does not start "+
-				"with it either; add the [[chain]] (id, key_format, state_file) or remove the [[validator]]", i+1, v.Addr, v.ChainID)
+			return fmt.Errorf("[[validator]] %d (addr %q) has chain_id %q, which has no [[chain]]: TMKMS cannot sign "+
+				"for it either; add the [[chain]] (id, key_format, state_file) or remove the [[validator]]", i+1, v.Addr, v.ChainID)
 		}
 		addr, dropped, err := tmkmsNodeAddress(v.Addr)
 		if err != nil {
