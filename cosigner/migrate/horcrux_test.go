@@ -3,6 +3,7 @@ package migrate
 import (
 	"bytes"
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -17,51 +18,52 @@ import (
 	"github.com/cosigner/cosigner/cosigner/config"
 	"github.com/cosigner/cosigner/cosigner/share"
 	"github.com/cosigner/cosigner/cosigner/signstate"
+	"github.com/cosigner/cosigner/internal/testkit/testhorcrux"
 	"github.com/cosigner/cosigner/privval"
 	"github.com/cosigner/cosigner/threshold"
 )
 
 // export runs ExportHorcrux on every host and writes the public files into
 // one directory, as the operator gathers them; it returns their paths.
-func (c *hxCluster) export() []string {
-	c.t.Helper()
-	dir := filepath.Join(c.dir, "public")
+func export(t *testing.T, c *testhorcrux.Cluster) []string {
+	t.Helper()
+	dir := filepath.Join(c.Dir, "public")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	var paths []string
-	for i := 1; i <= c.n; i++ {
-		e, err := ExportHorcrux(c.home(i))
+	for i := 1; i <= c.N; i++ {
+		e, err := ExportHorcrux(c.Home(i))
 		if err != nil {
-			c.t.Fatalf("export host %d: %v", i, err)
+			t.Fatalf("export host %d: %v", i, err)
 		}
 		p := filepath.Join(dir, fmt.Sprintf("horcrux-%d.public.json", i))
-		c.write(p, e.JSON)
+		c.Write(p, e.JSON)
 		paths = append(paths, p)
 	}
 	return paths
 }
 
 // tls issues the cluster's certificates once and returns their directory.
-func (c *hxCluster) tls() string {
-	c.t.Helper()
-	out := filepath.Join(c.dir, "tls")
+func clusterTLS(t *testing.T, c *testhorcrux.Cluster) string {
+	t.Helper()
+	out := filepath.Join(c.Dir, "tls")
 	if _, err := os.Stat(out); err == nil {
 		return out
 	}
-	if _, err := IssueHorcruxTLS(out, c.n); err != nil {
-		c.t.Fatal(err)
+	if _, err := IssueHorcruxTLS(out, c.N); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
 
 // options returns the options that migrate host i with every public file.
-func (c *hxCluster) options(i int, public []string) HorcruxOptions {
+func options(t *testing.T, c *testhorcrux.Cluster, i int, public []string) HorcruxOptions {
 	return HorcruxOptions{
-		HorcruxHome: c.home(i),
-		Home:        filepath.Join(c.dir, fmt.Sprintf("cosigner-home-%d", i)),
+		HorcruxHome: c.Home(i),
+		Home:        filepath.Join(c.Dir, fmt.Sprintf("cosigner-home-%d", i)),
 		Public:      public,
-		TLSDir:      share.Dir(c.tls(), i),
+		TLSDir:      share.Dir(clusterTLS(t, c), i),
 	}
 }
 
@@ -108,27 +110,27 @@ func signWith(t *testing.T, shares map[int]*threshold.KeyShare, ids []int, msg [
 func TestMigrateHorcrux(t *testing.T) {
 	for _, shape := range []struct{ m, n int }{{2, 3}, {3, 5}} {
 		t.Run(fmt.Sprintf("%d-of-%d", shape.m, shape.n), func(t *testing.T) {
-			c := newHxCluster(t, shape.m, shape.n, "kira-1")
-			for i := 1; i <= c.n; i++ {
+			c := testhorcrux.New(t, shape.m, shape.n, "kira-1")
+			for i := 1; i <= c.N; i++ {
 				// Host 1's share state is ahead of the cluster's state; the
 				// others have the cluster's state ahead.
-				c.writeState(i, "kira-1", horcruxPVState, hxState{h: 100, r: 0, step: privval.StepPrecommit, block: "A"})
-				share := hxState{h: 100, r: 0, step: privval.StepPrevote, block: "A"}
+				c.WriteState(i, "kira-1", testhorcrux.ClusterState, testhorcrux.State{H: 100, R: 0, Step: privval.StepPrecommit, Block: "A"})
+				share := testhorcrux.State{H: 100, R: 0, Step: privval.StepPrevote, Block: "A"}
 				if i == 1 {
-					share = hxState{h: 101, r: 1, step: privval.StepProposal, block: "B"}
+					share = testhorcrux.State{H: 101, R: 1, Step: privval.StepProposal, Block: "B"}
 				}
-				c.writeState(i, "kira-1", horcruxShareState, share)
+				c.WriteState(i, "kira-1", testhorcrux.ShareState, share)
 			}
-			public := c.export()
+			public := export(t, c)
 			shares := map[int]*threshold.KeyShare{}
 			var groupJSON []byte
-			for i := 1; i <= c.n; i++ {
-				opts := c.options(i, public)
+			for i := 1; i <= c.N; i++ {
+				opts := options(t, c, i, public)
 				rep, err := MigrateHorcrux(opts)
 				if err != nil {
 					t.Fatalf("host %d: %v", i, err)
 				}
-				if rep.ID != i || rep.M != c.m || rep.N != c.n || !bytes.Equal(rep.PubKey, c.pub) || rep.KeyChain != "kira-1" {
+				if rep.ID != i || rep.M != c.M || rep.N != c.N || !bytes.Equal(rep.PubKey, c.Pub) || rep.KeyChain != "kira-1" {
 					t.Errorf("host %d: report says cosigner %d, %d-of-%d, key %X, key chain %s", i, rep.ID, rep.M, rep.N, rep.PubKey, rep.KeyChain)
 				}
 				cfg, err := config.Load(opts.Home)
@@ -136,7 +138,7 @@ func TestMigrateHorcrux(t *testing.T) {
 					t.Fatal(err)
 				}
 				th := cfg.Threshold
-				if cfg.Mode != config.ModeThreshold || th.ID != i || th.Threshold != c.m || th.Shares != c.n {
+				if cfg.Mode != config.ModeThreshold || th.ID != i || th.Threshold != c.M || th.Shares != c.N {
 					t.Errorf("host %d: config is %s, cosigner %d, %d-of-%d", i, cfg.Mode, th.ID, th.Threshold, th.Shares)
 				}
 				for _, p := range th.Peers {
@@ -189,12 +191,12 @@ func TestMigrateHorcrux(t *testing.T) {
 			}
 			// Any M of the migrated shares sign for the validator key.
 			msg := []byte("a vote")
-			for first := 1; first+c.m-1 <= c.n; first++ {
+			for first := 1; first+c.M-1 <= c.N; first++ {
 				var ids []int
-				for id := first; id < first+c.m; id++ {
+				for id := first; id < first+c.M; id++ {
 					ids = append(ids, id)
 				}
-				if sig := signWith(t, shares, ids, msg); !ed25519.Verify(c.pub, msg, sig) {
+				if sig := signWith(t, shares, ids, msg); !ed25519.Verify(c.Pub, msg, sig) {
 					t.Errorf("cosigners %v: signature does not verify under the validator key", ids)
 				}
 			}
@@ -208,9 +210,9 @@ func TestMigrateHorcrux(t *testing.T) {
 // chosen.
 func TestMigrateHorcruxChains(t *testing.T) {
 	t.Run("same key", func(t *testing.T) {
-		c := newHxCluster(t, 2, 3, "chain-a", "chain-b")
-		public := c.export()
-		opts := c.options(2, public)
+		c := testhorcrux.New(t, 2, 3, "chain-a", "chain-b")
+		public := export(t, c)
+		opts := options(t, c, 2, public)
 		// chainNodes do not say which node is whose: without nodes per
 		// chain the migration is refused.
 		if _, err := MigrateHorcrux(opts); err == nil || !strings.Contains(err.Error(), "do not say which node runs which") {
@@ -239,17 +241,17 @@ func TestMigrateHorcruxChains(t *testing.T) {
 		}
 	})
 	t.Run("different keys", func(t *testing.T) {
-		c := newHxCluster(t, 2, 3, "chain-a")
+		c := testhorcrux.New(t, 2, 3, "chain-a")
 		otherSeed := bytes.Repeat([]byte{7}, ed25519.SeedSize)
 		otherPub := ed25519.NewKeyFromSeed(otherSeed).Public().(ed25519.PublicKey)
-		other := dealHx(t, otherSeed, 2, 3)
+		other := testhorcrux.Deal(t, otherSeed, 2, 3)
 		for i := 1; i <= 3; i++ {
-			c.writeShard(i, "chain-z", otherPub, other[i-1], i)
-			c.writeState(i, "chain-z", horcruxPVState, hxState{})
-			c.writeState(i, "chain-z", horcruxShareState, hxState{})
+			c.WriteShard(i, "chain-z", otherPub, other[i-1], i)
+			c.WriteState(i, "chain-z", testhorcrux.ClusterState, testhorcrux.State{})
+			c.WriteState(i, "chain-z", testhorcrux.ShareState, testhorcrux.State{})
 		}
-		public := c.export()
-		opts := c.options(1, public)
+		public := export(t, c)
+		opts := options(t, c, 1, public)
 		_, err := MigrateHorcrux(opts)
 		if !errors.Is(err, ErrHorcruxMultiKey) || !strings.Contains(err.Error(), "not supported yet") ||
 			!strings.Contains(err.Error(), "chain-a") || !strings.Contains(err.Error(), "chain-z") {
@@ -259,14 +261,14 @@ func TestMigrateHorcruxChains(t *testing.T) {
 			t.Error("a refused migration left a home behind")
 		}
 		for _, chain := range []string{"chain-a", "chain-z"} {
-			opts := c.options(1, public)
+			opts := options(t, c, 1, public)
 			opts.Home += "-" + chain
 			opts.ChainIDs = []string{chain}
 			rep, err := MigrateHorcrux(opts)
 			if err != nil {
 				t.Fatalf("%s alone: %v", chain, err)
 			}
-			want := c.pub
+			want := c.Pub
 			if chain == "chain-z" {
 				want = otherPub
 			}
@@ -285,226 +287,230 @@ func TestMigrateHorcruxRefuses(t *testing.T) {
 		name string
 		// setup changes the cluster before the export; public changes the
 		// public files and opts the options of host 1 after it.
-		setup  func(c *hxCluster)
-		public func(c *hxCluster, public []string) []string
-		opts   func(c *hxCluster, o *HorcruxOptions)
+		setup  func(c *testhorcrux.Cluster)
+		public func(c *testhorcrux.Cluster, public []string) []string
+		opts   func(c *testhorcrux.Cluster, o *HorcruxOptions)
 		want   string
 		is     error
 	}{
 		{
 			name: "shard of another key",
-			setup: func(c *hxCluster) {
+			setup: func(c *testhorcrux.Cluster) {
 				seed := bytes.Repeat([]byte{9}, ed25519.SeedSize)
 				pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
-				c.writeShard(3, "kira-1", pub, dealHx(c.t, seed, 2, 3)[2], 3)
+				c.WriteShard(3, "kira-1", pub, testhorcrux.Deal(t, seed, 2, 3)[2], 3)
 			},
 			want: "horcrux-3.public.json: chain kira-1 has validator key",
 		},
 		{
 			name: "shard of another dealing under the validator key",
-			setup: func(c *hxCluster) {
-				c.writeShard(3, "kira-1", c.pub, dealHx(c.t, c.seed, 2, 3)[2], 3)
+			setup: func(c *testhorcrux.Cluster) {
+				c.WriteShard(3, "kira-1", c.Pub, testhorcrux.Deal(t, c.Seed, 2, 3)[2], 3)
 			},
 			want: "the public share of cosigner 3 (",
 		},
 		{
 			name: "this host's shard is another dealing",
-			setup: func(c *hxCluster) {
-				c.writeShard(1, "kira-1", c.pub, dealHx(c.t, c.seed, 2, 3)[0], 1)
+			setup: func(c *testhorcrux.Cluster) {
+				c.WriteShard(1, "kira-1", c.Pub, testhorcrux.Deal(t, c.Seed, 2, 3)[0], 1)
 			},
 			want: "the public share of cosigner 1 (",
 		},
 		{
 			name: "two shards with the same id",
-			setup: func(c *hxCluster) {
-				c.writeShard(3, "kira-1", c.pub, c.shards["kira-1"][1], 2)
+			setup: func(c *testhorcrux.Cluster) {
+				c.WriteShard(3, "kira-1", c.Pub, c.Shards["kira-1"][1], 2)
 			},
 			want: "both carry cosigner id 2",
 		},
 		{
 			name: "this host's public file from another home",
-			public: func(c *hxCluster, public []string) []string {
-				other := newHxCluster(c.t, 2, 3, "kira-1")
-				return append([]string{other.export()[0]}, public[1:]...)
+			public: func(c *testhorcrux.Cluster, public []string) []string {
+				other := testhorcrux.New(t, 2, 3, "kira-1")
+				return append([]string{export(t, other)[0]}, public[1:]...)
 			},
 			want: "of another key",
 		},
 		{
 			name: "threshold that does not interpolate",
-			setup: func(c *hxCluster) {
-				c.m = 3 // dealt 2-of-3, config.yaml says 3
-				for i := 1; i <= c.n; i++ {
-					c.writeConfig(i, "")
+			setup: func(c *testhorcrux.Cluster) {
+				c.M = 3 // dealt 2-of-3, config.yaml says 3
+				for i := 1; i <= c.N; i++ {
+					c.WriteConfig(i, "")
 				}
 			},
 			want: "do not make a 3-of-3 dealing",
 		},
 		{
 			name: "public files of another cluster shape",
-			public: func(c *hxCluster, public []string) []string {
-				c.m = 3
-				c.writeConfig(1, "")
+			public: func(c *testhorcrux.Cluster, public []string) []string {
+				c.M = 3
+				c.WriteConfig(1, "")
 				return public
 			},
 			want: "is of a 2-of-3 cluster",
 		},
 		{
 			name:   "missing public file",
-			public: func(c *hxCluster, public []string) []string { return public[:2] },
+			public: func(c *testhorcrux.Cluster, public []string) []string { return public[:2] },
 			want:   "no public share file of cosigner(s) 3",
 		},
 		{
-			name:  "missing cluster state file",
-			setup: func(c *hxCluster) { os.Remove(filepath.Join(c.home(1), "state", "kira-1"+horcruxPVState)) },
-			want:  "kira-1_priv_validator_state.json",
-			is:    ErrHorcruxStateMissing,
+			name: "missing cluster state file",
+			setup: func(c *testhorcrux.Cluster) {
+				os.Remove(filepath.Join(c.Home(1), "state", "kira-1"+testhorcrux.ClusterState))
+			},
+			want: "kira-1_priv_validator_state.json",
+			is:   ErrHorcruxStateMissing,
 		},
 		{
-			name:  "missing share state file",
-			setup: func(c *hxCluster) { os.Remove(filepath.Join(c.home(1), "state", "kira-1"+horcruxShareState)) },
-			want:  "kira-1_share_sign_state.json",
-			is:    ErrHorcruxStateMissing,
+			name: "missing share state file",
+			setup: func(c *testhorcrux.Cluster) {
+				os.Remove(filepath.Join(c.Home(1), "state", "kira-1"+testhorcrux.ShareState))
+			},
+			want: "kira-1_share_sign_state.json",
+			is:   ErrHorcruxStateMissing,
 		},
 		{
 			name: "state of another chain",
-			setup: func(c *hxCluster) {
-				c.writeState(1, "other-1", horcruxPVState, hxState{h: 5, step: privval.StepPrevote, block: "A"})
-				os.Rename(filepath.Join(c.home(1), "state", "other-1"+horcruxPVState), filepath.Join(c.home(1), "state", "kira-1"+horcruxPVState))
+			setup: func(c *testhorcrux.Cluster) {
+				c.WriteState(1, "other-1", testhorcrux.ClusterState, testhorcrux.State{H: 5, Step: privval.StepPrevote, Block: "A"})
+				os.Rename(filepath.Join(c.Home(1), "state", "other-1"+testhorcrux.ClusterState), filepath.Join(c.Home(1), "state", "kira-1"+testhorcrux.ClusterState))
 			},
 			want: `signbytes are for chain "other-1"`,
 		},
 		{
 			name: "state files conflict at one height/round/step",
-			setup: func(c *hxCluster) {
-				c.writeState(1, "kira-1", horcruxPVState, hxState{h: 7, step: privval.StepPrecommit, block: "A"})
-				c.writeState(1, "kira-1", horcruxShareState, hxState{h: 7, step: privval.StepPrecommit, block: "B"})
+			setup: func(c *testhorcrux.Cluster) {
+				c.WriteState(1, "kira-1", testhorcrux.ClusterState, testhorcrux.State{H: 7, Step: privval.StepPrecommit, Block: "A"})
+				c.WriteState(1, "kira-1", testhorcrux.ShareState, testhorcrux.State{H: 7, Step: privval.StepPrecommit, Block: "B"})
 			},
 			want: "both mark 7/0/3, for different payloads",
 		},
 		{
 			name: "unknown state field",
-			setup: func(c *hxCluster) {
-				c.write(filepath.Join(c.home(1), "state", "kira-1"+horcruxPVState), []byte(`{"height":"1","round":"0","step":0,"lock":true}`))
+			setup: func(c *testhorcrux.Cluster) {
+				c.Write(filepath.Join(c.Home(1), "state", "kira-1"+testhorcrux.ClusterState), []byte(`{"height":"1","round":"0","step":0,"lock":true}`))
 			},
 			want: `unknown field "lock"`,
 		},
 		{
 			name: "home exists",
-			opts: func(c *hxCluster, o *HorcruxOptions) { os.MkdirAll(o.Home, 0o700) },
+			opts: func(c *testhorcrux.Cluster, o *HorcruxOptions) { os.MkdirAll(o.Home, 0o700) },
 			is:   ErrHomeExists,
 			want: "already exists",
 		},
 		{
 			name: "home is the Horcrux home",
-			opts: func(c *hxCluster, o *HorcruxOptions) { o.Home = o.HorcruxHome },
+			opts: func(c *testhorcrux.Cluster, o *HorcruxOptions) { o.Home = o.HorcruxHome },
 			is:   ErrHomeExists,
 			want: "already exists",
 		},
 		{
 			name: "not a Horcrux home",
-			opts: func(c *hxCluster, o *HorcruxOptions) { o.HorcruxHome = c.dir },
+			opts: func(c *testhorcrux.Cluster, o *HorcruxOptions) { o.HorcruxHome = c.Dir },
 			is:   ErrNotHorcruxHome,
 			want: "config.yaml is missing",
 		},
 		{
 			name: "certificate of another cosigner",
-			opts: func(c *hxCluster, o *HorcruxOptions) { o.TLSDir = share.Dir(c.tls(), 2) },
+			opts: func(c *testhorcrux.Cluster, o *HorcruxOptions) { o.TLSDir = share.Dir(clusterTLS(t, c), 2) },
 			want: "holds the certificate of cosigner 2",
 		},
 		{
 			name: "horcrux running",
-			setup: func(c *hxCluster) {
-				c.write(filepath.Join(c.home(1), horcruxPidFile), fmt.Appendf(nil, "%d\n", os.Getpid()))
+			setup: func(c *testhorcrux.Cluster) {
+				c.Write(filepath.Join(c.Home(1), horcruxPidFile), fmt.Appendf(nil, "%d\n", os.Getpid()))
 			},
 			is:   ErrHorcruxRunning,
 			want: "stop horcrux",
 		},
 		{
 			name:  "horcrux stopped uncleanly",
-			setup: func(c *hxCluster) { c.write(filepath.Join(c.home(1), horcruxPidFile), []byte("999999999\n")) },
+			setup: func(c *testhorcrux.Cluster) { c.Write(filepath.Join(c.Home(1), horcruxPidFile), []byte("999999999\n")) },
 			want:  "did not stop cleanly",
 		},
 		{
 			name: "single signer home",
-			setup: func(c *hxCluster) {
-				c.write(filepath.Join(c.home(1), horcruxConfigFile), []byte("signMode: single\nchainNodes:\n- privValAddr: tcp://10.0.1.1:1234\n"))
+			setup: func(c *testhorcrux.Cluster) {
+				c.Write(filepath.Join(c.Home(1), horcruxConfigFile), []byte("signMode: single\nchainNodes:\n- privValAddr: tcp://10.0.1.1:1234\n"))
 			},
 			want: `signMode is "single"`,
 		},
 		{
 			name:  "unknown config key",
-			setup: func(c *hxCluster) { c.writeConfig(1, "raftListen: 0.0.0.0:2222\n") },
+			setup: func(c *testhorcrux.Cluster) { c.WriteConfig(1, "raftListen: 0.0.0.0:2222\n") },
 			want:  "field raftListen not found",
 		},
 		{
 			name: "node with an ID",
-			opts: func(c *hxCluster, o *HorcruxOptions) {
+			opts: func(c *testhorcrux.Cluster, o *HorcruxOptions) {
 				o.Nodes = map[string][]string{"kira-1": {"tcp://0123456789abcdef0123456789abcdef01234567@10.0.1.1:1234"}}
 			},
 			want: "cannot verify a node ID",
 		},
 		{
 			name: "nodes of a chain not migrated",
-			opts: func(c *hxCluster, o *HorcruxOptions) {
+			opts: func(c *testhorcrux.Cluster, o *HorcruxOptions) {
 				o.Nodes = map[string][]string{"kira-2": {"tcp://10.0.1.1:1234"}}
 			},
 			want: "not migrated",
 		},
 		{
 			name: "raft port taken by a neighbour",
-			setup: func(c *hxCluster) {
-				c.p2p = []string{"tcp://10.0.0.1:2222", "tcp://10.0.0.1:2223", "tcp://10.0.0.1:2224"}
-				for i := 1; i <= c.n; i++ {
-					c.writeConfig(i, "")
+			setup: func(c *testhorcrux.Cluster) {
+				c.P2P = []string{"tcp://10.0.0.1:2222", "tcp://10.0.0.1:2223", "tcp://10.0.0.1:2224"}
+				for i := 1; i <= c.N; i++ {
+					c.WriteConfig(i, "")
 				}
 			},
 			want: "address 10.0.0.1:2223 would be both cosigner 1's Raft and cosigner 2's gRPC",
 		},
 		{
 			name: "chain not in the home",
-			opts: func(c *hxCluster, o *HorcruxOptions) { o.ChainIDs = []string{"kira-9"} },
+			opts: func(c *testhorcrux.Cluster, o *HorcruxOptions) { o.ChainIDs = []string{"kira-9"} },
 			want: "no shard for chain kira-9",
 		},
 		{
 			name: "non-canonical shard",
-			setup: func(c *hxCluster) {
-				c.write(filepath.Join(c.home(1), "kira-1"+horcruxShardSuffix),
+			setup: func(c *testhorcrux.Cluster) {
+				c.Write(filepath.Join(c.Home(1), "kira-1"+horcruxShardSuffix),
 					[]byte(`{"pubKey":"CiAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==","privateShard":"//////////////////////////////////////////8=","id":1}`))
 			},
 			want: "not a scalar below the group order",
 		},
 		{
 			name: "secp256k1 pubKey",
-			setup: func(c *hxCluster) {
-				c.write(filepath.Join(c.home(1), "kira-1"+horcruxShardSuffix),
+			setup: func(c *testhorcrux.Cluster) {
+				c.Write(filepath.Join(c.Home(1), "kira-1"+horcruxShardSuffix),
 					[]byte(`{"pubKey":"EiEC","privateShard":"AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","id":1}`))
 			},
 			want: "is not an ed25519 public key",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newHxCluster(t, 2, 3, "kira-1")
+			c := testhorcrux.New(t, 2, 3, "kira-1")
 			var public []string
 			if tc.setup != nil {
 				tc.setup(c)
 			}
 			// An export that fails is a refusal too (host 1's own home).
-			for i := 1; i <= c.n; i++ {
-				e, err := ExportHorcrux(c.home(i))
+			for i := 1; i <= c.N; i++ {
+				e, err := ExportHorcrux(c.Home(i))
 				if err != nil {
 					if !strings.Contains(err.Error(), tc.want) || (tc.is != nil && !errors.Is(err, tc.is)) {
 						t.Fatalf("export host %d: %v, want an error containing %q", i, err, tc.want)
 					}
 					return
 				}
-				p := filepath.Join(c.dir, fmt.Sprintf("horcrux-%d.public.json", i))
-				c.write(p, e.JSON)
+				p := filepath.Join(c.Dir, fmt.Sprintf("horcrux-%d.public.json", i))
+				c.Write(p, e.JSON)
 				public = append(public, p)
 			}
 			if tc.public != nil {
 				public = tc.public(c, public)
 			}
-			opts := c.options(1, public)
+			opts := options(t, c, 1, public)
 			if tc.opts != nil {
 				tc.opts(c, &opts)
 			}
@@ -532,13 +538,15 @@ func TestMigrateHorcruxRefuses(t *testing.T) {
 // Horcrux accepts.
 func TestReadHorcruxShard(t *testing.T) {
 	pub := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32)).Public().(ed25519.PublicKey)
-	secret := scalarFromInt(5)
+	secret := testhorcrux.Scalar(5)
 	for name, prefix := range map[string][]byte{"protobuf": protoPubKeyPrefix, "amino": aminoPubKeyPrefix} {
 		t.Run(name, func(t *testing.T) {
-			c := &hxCluster{t: t}
 			path := filepath.Join(t.TempDir(), "kira-1"+horcruxShardSuffix)
-			c.write(path, fmt.Appendf(nil, `{"pubKey":%q,"privateShard":%q,"id":2}`,
-				b64(append(slices.Clone(prefix), pub...)), b64(secret.Bytes())))
+			data := fmt.Appendf(nil, `{"pubKey":%q,"privateShard":%q,"id":2}`,
+				b64(append(slices.Clone(prefix), pub...)), b64(secret.Bytes()))
+			if err := os.WriteFile(path, data, 0o600); err != nil {
+				t.Fatal(err)
+			}
 			s, err := readHorcruxShard(path, "kira-1")
 			if err != nil {
 				t.Fatal(err)
@@ -554,31 +562,31 @@ func TestReadHorcruxShard(t *testing.T) {
 // TestExportHorcrux checks the public file and refuses a home holding
 // shards of two ids.
 func TestExportHorcrux(t *testing.T) {
-	c := newHxCluster(t, 2, 3, "chain-a", "chain-b")
-	e, err := ExportHorcrux(c.home(2))
+	c := testhorcrux.New(t, 2, 3, "chain-a", "chain-b")
+	e, err := ExportHorcrux(c.Home(2))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if e.ID != 2 || e.M != 2 || e.N != 3 || !slices.Equal(e.Chains, []string{"chain-a", "chain-b"}) {
 		t.Errorf("export %+v", e)
 	}
-	path := filepath.Join(c.dir, "2.json")
-	c.write(path, e.JSON)
+	path := filepath.Join(c.Dir, "2.json")
+	c.Write(path, e.JSON)
 	p, err := readHorcruxPublic(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ch, ok := p.chain("chain-b")
-	wantPoint := new(edwards25519.Point).ScalarBaseMult(c.shards["chain-b"][1])
-	if !ok || !bytes.Equal(ch.PubKey, c.pub) || !bytes.Equal(ch.PublicShare, wantPoint.Bytes()) {
+	wantPoint := new(edwards25519.Point).ScalarBaseMult(c.Shards["chain-b"][1])
+	if !ok || !bytes.Equal(ch.PubKey, c.Pub) || !bytes.Equal(ch.PublicShare, wantPoint.Bytes()) {
 		t.Errorf("chain-b entry %+v", ch)
 	}
-	if bytes.Contains(e.JSON, c.shards["chain-a"][1].Bytes()) || strings.Contains(string(e.JSON), b64(c.shards["chain-a"][1].Bytes())) {
+	if bytes.Contains(e.JSON, c.Shards["chain-a"][1].Bytes()) || strings.Contains(string(e.JSON), b64(c.Shards["chain-a"][1].Bytes())) {
 		t.Error("the public file carries the secret share")
 	}
 
-	c.writeShard(2, "chain-b", c.pub, c.shards["chain-b"][2], 3)
-	if _, err := ExportHorcrux(c.home(2)); err == nil || !strings.Contains(err.Error(), "one host holds one cosigner id") {
+	c.WriteShard(2, "chain-b", c.Pub, c.Shards["chain-b"][2], 3)
+	if _, err := ExportHorcrux(c.Home(2)); err == nil || !strings.Contains(err.Error(), "one host holds one cosigner id") {
 		t.Errorf("exported a home with shards of ids 2 and 3: %v", err)
 	}
 }
@@ -618,23 +626,25 @@ func TestIssueHorcruxTLS(t *testing.T) {
 // TestReadHorcruxState reads Horcrux's state files: the initial one, one
 // set by `horcrux state set`, and one after a signature.
 func TestReadHorcruxState(t *testing.T) {
-	c := newHxCluster(t, 2, 3, "kira-1")
-	path := filepath.Join(c.home(1), "state", "kira-1"+horcruxPVState)
+	c := testhorcrux.New(t, 2, 3, "kira-1")
+	path := filepath.Join(c.Home(1), "state", "kira-1"+testhorcrux.ClusterState)
 	for _, tc := range []struct {
-		st   hxState
+		st   testhorcrux.State
 		want signstate.Mark
 	}{
-		{hxState{}, signstate.Mark{}},
-		{hxState{h: 1234}, signstate.Mark{Height: 1234}},
-		{hxState{h: 46, r: 2, step: privval.StepPrecommit, block: "A"}, signstate.Mark{Height: 46, Round: 2, Step: privval.StepPrecommit}},
+		{testhorcrux.State{}, signstate.Mark{}},
+		{testhorcrux.State{H: 1234}, signstate.Mark{Height: 1234}},
+		{testhorcrux.State{H: 46, R: 2, Step: privval.StepPrecommit, Block: "A"}, signstate.Mark{Height: 46, Round: 2, Step: privval.StepPrecommit}},
 	} {
-		c.writeState(1, "kira-1", horcruxPVState, tc.st)
+		c.WriteState(1, "kira-1", testhorcrux.ClusterState, tc.st)
 		m, err := readHorcruxState(path, "kira-1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Height != tc.want.Height || m.Round != tc.want.Round || m.Step != tc.want.Step || (tc.st.step != 0) != (len(m.SignBytes) > 0) {
+		if m.Height != tc.want.Height || m.Round != tc.want.Round || m.Step != tc.want.Step || (tc.st.Step != 0) != (len(m.SignBytes) > 0) {
 			t.Errorf("state %+v read as %d/%d/%d with %d sign bytes", tc.st, m.Height, m.Round, m.Step, len(m.SignBytes))
 		}
 	}
 }
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
