@@ -21,7 +21,7 @@ import (
 )
 
 // migrateDoc is where the migrations are explained step by step.
-const migrateDoc = "docs/operations.md, \"Migrating\""
+const migrateDoc = "docs/operations.md, \"Migrate a running validator\""
 
 func newMigrateCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -29,6 +29,9 @@ func newMigrateCmd() *cobra.Command {
 		Short: "Move a validator from another signer, keeping its keys, shares and sign state",
 		Long: `migrate turns the files of the signer you run today into a cosigner home that
 starts where that signer stopped. See ` + migrateDoc + `.`,
+		Example: `  cosigner migrate horcrux export --horcrux-home ~/.horcrux          # every Horcrux host
+  cosigner migrate horcrux tls --out cluster-tls --shares 3             # one host
+  cosigner migrate horcrux --home ~/.cosigner --public horcrux-1.public.json ... --tls cluster-tls/cosigner-1`,
 	}
 	cmd.AddCommand(
 		newMigrateHorcruxCmd(),
