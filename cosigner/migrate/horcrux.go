@@ -233,34 +233,45 @@ func readHorcruxShard(path, chainID string) (*horcruxShard, error) {
 		return nil, fmt.Errorf("read horcrux shard: %w", err)
 	}
 	defer clear(data)
+	s, err := parseHorcruxShard(data)
+	if err != nil {
+		return nil, fmt.Errorf("horcrux shard %s: %w", path, err)
+	}
+	s.chainID, s.path = chainID, path
+	return s, nil
+}
+
+// parseHorcruxShard decodes and checks a shard file's content.
+func parseHorcruxShard(data []byte) (*horcruxShard, error) {
 	var f horcruxShardFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("horcrux shard %s: %w", path, err)
+		return nil, err
 	}
 	defer clear(f.PrivateShard)
-	s := &horcruxShard{chainID: chainID, path: path, id: f.ID}
+	s := &horcruxShard{id: f.ID}
 	switch {
 	case len(f.PubKey) == len(protoPubKeyPrefix)+ed25519.PublicKeySize && bytes.HasPrefix(f.PubKey, protoPubKeyPrefix):
 		s.pub = ed25519.PublicKey(bytes.Clone(f.PubKey[len(protoPubKeyPrefix):]))
 	case len(f.PubKey) == len(aminoPubKeyPrefix)+ed25519.PublicKeySize && bytes.HasPrefix(f.PubKey, aminoPubKeyPrefix):
 		s.pub = ed25519.PublicKey(bytes.Clone(f.PubKey[len(aminoPubKeyPrefix):]))
 	default:
-		return nil, fmt.Errorf("horcrux shard %s: pubKey %x is not an ed25519 public key (protobuf or amino)", path, f.PubKey)
+		return nil, fmt.Errorf("pubKey %x is not an ed25519 public key (protobuf or amino)", f.PubKey)
 	}
 	if f.ID < 1 || f.ID > 255 {
-		return nil, fmt.Errorf("horcrux shard %s: id %d is not one of 1..255", path, f.ID)
+		return nil, fmt.Errorf("id %d is not one of 1..255", f.ID)
 	}
 	if len(f.PrivateShard) != 32 {
-		return nil, fmt.Errorf("horcrux shard %s: privateShard is %d bytes, want 32", path, len(f.PrivateShard))
+		return nil, fmt.Errorf("privateShard is %d bytes, want 32", len(f.PrivateShard))
 	}
+	var err error
 	if s.secret, err = edwards25519.NewScalar().SetCanonicalBytes(f.PrivateShard); err != nil {
 		// Horcrux's dealer reduces every share mod L; never quote it.
-		return nil, fmt.Errorf("horcrux shard %s: privateShard is not a scalar below the group order", path)
+		return nil, errors.New("privateShard is not a scalar below the group order")
 	}
 	if s.secret.Equal(edwards25519.NewScalar()) == 1 {
-		return nil, fmt.Errorf("horcrux shard %s: privateShard is zero", path)
+		return nil, errors.New("privateShard is zero")
 	}
 	s.public = new(edwards25519.Point).ScalarBaseMult(s.secret)
 	return s, nil
@@ -293,22 +304,28 @@ func readHorcruxState(path, chainID string) (signstate.Mark, error) {
 	if err != nil {
 		return signstate.Mark{}, fmt.Errorf("read horcrux state: %w", err)
 	}
+	m, err := parseHorcruxState(data, chainID)
+	if err != nil {
+		return signstate.Mark{}, fmt.Errorf("horcrux state %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// parseHorcruxState decodes and checks a state file's content.
+func parseHorcruxState(data []byte, chainID string) (signstate.Mark, error) {
 	var f horcruxStateFile
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return signstate.Mark{}, fmt.Errorf("horcrux state %s: %w", path, err)
+		return signstate.Mark{}, err
 	}
 	if f.Height == nil || f.Round == nil || f.Step == nil {
-		return signstate.Mark{}, fmt.Errorf("horcrux state %s: want height, round and step", path)
+		return signstate.Mark{}, errors.New("want height, round and step")
 	}
 	cometbft, err := json.Marshal(map[string]any{"height": f.Height, "round": f.Round, "step": f.Step, "signbytes": f.SignBytes})
 	if err != nil {
 		return signstate.Mark{}, err
 	}
 	m, _, err := signstate.ParseForeignState(cometbft, chainID)
-	if err != nil {
-		return signstate.Mark{}, fmt.Errorf("horcrux state %s: %w", path, err)
-	}
-	return m, nil
+	return m, err
 }

@@ -94,19 +94,28 @@ func readHorcruxPublic(path string) (*horcruxPublic, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read public share file: %w", err)
 	}
-	p := &horcruxPublic{path: path}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p.horcruxPublicFile); err != nil {
+	f, err := parseHorcruxPublic(data)
+	if err != nil {
 		return nil, fmt.Errorf("public share file %s: %w", path, err)
 	}
-	if p.Type != horcruxPublicType {
-		return nil, fmt.Errorf("public share file %s: type %q, want %q (written by 'cosigner migrate horcrux export')", path, p.Type, horcruxPublicType)
+	return &horcruxPublic{path: path, horcruxPublicFile: *f}, nil
+}
+
+// parseHorcruxPublic decodes and checks a public file's content.
+func parseHorcruxPublic(data []byte) (*horcruxPublicFile, error) {
+	var f horcruxPublicFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, err
 	}
-	if p.ID < 1 || p.ID > p.Shares || p.Shares > threshold.MaxParticipants {
-		return nil, fmt.Errorf("public share file %s: id %d of %d shares is out of range", path, p.ID, p.Shares)
+	if f.Type != horcruxPublicType {
+		return nil, fmt.Errorf("type %q, want %q (written by 'cosigner migrate horcrux export')", f.Type, horcruxPublicType)
 	}
-	return p, nil
+	if f.ID < 1 || f.ID > f.Shares || f.Shares > threshold.MaxParticipants {
+		return nil, fmt.Errorf("id %d of %d shares is out of range", f.ID, f.Shares)
+	}
+	return &f, nil
 }
 
 // chain returns the file's entry for chainID.
