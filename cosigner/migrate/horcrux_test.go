@@ -450,6 +450,15 @@ func TestMigrateHorcruxRefuses(t *testing.T) {
 			want: "cannot verify a node ID",
 		},
 		{
+			name: "chainNodes with a node ID",
+			setup: func(c *testhorcrux.Cluster) {
+				path := filepath.Join(c.Home(1), horcruxConfigFile)
+				data, _ := os.ReadFile(path)
+				c.Write(path, bytes.Replace(data, []byte("tcp://10.0.1.1:1234"), []byte("tcp://0123456789abcdef0123456789abcdef01234567@10.0.1.1:1234"), 1))
+			},
+			want: "config.yaml chainNodes: node address",
+		},
+		{
 			name: "nodes of a chain not migrated",
 			opts: func(c *testhorcrux.Cluster, o *HorcruxOptions) {
 				o.Nodes = map[string][]string{"kira-2": {"tcp://10.0.1.1:1234"}}
