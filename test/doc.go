@@ -17,6 +17,11 @@
 //     stopped while the other three carry on, and comes back.
 //   - TestMigrateFromFilePV: a chain moves from CometBFT's own FilePV remote
 //     signer to cosigner through `cosigner state import`.
+//   - TestMigrateFromHorcrux: a 2-of-3 Horcrux v3.3.2 cluster (built from
+//     the Go module proxy, set up with Horcrux's own commands) signs a
+//     v0.38.17 chain, is stopped, and its homes become cosigner homes with
+//     `cosigner migrate horcrux`; cosigner signs on with the same shares,
+//     every commit verified, nothing released below Horcrux's marks.
 //   - TestBadRequests, TestBadFrames, TestStartRefusesBadState: a fake node
 //     built from CometBFT's privval client, and a raw unix socket, send what
 //     must never be signed or parsed; a missing or corrupt state file stops
@@ -33,8 +38,9 @@
 //	go test -short ./test/...     # skips everything that runs a process
 //
 // Node binaries are cached in $COSIGNER_TEST_CACHE (default
-// $HOME/.cache/cosigner-test) as cometbft-<version>/cometbft and built on
-// first use (see package harness). $COSIGNER_BIN runs the tests against a
+// $HOME/.cache/cosigner-test) as cometbft-<version>/cometbft, and Horcrux
+// as horcrux-v3.3.2/horcrux, built on first use (see package harness;
+// Horcrux takes about two minutes the first time). $COSIGNER_BIN runs the tests against a
 // prebuilt cosigner binary instead of building ./cmd/cosigner.
 //
 // The latency harness lives in ./latency.

@@ -15,7 +15,10 @@
 // a double sign (Tolerance). Each KeyShare carries the
 // GroupKey, the Feldman commitments from which anyone derives every
 // participant's public share; VerifyShare checks a share against them and
-// against the validator's public key.
+// against the validator's public key. For shares dealt without commitments
+// (Horcrux's), GroupKeyFromPublicShares rebuilds the GroupKey from the
+// validator's public key and the participants' public shares, refusing a
+// set that does not lie on one polynomial.
 //
 // # Signing
 //

@@ -219,8 +219,10 @@ func newTestClusterOpts(t testing.TB, m, n int, o testClusterOptions) *testClust
 	}
 	cfg := DefaultCoordinatorConfig()
 	cfg.Metrics = o.Metrics
-	// A request that cannot be signed fails at the deadline: keep it short.
-	cfg.Deadline, cfg.AttemptTimeout = 500*time.Millisecond, 250*time.Millisecond
+	// A request that cannot be signed fails at the deadline: shorter than
+	// the default, but with the default attempt timeout, which a cold
+	// commitment fetch under -race on a loaded 2-core machine needs.
+	cfg.Deadline = 1500 * time.Millisecond
 	if o.Configure != nil {
 		o.Configure(&cfg)
 	}

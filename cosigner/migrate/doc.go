@@ -1,8 +1,19 @@
-// Package migrate reads the configuration, keys and sign state of the
-// remote signers operators run today (TMKMS; Horcrux) and writes a cosigner
-// home from them, keeping the validator's key and never starting below what
+// Package migrate turns the files of the signers operators run today into
+// cosigner homes: it reads their formats (from the sources of the versions
+// named in each file) and writes a home that starts where the old signer
+// stopped, with the same keys or shares and a sign state above everything
 // the old signer signed.
 //
-// It knows those signers' file formats; signing is left to the packages a
-// migrated home is started with.
+// Horcrux v3 (horcrux*.go): a threshold cluster keeps its shards. Each host
+// exports its public share (ExportHorcrux), one host issues the cluster's
+// mutual-TLS certificates (IssueHorcruxTLS), and each host builds its home
+// from its own Horcrux home and every cosigner's public share
+// (MigrateHorcrux), which proves the shares belong together before any of
+// them signs.
+//
+// TMKMS (tmkms*.go): a tmkms.toml with its softsign or YubiHSM2 keys,
+// identity and state files becomes a softsign home (MigrateTMKMS).
+//
+// It knows the formats it reads and cosigner's own files, nothing of
+// signing.
 package migrate

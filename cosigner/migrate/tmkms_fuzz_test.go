@@ -26,9 +26,9 @@ func FuzzParseTMKMSConfig(f *testing.F) {
 // FuzzParseTMKMSSoftsignKey: a key decodes to a seed-based key whose
 // stored form parses back to the same key, or fails without a panic.
 func FuzzParseTMKMSSoftsignKey(f *testing.F) {
-	f.Add(b64(testSeed), "")
-	f.Add(b64(make([]byte, 64)), "base64")
-	f.Add(b64(make([]byte, 96)), "base64")
+	f.Add(b64bytes(testSeed), "")
+	f.Add(b64bytes(make([]byte, 64)), "base64")
+	f.Add(b64bytes(make([]byte, 96)), "base64")
 	f.Add(keys.MarshalPrivValidatorKey(testKey), "json")
 	f.Fuzz(func(t *testing.T, data []byte, format string) {
 		key, err := parseTMKMSSoftsignKey(data, "key", format, "kira")

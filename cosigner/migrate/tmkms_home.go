@@ -18,10 +18,6 @@ import (
 	"github.com/cosigner/cosigner/privval"
 )
 
-// ErrHomeExists is returned by Write when the output home is already
-// there: a migration never writes over an existing cosigner home.
-var ErrHomeExists = errors.New("cosigner home already exists")
-
 // TMKMSOptions are the inputs of a TMKMS migration besides tmkms.toml.
 type TMKMSOptions struct {
 	// PathMap rewrites the paths of the files tmkms.toml names (keys, state

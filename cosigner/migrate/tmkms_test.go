@@ -51,7 +51,7 @@ var (
 	testIdentity = ed25519.NewKeyFromSeed(testIDSeed)
 )
 
-func b64(b []byte) []byte { return []byte(base64.StdEncoding.EncodeToString(b)) }
+func b64bytes(b []byte) []byte { return []byte(base64.StdEncoding.EncodeToString(b)) }
 
 // layout writes tmkms.toml and its files (paths relative to its directory,
 // nil content: not written) and returns the tmkms.toml path.
@@ -60,8 +60,8 @@ func layout(t *testing.T, toml string, files map[string][]byte) string {
 	dir := t.TempDir()
 	all := map[string][]byte{
 		"tmkms.toml":                      []byte(toml),
-		"secrets/priv_validator_key.json": b64(testSeed), // what 'tmkms softsign import' writes
-		"secrets/kms-identity.key":        b64(testIDSeed),
+		"secrets/priv_validator_key.json": b64bytes(testSeed), // what 'tmkms softsign import' writes
+		"secrets/kms-identity.key":        b64bytes(testIDSeed),
 		"state/testnet-1-consensus.json":  []byte(tmkmsPrecommit),
 	}
 	for k, v := range files {
@@ -207,7 +207,7 @@ func TestTMKMSKeyFormats(t *testing.T) {
 		t.Error("json key: wrong key")
 	}
 	// A base64 seed with the trailing newline an editor adds.
-	src = layout(t, kiraTOML, map[string][]byte{"secrets/priv_validator_key.json": append(b64(testSeed), '\n')})
+	src = layout(t, kiraTOML, map[string][]byte{"secrets/priv_validator_key.json": append(b64bytes(testSeed), '\n')})
 	if m, err := ReadTMKMS(src, TMKMSOptions{}); err != nil || !m.Chains[0].PubKey.Equal(testPub) {
 		t.Errorf("seed with newline: %v", err)
 	}
@@ -238,7 +238,7 @@ func TestTMKMSExpandedKeys(t *testing.T) {
 		{"wrong length", make([]byte, 40), []string{"holds 40 bytes", "32 (an ed25519 seed), 64", "96"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			src := layout(t, kiraTOML, map[string][]byte{"secrets/priv_validator_key.json": b64(tc.raw)})
+			src := layout(t, kiraTOML, map[string][]byte{"secrets/priv_validator_key.json": b64bytes(tc.raw)})
 			_, err := ReadTMKMS(src, TMKMSOptions{})
 			if err == nil {
 				t.Fatal("accepted")
@@ -355,7 +355,7 @@ func TestTMKMSIdentity(t *testing.T) {
 		toml string
 		note string
 	}{
-		"64 bytes":        {b64(make([]byte, 64)), kiraTOML, "holds 64 bytes, not a 32-byte ed25519 seed"},
+		"64 bytes":        {b64bytes(make([]byte, 64)), kiraTOML, "holds 64 bytes, not a 32-byte ed25519 seed"},
 		"missing":         {nil, kiraTOML, "no such file"},
 		"no secret_key":   {nil, strings.Replace(kiraTOML, `secret_key = "secrets/kms-identity.key"`, "", 1), "no [[validator]] names a secret_key"},
 		"not base64 text": {[]byte("not a key"), kiraTOML, "is not base64"},

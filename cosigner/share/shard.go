@@ -75,16 +75,12 @@ func Shard(key ed25519.PrivateKey, out string, opts Options) (*threshold.GroupKe
 		return nil, err
 	}
 	defer ca.Discard()
-	groupJSON, err := MarshalGroup(dealing.Group)
-	if err != nil {
-		return nil, err
-	}
 	if err := fsutil.MkdirAll(out, 0o700); err != nil {
 		return nil, err
 	}
 	for i, share := range dealing.Shares {
 		id := i + 1
-		if err := writeShardDir(Dir(out, id), id, share, groupJSON, ca, peers, opts); err != nil {
+		if err := writeShardDir(Dir(out, id), id, share, ca, peers, opts); err != nil {
 			return nil, fmt.Errorf("cosigner %d: %w", id, err)
 		}
 	}
@@ -115,7 +111,7 @@ func shardPeers(opts Options) ([]config.PeerConfig, error) {
 	return peers, nil
 }
 
-func writeShardDir(dir string, id int, share *threshold.KeyShare, groupJSON []byte, ca *clustertls.CA, peers []config.PeerConfig, opts Options) error {
+func writeShardDir(dir string, id int, share *threshold.KeyShare, ca *clustertls.CA, peers []config.PeerConfig, opts Options) error {
 	cfg := config.DefaultConfig()
 	cfg.Mode = config.ModeThreshold
 	cfg.Threshold.ID = id
@@ -134,7 +130,20 @@ func writeShardDir(dir string, id int, share *threshold.KeyShare, groupJSON []by
 	if opts.ChainID != "" {
 		cfg.Chains = []config.ChainConfig{{ID: opts.ChainID, Bech32Prefix: opts.Bech32Prefix, Nodes: opts.Nodes}}
 	}
+	cert, err := ca.Issue(id)
+	if err != nil {
+		return err
+	}
+	return WriteHome(dir, cfg, share, ca.CertPEM(), cert)
+}
 
+// WriteHome writes a threshold cosigner's home into dir, creating it 0700:
+// cfg as cosigner.toml, the key share (0600) and the group key it belongs
+// to, the cluster CA certificate with this cosigner's certificate and key,
+// a fresh SecretConnection identity and an empty state directory. It never
+// overwrites a file. `shard` writes one per cosigner; `migrate horcrux`
+// writes the home of the host it runs on.
+func WriteHome(dir string, cfg *config.Config, share *threshold.KeyShare, caCertPEM []byte, cert *clustertls.Cert) error {
 	for _, d := range []string{dir, filepath.Join(dir, cfg.StateDir)} {
 		if err := fsutil.MkdirAll(d, 0o700); err != nil {
 			return err
@@ -145,15 +154,15 @@ func writeShardDir(dir string, id int, share *threshold.KeyShare, groupJSON []by
 		return err
 	}
 	defer clear(shareJSON)
+	groupJSON, err := MarshalGroup(share.Group())
+	if err != nil {
+		return err
+	}
 	_, identity, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return err
 	}
-	cert, err := ca.Issue(id)
-	if err != nil {
-		return err
-	}
-	if err := clustertls.WriteFiles(filepath.Join(dir, cfg.Threshold.TLSDir), ca.CertPEM(), cert); err != nil {
+	if err := clustertls.WriteFiles(filepath.Join(dir, cfg.Threshold.TLSDir), caCertPEM, cert); err != nil {
 		return err
 	}
 	files := []struct {

@@ -48,11 +48,44 @@ func CometBFT(t testing.TB, version string) string {
 var buildMu sync.Mutex
 
 func cometBFT(version string) (string, error) {
+	return cachedBinary("cometbft", version, func(tmp, out string) error {
+		if strings.HasPrefix(version, "v0.34.") {
+			return buildFromSource("github.com/cometbft/cometbft", version, "./cmd/cometbft", "cometbft", tmp, out)
+		}
+		return goCmd(tmp, []string{"GOBIN=" + out}, "install", "github.com/cometbft/cometbft/cmd/cometbft@"+version)
+	})
+}
+
+// HorcruxVersion is the Horcrux release the migration tests run.
+const HorcruxVersion = "v3.3.2"
+
+// Horcrux returns the path of the horcrux binary of HorcruxVersion, built
+// from the Go module proxy into the cache (horcrux-<version>/horcrux) like
+// the node binaries. `go install ...@v3.3.2` fails on the module's
+// deprecation lookup, so it builds ./cmd/horcrux inside a copy of the
+// downloaded module, as for CometBFT v0.34.
+func Horcrux(t testing.TB) string {
+	t.Helper()
+	bin, err := cachedBinary("horcrux", HorcruxVersion, func(tmp, out string) error {
+		return buildFromSource("github.com/strangelove-ventures/horcrux/v3", HorcruxVersion, "./cmd/horcrux", "horcrux", tmp, out)
+	})
+	if err != nil {
+		t.Fatalf("horcrux %s: %v", HorcruxVersion, err)
+	}
+	return bin
+}
+
+// cachedBinary returns the cached binary name of version
+// (CacheDir()/name-version/name), calling build(tmp, out) to put it into
+// out first if it is not there. Builds are serialised across test binaries
+// with a file lock and land by rename, so a binary in the cache is always
+// complete.
+func cachedBinary(name, version string, build func(tmp, out string) error) (string, error) {
 	cache, err := CacheDir()
 	if err != nil {
 		return "", err
 	}
-	bin := filepath.Join(cache, "cometbft-"+version, "cometbft")
+	bin := filepath.Join(cache, name+"-"+version, name)
 	if isExecutable(bin) {
 		return bin, nil
 	}
@@ -71,7 +104,7 @@ func cometBFT(version string) (string, error) {
 	if isExecutable(bin) { // built by someone else while we waited
 		return bin, nil
 	}
-	tmp, err := os.MkdirTemp(cache, ".build-"+version+"-")
+	tmp, err := os.MkdirTemp(cache, ".build-"+name+"-"+version+"-")
 	if err != nil {
 		return "", err
 	}
@@ -80,46 +113,43 @@ func cometBFT(version string) (string, error) {
 	if err := os.Mkdir(out, 0o755); err != nil {
 		return "", err
 	}
-	if strings.HasPrefix(version, "v0.34.") {
-		err = buildFromSource(version, tmp, out)
-	} else {
-		err = goCmd(tmp, []string{"GOBIN=" + out}, "install", "github.com/cometbft/cometbft/cmd/cometbft@"+version)
-	}
-	if err != nil {
+	if err := build(tmp, out); err != nil {
 		return "", err
 	}
 	dir := filepath.Dir(bin)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	if err := os.Rename(filepath.Join(out, "cometbft"), bin); err != nil {
+	if err := os.Rename(filepath.Join(out, name), bin); err != nil {
 		return "", err
 	}
 	return bin, nil
 }
 
-// buildFromSource builds v0.34.x, whose go.mod declares the tendermint
-// module path and so cannot be go-installed by the cometbft path: it builds
-// ./cmd/cometbft inside a writable copy of the downloaded module.
-func buildFromSource(version, tmp, out string) error {
+// buildFromSource builds pkg of module@version into out/bin inside a
+// writable copy of the downloaded module: for modules that cannot be
+// go-installed by path and version (CometBFT v0.34.x declares the
+// tendermint module path; Horcrux v3's deprecation notice fails the
+// install).
+func buildFromSource(module, version, pkg, bin, tmp, out string) error {
 	var dl bytes.Buffer
-	cmd := exec.Command("go", "mod", "download", "-json", "github.com/cometbft/cometbft@"+version)
+	cmd := exec.Command("go", "mod", "download", "-json", module+"@"+version)
 	cmd.Dir = tmp
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=")
 	cmd.Stdout = &dl
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go mod download cometbft@%s: %w", version, err)
+		return fmt.Errorf("go mod download %s@%s: %w", module, version, err)
 	}
 	var mod struct{ Dir string }
 	if err := json.Unmarshal(dl.Bytes(), &mod); err != nil || mod.Dir == "" {
-		return fmt.Errorf("go mod download cometbft@%s: no module dir in %q", version, dl.String())
+		return fmt.Errorf("go mod download %s@%s: no module dir in %q", module, version, dl.String())
 	}
 	src := filepath.Join(tmp, "src")
 	if err := copyTree(mod.Dir, src); err != nil {
-		return fmt.Errorf("copy cometbft@%s source: %w", version, err)
+		return fmt.Errorf("copy %s@%s source: %w", module, version, err)
 	}
-	return goCmd(src, nil, "build", "-o", filepath.Join(out, "cometbft"), "./cmd/cometbft")
+	return goCmd(src, nil, "build", "-o", filepath.Join(out, bin), pkg)
 }
 
 func goCmd(dir string, env []string, args ...string) error {

@@ -223,3 +223,7 @@ func CheckNoDoubleSign(recs []SignRecord) error {
 	}
 	return errors.Join(errs...)
 }
+
+// CLI returns a Cosigner that only runs commands, for those that create
+// their home themselves (such as `cosigner migrate`).
+func CLI(t testing.TB, bin string) *Cosigner { return &Cosigner{Bin: bin, t: t} }

@@ -3,7 +3,8 @@
 //
 // It builds CometBFT node binaries from the Go module proxy into a cache
 // shared by test binaries ($COSIGNER_TEST_CACHE, default
-// $HOME/.cache/cosigner-test, laid out as cometbft-<version>/cometbft), sets
+// $HOME/.cache/cosigner-test, laid out as cometbft-<version>/cometbft, and
+// Horcrux v3.3.2 as horcrux-v3.3.2/horcrux for the migration test), sets
 // up single-validator chains on loopback whose validator key has been moved
 // out of the node and into the signer under test, starts and stops processes
 // with their output captured, and checks the chain's view over RPC: heights,
