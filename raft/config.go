@@ -50,8 +50,11 @@ type Config struct {
 	// stops acting as one. At most HeartbeatTimeout.
 	LeaderLeaseTimeout time.Duration
 	// CommitTimeout is how long the leader waits without new entries before
-	// it sends followers the commit index anyway; it bounds how stale a
-	// follower's FSM is in a quiet cluster.
+	// it sends followers the commit index anyway (randomised up to twice as
+	// long); it bounds how stale a follower's FSM is in a quiet cluster.
+	// Each such send is an AppendEntries RPC to every follower, on top of
+	// the heartbeats (every HeartbeatTimeout/10), so it is most of what an
+	// idle leader spends if set short.
 	CommitTimeout time.Duration
 	// IOTimeout bounds each dial, TLS handshake and RPC write of the stream
 	// layer and transport.
@@ -75,12 +78,21 @@ type Config struct {
 // Going much lower risks spurious elections on busy 2-core hosts, where GC
 // pauses and fsyncs of tens of milliseconds happen; every election costs a
 // leader change in the middle of a height.
+//
+// CommitTimeout is long because nothing waits on it: the leader sends each
+// new record at once (the commit index of the one before rides along), a
+// new leader applies every entry in its log once its first entry of the
+// term commits, whatever it had applied as a follower, and a follower
+// decides nothing from its FSM (`cosigner status` shows it). What a
+// short one costs is an AppendEntries to every follower every 20-40 ms of
+// an idle cluster; at 250 ms the heartbeats alone remain (about 22 a
+// second per follower, which only HeartbeatTimeout can change).
 func DefaultConfig() Config {
 	return Config{
 		HeartbeatTimeout:   300 * time.Millisecond,
 		ElectionTimeout:    300 * time.Millisecond,
 		LeaderLeaseTimeout: 250 * time.Millisecond,
-		CommitTimeout:      20 * time.Millisecond,
+		CommitTimeout:      250 * time.Millisecond,
 		IOTimeout:          2 * time.Second,
 		SnapshotRetain:     2,
 		// Sign-state entries are small and the FSM holds only the last

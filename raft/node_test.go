@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -46,6 +47,13 @@ func newTestCluster(t testing.TB, n int) *testCluster {
 // Options.CheckRecord.
 func newCheckedTestCluster(t testing.TB, n int, check RecordCheck) *testCluster {
 	t.Helper()
+	return newWrappedTestCluster(t, n, check, nil)
+}
+
+// newWrappedTestCluster is newCheckedTestCluster with member i's first
+// listener replaced by wrap(i, listener) when wrap is not nil.
+func newWrappedTestCluster(t testing.TB, n int, check RecordCheck, wrap func(int, net.Listener) net.Listener) *testCluster {
+	t.Helper()
 	ca := newTestCA(t)
 	c := &testCluster{t: t, check: check}
 	var lns []net.Listener
@@ -54,6 +62,9 @@ func newCheckedTestCluster(t testing.TB, n int, check RecordCheck) *testCluster 
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
+		}
+		if wrap != nil {
+			ln = wrap(i, ln)
 		}
 		lns = append(lns, ln)
 		peers = append(peers, Peer{ID: i + 1, Address: ln.Addr().String()})
@@ -415,6 +426,79 @@ func TestNodeCheckRecord(t *testing.T) {
 		// Had any node stored 5000, it would ignore 11 as not newer.
 		if r := waitRecord(t, n, "chain-a", 11); r.Height != 11 || string(r.Signature) != "sig-11" {
 			t.Errorf("node %d has %d %q, want 11 sig-11", n.ID(), r.Height, r.Signature)
+		}
+	}
+}
+
+// readCounter counts the reads that return data on the connections its
+// listener accepts.
+type readCounter struct {
+	net.Listener
+	reads *atomic.Int64
+}
+
+func (l readCounter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countedConn{c, l.reads}, nil
+}
+
+type countedConn struct {
+	net.Conn
+	reads *atomic.Int64
+}
+
+func (c countedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if n > 0 {
+		c.reads.Add(1)
+	}
+	return n, err
+}
+
+// TestNodeIdleTraffic: an idle cluster's leader sends each follower its
+// heartbeats (every HeartbeatTimeout/10 to /5) and, every CommitTimeout to
+// twice that, an AppendEntries with the commit index. With the old 20 ms
+// CommitTimeout the latter were 25-50 a second on top of 17-33 heartbeats;
+// each is a TLS record the follower reads. Reads on a follower's accepted
+// connections over an idle window count them (one read per record, or
+// fewer when records arrive together).
+func TestNodeIdleTraffic(t *testing.T) {
+	reads := make([]*atomic.Int64, 3)
+	c := newWrappedTestCluster(t, 3, nil, func(i int, ln net.Listener) net.Listener {
+		reads[i] = new(atomic.Int64)
+		return readCounter{ln, reads[i]}
+	})
+	leader := c.waitLeader()
+	// Settle: the followers learn the leader and pipelining starts.
+	propose(t, c.nodes[leader], rec("idle", 1, 0, 3, "sig"))
+	for _, n := range c.nodes {
+		waitRecord(t, n, "idle", 1)
+	}
+	cfg := DefaultConfig()
+	window := 2 * time.Second
+	before := make([]int64, 3)
+	for i := range reads {
+		before[i] = reads[i].Load()
+	}
+	start := time.Now()
+	<-time.After(window) // the idle window being measured, not a synchronisation
+	elapsed := time.Since(start)
+	// The most the heartbeats can send, plus five commit-index sends a
+	// second: with CommitTimeout at 20 ms those were 25-50 a second.
+	heartbeats := elapsed.Seconds() / (cfg.HeartbeatTimeout / 10).Seconds()
+	limit := int64(heartbeats + 5*elapsed.Seconds())
+	for i := range c.nodes {
+		if i == leader {
+			continue
+		}
+		got := reads[i].Load() - before[i]
+		t.Logf("follower %d: %d reads in %v idle (limit %d)", i+1, got, elapsed.Round(time.Millisecond), limit)
+		if got > limit {
+			t.Errorf("follower %d read %d records in %v of an idle cluster, want at most %d (heartbeats every %v, commit index every %v)",
+				i+1, got, elapsed.Round(time.Millisecond), limit, cfg.HeartbeatTimeout/10, cfg.CommitTimeout)
 		}
 	}
 }

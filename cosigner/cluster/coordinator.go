@@ -100,6 +100,15 @@ type CoordinatorConfig struct {
 	StepDown func(context.Context) error
 	// Metrics records share RPCs, refusals and Raft applies; nil: none.
 	Metrics *metrics.Metrics
+	// ReplicateInterval is the least time between two Raft proposals of the
+	// same chain's sign state: a record signed sooner after the last
+	// proposal waits, and records signed meanwhile collapse into the
+	// newest. Every proposal costs a bolt commit (an fdatasync) on every
+	// member and an AppendEntries to each follower; Raft only carries the
+	// last signature to the next leader, the cosigners' own marks prevent
+	// double signs. 0: the first record after a quiet spell is proposed at
+	// once and the rest as fast as Raft takes them.
+	ReplicateInterval time.Duration
 	// Duplicates holds the cosigner ids found answering as two live
 	// processes, which are never chosen. Pass the same one to every
 	// coordinator of a process, so that an id stays out when this
@@ -110,7 +119,7 @@ type CoordinatorConfig struct {
 // DefaultCoordinatorConfig returns timeouts for a LAN or a WireGuard link.
 func DefaultCoordinatorConfig() CoordinatorConfig {
 	return CoordinatorConfig{AttemptTimeout: time.Second, Deadline: 3 * time.Second, PoolTarget: 64, PoolLow: 16,
-		ProbeInterval: time.Second, RefillInterval: time.Second, StepDownAfter: 3}
+		ProbeInterval: time.Second, RefillInterval: time.Second, StepDownAfter: 3, ReplicateInterval: 100 * time.Millisecond}
 }
 
 // peer is the leader's view of one cosigner.
@@ -293,7 +302,8 @@ type Coordinator struct {
 	peers []*peer // by id order; read-only after construction
 	dups  *Duplicates
 	refil chan struct{}
-	repl  chan raft.Record // to Run's replicator
+	// repl wakes Run's replicator: last holds a record not proposed yet.
+	repl chan struct{}
 
 	// mu guards last: the newest record this leader produced per chain,
 	// ahead of Raft.
@@ -326,7 +336,7 @@ func NewCoordinator(cfg CoordinatorConfig, group *threshold.GroupKey, self int, 
 		dups = NewDuplicates(log, cfg.Metrics)
 	}
 	c := &Coordinator{cfg: cfg, group: group, self: self, state: state, log: log, dups: dups,
-		refil: make(chan struct{}, 1), repl: make(chan raft.Record, 256), last: map[string]raft.Record{}}
+		refil: make(chan struct{}, 1), repl: make(chan struct{}, 1), last: map[string]raft.Record{}}
 	for id := 1; id <= group.N(); id++ {
 		client, ok := peers[id]
 		if !ok {
@@ -578,60 +588,69 @@ func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 	c.mu.Lock()
 	c.last[req.ChainID] = rec
 	c.mu.Unlock()
-	c.replicate(rec)
+	c.replicate()
 	return resp, nil
 }
 
-// replicate hands rec to the replicator, off the hot path. If the queue is
-// full the record is dropped: a later one supersedes it, and every
-// cosigner's own durable mark already protects the signature.
-func (c *Coordinator) replicate(rec raft.Record) {
+// replicate wakes the replicator, off the hot path: the record is in
+// c.last already.
+func (c *Coordinator) replicate() {
 	select {
-	case c.repl <- rec:
+	case c.repl <- struct{}{}:
 	default:
-		c.log.Warn("replication queue full; record skipped", "chain", rec.ChainID, "height", rec.Height)
 	}
 }
 
-// replicator proposes queued records through Raft until ctx ends.
+// replicator proposes through Raft, until ctx ends, the newest record of
+// each chain in c.last that it has not proposed yet, at most once every
+// ReplicateInterval. The FSM keeps only the newest record per chain, so
+// the records signed in between need no proposal of their own; a cosigner
+// that signed them holds its own durable mark of each. What a next leader
+// misses when this one dies is at most the interval's signatures (and the
+// Raft commit in flight, as before): a repeated request among them is
+// signed again rather than answered from the record, with the same sign
+// bytes (which every mark admits) or a later timestamp (which the marks
+// admit too, as FilePV re-signs), and a conflicting one is refused by the
+// marks of the M cosigners that signed the first.
 func (c *Coordinator) replicator(ctx context.Context) {
+	proposed := map[string]raft.Record{}
+	var hold *time.Timer
 	for {
-		var first raft.Record
 		select {
 		case <-ctx.Done():
 			return
-		case first = <-c.repl:
+		case <-c.repl:
 		}
-		// Coalesce: the FSM keeps only the newest record per chain, so
-		// records queued behind a slow Raft write collapse into one
-		// proposal per chain, sparing the disk the Raft log shares with
-		// the sign-state files.
-		newest := map[string]raft.Record{first.ChainID: first}
-		order := []string{first.ChainID}
-	drain:
-		for {
+		if hold != nil {
 			select {
-			case rec := <-c.repl:
-				if _, ok := newest[rec.ChainID]; !ok {
-					order = append(order, rec.ChainID)
-				}
-				if old := newest[rec.ChainID]; rec.Compare(old) >= 0 {
-					newest[rec.ChainID] = rec
-				}
-			default:
-				break drain
+			case <-ctx.Done():
+				hold.Stop()
+				return
+			case <-hold.C:
 			}
 		}
-		for _, chain := range order {
-			rec := newest[chain]
+		start := time.Now()
+		c.mu.Lock()
+		var todo []raft.Record
+		for chain, rec := range c.last {
+			if old, ok := proposed[chain]; !ok || rec.Compare(old) > 0 {
+				todo = append(todo, rec)
+			}
+		}
+		c.mu.Unlock()
+		for _, rec := range todo {
 			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			start := time.Now()
+			pstart := time.Now()
 			if err := c.state.Propose(pctx, rec); err != nil {
 				c.log.Warn("replicate sign state", "chain", rec.ChainID, "height", rec.Height, "err", err)
 			} else {
-				c.cfg.Metrics.ObserveRaftApply(time.Since(start))
+				proposed[rec.ChainID] = rec
+				c.cfg.Metrics.ObserveRaftApply(time.Since(pstart))
 			}
 			cancel()
+		}
+		if c.cfg.ReplicateInterval > 0 {
+			hold = time.NewTimer(c.cfg.ReplicateInterval - time.Since(start))
 		}
 	}
 }

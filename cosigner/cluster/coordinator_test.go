@@ -587,3 +587,66 @@ func TestShareSignerRefusalMetrics(t *testing.T) {
 		t.Errorf("state writes observed: %d, want at least 2 (two cosigners signed prevote 5)", n)
 	}
 }
+
+// countingState is a memState that counts proposals and signals each.
+type countingState struct {
+	memState
+	proposals atomic.Int64
+	proposed  chan struct{}
+}
+
+func (s *countingState) Propose(ctx context.Context, r raft.Record) error {
+	err := s.memState.Propose(ctx, r)
+	s.proposals.Add(1)
+	select {
+	case s.proposed <- struct{}{}:
+	default:
+	}
+	return err
+}
+
+// TestCoordinatorReplicatesAtMostEveryInterval: signatures back to back
+// are proposed through Raft at most once per ReplicateInterval (the first
+// at once, the newest after the interval), not once each, and the last
+// one always reaches the replicated state.
+func TestCoordinatorReplicatesAtMostEveryInterval(t *testing.T) {
+	tc := newTestCluster(t, 2, 3)
+	state := &countingState{proposed: make(chan struct{}, 1)}
+	coord := tc.startCoordinator(t, 1, state, discard)
+	interval := DefaultCoordinatorConfig().ReplicateInterval
+	if interval <= 0 {
+		t.Fatalf("DefaultCoordinatorConfig().ReplicateInterval = %v, want > 0", interval)
+	}
+	ctx := context.Background()
+	t0 := time.Unix(1700000000, 0).UTC()
+	const heights = 30
+	start := time.Now()
+	var last int64
+	for h := int64(2); h < 2+heights; h++ {
+		tc.clock.Advance(time.Second)
+		if _, err := coord.Sign(ctx, testkit.Vote(h, 0, privval.StepPrevote, "A", t0)); err != nil {
+			t.Fatalf("height %d: %v", h, err)
+		}
+		last = h
+	}
+	elapsed := time.Since(start)
+
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	for {
+		if r, ok := state.Last(testChain); ok && r.Height == last {
+			break
+		}
+		select {
+		case <-state.proposed:
+		case <-deadline.C:
+			r, _ := state.Last(testChain)
+			t.Fatalf("the last signature (height %d) was not replicated; the replicated state holds height %d", last, r.Height)
+		}
+	}
+	// The first at once, one per interval while signing, the newest after.
+	limit := 2 + int64(elapsed/interval)
+	if n := state.proposals.Load(); n > limit {
+		t.Errorf("%d signatures in %v took %d proposals, want at most %d (one per %v)", heights, elapsed.Round(time.Millisecond), n, limit, interval)
+	}
+}

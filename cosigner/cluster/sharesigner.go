@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -271,8 +272,12 @@ func (s *ShareSigner) sign(req *ShareRequest, nonces []*threshold.Nonce) ([]thre
 	if err != nil {
 		return nil, s.refuse(signstate.RefusedInvalidRequest, "%v", err)
 	}
-	s.opts.Log.Debug(LogReleasedShare, "chain", req.ChainID, "height", pv.Height, "round", pv.Round,
-		"step", pv.Step.String(), "block", signstate.ShortBlock(pv.BlockID), "messages", len(shares))
+	// Checked first: the attributes (boxed values, the block's hex) cost
+	// allocations on every share even when Debug is off.
+	if s.opts.Log.Enabled(context.Background(), slog.LevelDebug) {
+		s.opts.Log.Debug(LogReleasedShare, "chain", req.ChainID, "height", pv.Height, "round", pv.Round,
+			"step", pv.Step.String(), "block", signstate.ShortBlock(pv.BlockID), "messages", len(shares))
+	}
 	return shares, nil
 }
 
