@@ -136,6 +136,12 @@ type ChainConfig struct {
 	// Nodes are the priv_validator_laddr addresses to dial: the validator
 	// and any sentries, as tcp://host:port or unix:///path.
 	Nodes []string `toml:"nodes"`
+	// SignRawBytes lets the chain's nodes have arbitrary application bytes
+	// signed with its consensus key: celestia-core's SignRawBytesRequest,
+	// signed over "COMET::RAW_BYTES::SIGN" and the request (see
+	// privval.RawBytesSignBytes). Off by default: such requests are refused.
+	// Softsign mode only.
+	SignRawBytes bool `toml:"sign_raw_bytes"`
 }
 
 // Modes.
@@ -241,6 +247,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, c.validateChainHSM(where, ch)...)
 		if c.Mode == ModeThreshold && ch.Key != "" {
 			bad("%s: key = %q: threshold mode signs with [threshold] share_file; remove the key", where, ch.Key)
+		}
+		if c.Mode == ModeThreshold && ch.SignRawBytes {
+			bad("%s: sign_raw_bytes = true: threshold mode does not sign raw bytes yet; remove it, or sign this chain in softsign mode", where)
 		}
 		if ch.Bech32Prefix != "" && !bech32PrefixPattern.MatchString(ch.Bech32Prefix) {
 			bad("%s: bech32_prefix = %q: want lower-case letters and digits, like \"cosmos\" or \"kira\"", where, ch.Bech32Prefix)
@@ -547,6 +556,10 @@ func (c *Config) Marshal() []byte {
 		} else if c.Mode == ModeSoftsign {
 			fmt.Fprintf(&b, "# Whole key for softsign (CometBFT priv_validator_key.json format).\n")
 			fmt.Fprintf(&b, "key = %q\n", ch.Key)
+		}
+		if ch.SignRawBytes {
+			fmt.Fprintf(&b, "# Sign celestia-core's raw-bytes requests (application bytes) with the consensus key.\n")
+			fmt.Fprintf(&b, "sign_raw_bytes = true\n")
 		}
 		fmt.Fprintf(&b, "# Account prefix: keys show prints <prefix>valconspub and <prefix>valcons.\n")
 		fmt.Fprintf(&b, "bech32_prefix = %q\n", ch.Prefix())
