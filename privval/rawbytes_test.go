@@ -146,7 +146,7 @@ func refusedAsConsensus(b []byte) error {
 // id are themselves valid consensus sign bytes.
 func TestRawBytesNeverConsensus(t *testing.T) {
 	vote := &Vote{Type: PrecommitType, Height: 7, Round: 1, Timestamp: time.Unix(1700000000, 0).UTC(),
-		BlockID: BlockID{Hash: bytes.Repeat([]byte{3}, 32), PartSetHeader: PartSetHeader{Total: 1, Hash: bytes.Repeat([]byte{4}, 32)}},
+		BlockID:   BlockID{Hash: bytes.Repeat([]byte{3}, 32), PartSetHeader: PartSetHeader{Total: 1, Hash: bytes.Repeat([]byte{4}, 32)}},
 		Extension: []byte("ext")}
 	consensus := [][]byte{
 		VoteSignBytes("c", vote),
