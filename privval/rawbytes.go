@@ -1,6 +1,7 @@
 package privval
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -212,4 +213,33 @@ func handleSignRawBytes(ctx context.Context, s Signer, chainID string, m *SignRa
 		return refuse(e)
 	}
 	return &SignedRawBytesResponse{Signature: sig}, o
+}
+
+// ParseRawBytesSignBytes decodes bytes made by RawBytesSignBytes and
+// returns the request they sign. It accepts only that exact encoding: the
+// prefix, a length equal to the rest, the three fields non-empty and in tag
+// order, nothing else. Threshold cosigners use it to check, from the bytes
+// they are asked to sign, that a raw-bytes share is one. The result's
+// RawBytes alias b.
+func ParseRawBytesSignBytes(b []byte) (*SignRawBytesRequest, error) {
+	rest, ok := bytes.CutPrefix(b, []byte(RawBytesSignBytesPrefix))
+	if !ok {
+		return nil, fmt.Errorf("raw bytes sign bytes do not begin with %q", RawBytesSignBytesPrefix)
+	}
+	n, k := protowire.ConsumeVarint(rest)
+	if k < 0 || n != uint64(len(rest)-k) {
+		return nil, errors.New("raw bytes sign bytes: the length prefix does not match the request")
+	}
+	m := new(SignRawBytesRequest)
+	if err := m.decode(rest[k:]); err != nil {
+		return nil, fmt.Errorf("raw bytes sign bytes: %w", err)
+	}
+	want, err := RawBytesSignBytes(m.ChainID, m.UniqueID, m.RawBytes)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(want, b) {
+		return nil, errors.New("raw bytes sign bytes are not in canonical form")
+	}
+	return m, nil
 }

@@ -292,5 +292,44 @@ func FuzzDecodeRawBytesRequest(f *testing.F) {
 		if err := refusedAsConsensus(sb); err != nil {
 			t.Fatalf("sign bytes %x of %x: %v", sb, b, err)
 		}
+		if p, err := ParseRawBytesSignBytes(sb); err != nil || !reflect.DeepEqual(p, r) {
+			t.Fatalf("ParseRawBytesSignBytes(%x) = %#v, %v; want %#v", sb, p, err, r)
+		}
 	})
+}
+
+func TestParseRawBytesSignBytes(t *testing.T) {
+	good, err := RawBytesSignBytes("test", "test-msg", bytes.Repeat([]byte{1}, 1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseRawBytesSignBytes(good)
+	if err != nil || !reflect.DeepEqual(got, vectorRawBytes) {
+		t.Fatalf("ParseRawBytesSignBytes = %#v, %v; want %#v", got, err, vectorRawBytes)
+	}
+	frame := func(body []byte) []byte {
+		b := append([]byte(RawBytesSignBytesPrefix), protowire.AppendVarint(nil, uint64(len(body)))...)
+		return append(b, body...)
+	}
+	vote := VoteSignBytes("c", &Vote{Type: PrevoteType, Height: 1})
+	for _, tc := range []struct {
+		name    string
+		b       []byte
+		wantErr string
+	}{
+		{"vote sign bytes", vote, "do not begin with"},
+		{"no prefix", good[1:], "do not begin with"},
+		{"trailing byte", append(append([]byte(nil), good...), 0), "length prefix"},
+		{"truncated", good[:len(good)-1], "length prefix"},
+		{"fields out of order", frame(pb{}.bytes(3, []byte("u")).bytes(1, []byte("c")).bytes(2, []byte{1})), "canonical"},
+		{"unknown field", frame(pb{}.bytes(1, []byte("c")).bytes(2, []byte{1}).bytes(3, []byte("u")).varint(4, 1)), "canonical"},
+		{"no unique id", frame(pb{}.bytes(1, []byte("c")).bytes(2, []byte{1})), "empty unique id"},
+		{"wrong wire type", frame(pb{}.varint(1, 1)), "wire type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if m, err := ParseRawBytesSignBytes(tc.b); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("ParseRawBytesSignBytes(%x) = %#v, %v; want an error with %q", tc.b, m, err, tc.wantErr)
+			}
+		})
+	}
 }
