@@ -140,7 +140,8 @@ type ChainConfig struct {
 	// signed with its consensus key: celestia-core's SignRawBytesRequest,
 	// signed over "COMET::RAW_BYTES::SIGN" and the request (see
 	// privval.RawBytesSignBytes). Off by default: such requests are refused.
-	// Softsign mode only.
+	// In threshold mode every cosigner checks its own setting, so set it on
+	// all of them.
 	SignRawBytes bool `toml:"sign_raw_bytes"`
 }
 
@@ -247,9 +248,6 @@ func (c *Config) Validate() error {
 		errs = append(errs, c.validateChainHSM(where, ch)...)
 		if c.Mode == ModeThreshold && ch.Key != "" {
 			bad("%s: key = %q: threshold mode signs with [threshold] share_file; remove the key", where, ch.Key)
-		}
-		if c.Mode == ModeThreshold && ch.SignRawBytes {
-			bad("%s: sign_raw_bytes = true: threshold mode does not sign raw bytes yet; remove it, or sign this chain in softsign mode", where)
 		}
 		if ch.Bech32Prefix != "" && !bech32PrefixPattern.MatchString(ch.Bech32Prefix) {
 			bad("%s: bech32_prefix = %q: want lower-case letters and digits, like \"cosmos\" or \"kira\"", where, ch.Bech32Prefix)

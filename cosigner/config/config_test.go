@@ -165,4 +165,21 @@ func TestConfigSignRawBytes(t *testing.T) {
 	if !got.Chains[0].SignRawBytes || got.Chains[1].SignRawBytes {
 		t.Errorf("sign_raw_bytes after a round trip = %v, %v; want true, false", got.Chains[0].SignRawBytes, got.Chains[1].SignRawBytes)
 	}
+
+	// Threshold mode serves it too (each cosigner checks its own setting).
+	th := DefaultConfig()
+	th.Mode = ModeThreshold
+	th.Threshold.ID, th.Threshold.Threshold, th.Threshold.Shares = 1, 2, 3
+	for id := 1; id <= 3; id++ {
+		th.Threshold.Peers = append(th.Threshold.Peers, PeerConfig{ID: id,
+			Address: "127.0.0.1:" + strconv.Itoa(7000+10*id), RaftAddress: "127.0.0.1:" + strconv.Itoa(7001+10*id)})
+	}
+	th.Chains = []ChainConfig{{ID: "celestia", Nodes: []string{"tcp://127.0.0.1:26659"}, SignRawBytes: true}}
+	got, err = Parse(th.Marshal())
+	if err != nil {
+		t.Fatalf("threshold rendering does not parse: %v\n%s", err, th.Marshal())
+	}
+	if !got.Chains[0].SignRawBytes {
+		t.Error("threshold mode lost sign_raw_bytes in a round trip")
+	}
 }
