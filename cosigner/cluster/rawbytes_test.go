@@ -139,3 +139,25 @@ func TestShareSignerRawBytesRefusals(t *testing.T) {
 		t.Fatalf("mark moved from %+v to %+v", before, after)
 	}
 }
+
+// TestRawBytesOverGRPC: the raw-bytes kind crosses the Cosigner service:
+// with cosigners 1 (the leader, in process) and 2 (over gRPC) opted in and
+// 3 not, the signature needs cosigner 2's share.
+func TestRawBytesOverGRPC(t *testing.T) {
+	gc := newGRPCCluster(t, 2, 3)
+	gc.coord.cfg.SignRawBytes = map[string]bool{testChain: true}
+	for _, s := range gc.shares[:2] {
+		s.opts.SignRawBytes = map[string]bool{testChain: true}
+	}
+	req := rawRequest(t, testChain, "application bytes")
+	sig, err := gc.coord.SignRawBytes(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ed25519.Verify(gc.key.Public().(ed25519.PublicKey), req.SignBytes, sig) {
+		t.Fatal("raw bytes signature does not verify under the group key")
+	}
+	if m, _ := gc.shares[1].Mark(testChain); m.Height != 1 || m.Step != 0 {
+		t.Fatalf("cosigner 2's mark moved to %+v", m)
+	}
+}
