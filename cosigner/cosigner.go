@@ -116,11 +116,21 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 	return c, nil
 }
 
+// softsignOptions are the softsign.Options cfg sets: the height bound and
+// the chains with sign_raw_bytes.
+func softsignOptions(cfg *config.Config) softsign.Options {
+	raw := map[string]bool{}
+	for _, ch := range cfg.Chains {
+		raw[ch.ID] = ch.SignRawBytes
+	}
+	return softsign.Options{MaxHeightAhead: cfg.Softsign.MaxHeightAhead, MaxHeightRate: cfg.Softsign.MaxHeightRate, SignRawBytes: raw}
+}
+
 // newSoftsign loads every chain's key (from its file or the YubiHSM2) and
 // sign state, and adds a node client per configured node to c.runs.
 func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, opts Options, m *metrics.Metrics, tracker *admin.Tracker) (*softsign.Signer, error) {
 	log := opts.Log
-	s := softsign.New(log, m, softsign.Options{MaxHeightAhead: cfg.Softsign.MaxHeightAhead, MaxHeightRate: cfg.Softsign.MaxHeightRate})
+	s := softsign.New(log, m, softsignOptions(cfg))
 	dev, err := openHSM(ctx, cfg, log, opts.Registry)
 	if err != nil {
 		return nil, err
@@ -159,6 +169,9 @@ func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity
 			"height", mk.Height, "round", mk.Round, "step", int(mk.Step)}
 		if ch.HSMKeyID != 0 {
 			args = append(args, "hsm_key_id", ch.HSMKeyID)
+		}
+		if ch.SignRawBytes {
+			args = append(args, "sign_raw_bytes", true)
 		}
 		log.Info("chain ready", args...)
 	}

@@ -309,3 +309,18 @@ cosigner_cluster_threshold 1
 		t.Errorf("NodesDown = %v, want it to name %s", down, addr)
 	}
 }
+
+// TestSoftsignOptions: the config's height bound and per-chain
+// sign_raw_bytes reach softsign.
+func TestSoftsignOptions(t *testing.T) {
+	cfg := config.DefaultConfig()
+	cfg.Softsign.MaxHeightAhead, cfg.Softsign.MaxHeightRate = 100, 2
+	cfg.Chains = []config.ChainConfig{{ID: "celestia", SignRawBytes: true}, {ID: "kira-1"}}
+	got := softsignOptions(cfg)
+	if got.MaxHeightAhead != 100 || got.MaxHeightRate != 2 {
+		t.Errorf("height bound = %d, %g; want 100, 2", got.MaxHeightAhead, got.MaxHeightRate)
+	}
+	if !got.SignRawBytes["celestia"] || got.SignRawBytes["kira-1"] {
+		t.Errorf("SignRawBytes = %v; want celestia only", got.SignRawBytes)
+	}
+}

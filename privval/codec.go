@@ -56,6 +56,9 @@ func UnmarshalMessage(b []byte) (Message, error) {
 		}
 		b = rest
 		m := newMessage(f.num)
+		if f.num == fieldSignBytesRequest && isRawBytesRequest(f.b) {
+			m = new(SignRawBytesRequest) // celestia-core's, not v1.0's
+		}
 		if m == nil {
 			continue // an unknown field: a newer version's message
 		}

@@ -132,6 +132,8 @@ func (c *NodeClient) logOutcome(ctx context.Context, o outcome, latency time.Dur
 			c.log.Warn("refused "+o.what+" request", "code", o.err.Code, "error", o.err.Description)
 		case o.what == "pubkey":
 			c.log.Info("served public key")
+		case o.what == "raw bytes":
+			c.log.Info("signed raw bytes", "unique_id", o.rawID, "bytes", o.rawLen)
 		default:
 			c.log.Debug("answered " + o.what)
 		}

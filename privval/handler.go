@@ -23,6 +23,10 @@ import (
 //   - PingRequest: a PingResponse.
 //   - SignBytesRequest (v1.0): always refused; this signer never signs
 //     arbitrary bytes with a consensus key.
+//   - SignRawBytesRequest (celestia-core): checked for its chain id and
+//     non-empty fields, and signed over RawBytesSignBytes by s if s is a
+//     RawBytesSigner (which refuses chains that have not opted in); else
+//     refused with CodeUnsupported.
 //
 // Every refusal and every error of s becomes a RemoteSignerError in the
 // matching response, with a non-zero code (see CodeWrongChainID and the
@@ -45,6 +49,8 @@ type outcome struct {
 	ts     time.Time
 	err    *RemoteSignerError // the refusal sent, if any
 	cause  error              // the Signer's error behind err, if any
+	rawID  string             // a raw bytes request's unique id
+	rawLen int                // and the length of its raw bytes
 }
 
 func handleRequest(ctx context.Context, s Signer, chainID string, req Message) (Message, outcome) {
@@ -57,6 +63,8 @@ func handleRequest(ctx context.Context, s Signer, chainID string, req Message) (
 		return handleSignProposal(ctx, s, chainID, m)
 	case *PingRequest:
 		return &PingResponse{}, outcome{what: "ping"}
+	case *SignRawBytesRequest:
+		return handleSignRawBytes(ctx, s, chainID, m)
 	case *SignBytesRequest:
 		e := &RemoteSignerError{
 			Code:        CodeUnsupported,

@@ -202,7 +202,8 @@ type PingRequest struct{}
 type PingResponse struct{}
 
 // SignBytesRequest is v1.0's request to sign arbitrary bytes with the
-// consensus key. This package always refuses it.
+// consensus key. This package always refuses it. (celestia-core's request
+// on the same oneof field is SignRawBytesRequest.)
 type SignBytesRequest struct {
 	Value []byte
 }
@@ -289,6 +290,10 @@ func messageName(m Message) string {
 		return "sign bytes request"
 	case *SignBytesResponse:
 		return "sign bytes response"
+	case *SignRawBytesRequest:
+		return "sign raw bytes request"
+	case *SignedRawBytesResponse:
+		return "signed raw bytes response"
 	case nil:
 		return "nil"
 	}

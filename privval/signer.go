@@ -71,3 +71,20 @@ type Signer interface {
 	// Sign signs req, enforcing double-sign protection.
 	Sign(ctx context.Context, req *SignRequest) (*SignResponse, error)
 }
+
+// RawBytesSigner is implemented by the Signers that can answer
+// celestia-core's SignRawBytesRequest. HandleRequest checks the request's
+// chain id against the connection's and computes its sign bytes
+// (RawBytesSignBytes) before calling SignRawBytes; a Signer that does not
+// implement it has every such request refused with CodeUnsupported.
+//
+// Raw bytes have no height, round or step: SignRawBytes moves no sign-state
+// mark and is not subject to double-sign protection. Their safety rests on
+// the sign bytes' prefix, which no consensus message can begin with (see
+// RawBytesSignBytes), and on the chain having opted in: a chain that has
+// not must be refused with an error wrapping ErrRawBytesDisabled.
+// SignRawBytes must be safe for concurrent use and return a 64-byte ed25519
+// signature of req.SignBytes.
+type RawBytesSigner interface {
+	SignRawBytes(ctx context.Context, req *RawBytesRequest) ([]byte, error)
+}

@@ -116,6 +116,7 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		Chains:         states,
 		MaxHeightAhead: t.MaxHeightAhead,
 		MaxHeightRate:  t.MaxHeightRate,
+		SignRawBytes:   rawBytesChains(cfg),
 		Metrics:        opts.Metrics,
 		Log:            log,
 	})
@@ -381,6 +382,7 @@ func (c *Cosigner) startLeading(ctx context.Context, wg *sync.WaitGroup, errc ch
 	ccfg := DefaultCoordinatorConfig()
 	ccfg.Metrics = c.metrics
 	ccfg.Duplicates = c.dups
+	ccfg.SignRawBytes = rawBytesChains(c.cfg)
 	ccfg.StepDown = func(ctx context.Context) error { return c.node.TransferLeadership(ctx, 0) }
 	coord, err := NewCoordinator(ccfg, c.share.Group(), c.cfg.Threshold.ID, c.peers, c.node, c.log)
 	if err != nil {

@@ -114,6 +114,9 @@ type CoordinatorConfig struct {
 	// coordinator of a process, so that an id stays out when this
 	// cosigner leads again; nil: the coordinator keeps its own.
 	Duplicates *Duplicates
+	// SignRawBytes holds the chain ids with sign_raw_bytes = true, whose
+	// raw-bytes requests SignRawBytes serves.
+	SignRawBytes map[string]bool
 }
 
 // DefaultCoordinatorConfig returns timeouts for a LAN or a WireGuard link.

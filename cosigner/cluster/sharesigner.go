@@ -28,6 +28,7 @@ const (
 	KindPrevote                 = ShareKind(privval.StepPrevote)
 	KindPrecommit               = ShareKind(privval.StepPrecommit)
 	KindVoteExtension ShareKind = 4
+	// KindRawBytes (5) is in rawbytes.go.
 )
 
 // ShareMessage is one message of a share request, with the commitment list
@@ -88,6 +89,9 @@ type SignerOptions struct {
 	MaxHeightRate  float64
 	// Now is the clock the bound reads; nil: time.Now.
 	Now func() time.Time
+	// SignRawBytes holds the chain ids with sign_raw_bytes = true, whose
+	// KindRawBytes requests are signed (see rawbytes.go).
+	SignRawBytes map[string]bool
 	// Metrics records refusals and state writes; nil: none.
 	Metrics *metrics.Metrics
 	Log     *slog.Logger
@@ -221,6 +225,9 @@ func (s *ShareSigner) sign(req *ShareRequest, nonces []*threshold.Nonce) ([]thre
 	state, ok := s.chains[req.ChainID]
 	if !ok {
 		return nil, s.refuse(signstate.RefusedUnknownChain, "chain %q is not configured here", req.ChainID)
+	}
+	if len(req.Messages) > 0 && req.Messages[0].Kind == KindRawBytes {
+		return s.signRawBytes(req, nonces)
 	}
 	pv, err := s.check(req)
 	if err != nil {

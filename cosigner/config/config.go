@@ -136,6 +136,13 @@ type ChainConfig struct {
 	// Nodes are the priv_validator_laddr addresses to dial: the validator
 	// and any sentries, as tcp://host:port or unix:///path.
 	Nodes []string `toml:"nodes"`
+	// SignRawBytes lets the chain's nodes have arbitrary application bytes
+	// signed with its consensus key: celestia-core's SignRawBytesRequest,
+	// signed over "COMET::RAW_BYTES::SIGN" and the request (see
+	// privval.RawBytesSignBytes). Off by default: such requests are refused.
+	// In threshold mode every cosigner checks its own setting, so set it on
+	// all of them.
+	SignRawBytes bool `toml:"sign_raw_bytes"`
 }
 
 // Modes.
@@ -547,6 +554,10 @@ func (c *Config) Marshal() []byte {
 		} else if c.Mode == ModeSoftsign {
 			fmt.Fprintf(&b, "# Whole key for softsign (CometBFT priv_validator_key.json format).\n")
 			fmt.Fprintf(&b, "key = %q\n", ch.Key)
+		}
+		if ch.SignRawBytes {
+			fmt.Fprintf(&b, "# Sign celestia-core's raw-bytes requests (application bytes) with the consensus key.\n")
+			fmt.Fprintf(&b, "sign_raw_bytes = true\n")
 		}
 		fmt.Fprintf(&b, "# Account prefix: keys show prints <prefix>valconspub and <prefix>valcons.\n")
 		fmt.Fprintf(&b, "bech32_prefix = %q\n", ch.Prefix())

@@ -136,3 +136,50 @@ func TestConfigHeightBound(t *testing.T) {
 		t.Error("threshold rendering has a [softsign] section")
 	}
 }
+
+// TestConfigSignRawBytes: raw-bytes signing is off unless a chain sets
+// sign_raw_bytes, and the key survives init's rendering.
+func TestConfigSignRawBytes(t *testing.T) {
+	good, err := os.ReadFile("testdata/good.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range cfg.Chains {
+		if ch.SignRawBytes {
+			t.Errorf("chain %q signs raw bytes without sign_raw_bytes", ch.ID)
+		}
+	}
+	soft := DefaultConfig()
+	soft.Chains = []ChainConfig{
+		{ID: "celestia", Key: "keys/celestia.json", Nodes: []string{"tcp://127.0.0.1:26659"}, SignRawBytes: true},
+		{ID: "kira-1", Key: "keys/kira-1.json", Nodes: []string{"tcp://127.0.0.1:26669"}},
+	}
+	got, err := Parse(soft.Marshal())
+	if err != nil {
+		t.Fatalf("rendering does not parse: %v\n%s", err, soft.Marshal())
+	}
+	if !got.Chains[0].SignRawBytes || got.Chains[1].SignRawBytes {
+		t.Errorf("sign_raw_bytes after a round trip = %v, %v; want true, false", got.Chains[0].SignRawBytes, got.Chains[1].SignRawBytes)
+	}
+
+	// Threshold mode serves it too (each cosigner checks its own setting).
+	th := DefaultConfig()
+	th.Mode = ModeThreshold
+	th.Threshold.ID, th.Threshold.Threshold, th.Threshold.Shares = 1, 2, 3
+	for id := 1; id <= 3; id++ {
+		th.Threshold.Peers = append(th.Threshold.Peers, PeerConfig{ID: id,
+			Address: "127.0.0.1:" + strconv.Itoa(7000+10*id), RaftAddress: "127.0.0.1:" + strconv.Itoa(7001+10*id)})
+	}
+	th.Chains = []ChainConfig{{ID: "celestia", Nodes: []string{"tcp://127.0.0.1:26659"}, SignRawBytes: true}}
+	got, err = Parse(th.Marshal())
+	if err != nil {
+		t.Fatalf("threshold rendering does not parse: %v\n%s", err, th.Marshal())
+	}
+	if !got.Chains[0].SignRawBytes {
+		t.Error("threshold mode lost sign_raw_bytes in a round trip")
+	}
+}

@@ -42,6 +42,9 @@ type Options struct {
 	MaxHeightRate  float64
 	// Now is the clock the bound reads; nil: time.Now.
 	Now func() time.Time
+	// SignRawBytes holds the chain ids whose sign_raw_bytes is true: the
+	// chains whose raw-bytes requests SignRawBytes serves.
+	SignRawBytes map[string]bool
 }
 
 type softChain struct {

@@ -50,6 +50,10 @@ const (
 	SignKind_SIGN_KIND_PRECOMMIT   SignKind = 3
 	// The vote extension of the precommit before it in the same request.
 	SignKind_SIGN_KIND_VOTE_EXTENSION SignKind = 4
+	// celestia-core's raw bytes (privval.RawBytesSignBytes), alone in its
+	// request, with height and round 0: no high-water mark moves. Only for
+	// chains with sign_raw_bytes = true.
+	SignKind_SIGN_KIND_RAW_BYTES SignKind = 5
 )
 
 // Enum value maps for SignKind.
@@ -60,6 +64,7 @@ var (
 		2: "SIGN_KIND_PREVOTE",
 		3: "SIGN_KIND_PRECOMMIT",
 		4: "SIGN_KIND_VOTE_EXTENSION",
+		5: "SIGN_KIND_RAW_BYTES",
 	}
 	SignKind_value = map[string]int32{
 		"SIGN_KIND_UNSPECIFIED":    0,
@@ -67,6 +72,7 @@ var (
 		"SIGN_KIND_PREVOTE":        2,
 		"SIGN_KIND_PRECOMMIT":      3,
 		"SIGN_KIND_VOTE_EXTENSION": 4,
+		"SIGN_KIND_RAW_BYTES":      5,
 	}
 )
 
@@ -626,7 +632,7 @@ type SignMessage struct {
 	Height int64                  `protobuf:"varint,2,opt,name=height,proto3" json:"height,omitempty"`
 	Round  int32                  `protobuf:"varint,3,opt,name=round,proto3" json:"round,omitempty"`
 	// The canonical sign bytes (CometBFT's VoteSignBytes, ProposalSignBytes or
-	// VoteExtensionSignBytes). The cosigner decodes them itself and refuses a
+	// VoteExtensionSignBytes, or celestia-core's raw bytes sign bytes). The cosigner decodes them itself and refuses a
 	// message whose kind, height, round or chain id disagree with them: it
 	// never trusts the leader's labels for its high-water mark.
 	SignBytes []byte `protobuf:"bytes,4,opt,name=sign_bytes,json=signBytes,proto3" json:"sign_bytes,omitempty"`
@@ -1350,13 +1356,14 @@ const file_cosigner_v1_cosigner_proto_rawDesc = "" +
 	"\ttarget_id\x18\x01 \x01(\rR\btargetId\"i\n" +
 	"\x1aTransferLeadershipResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\rR\bleaderId\x12.\n" +
-	"\arefusal\x18\x02 \x01(\v2\x14.cosigner.v1.RefusalR\arefusal*\x8b\x01\n" +
+	"\arefusal\x18\x02 \x01(\v2\x14.cosigner.v1.RefusalR\arefusal*\xa4\x01\n" +
 	"\bSignKind\x12\x19\n" +
 	"\x15SIGN_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12SIGN_KIND_PROPOSAL\x10\x01\x12\x15\n" +
 	"\x11SIGN_KIND_PREVOTE\x10\x02\x12\x17\n" +
 	"\x13SIGN_KIND_PRECOMMIT\x10\x03\x12\x1c\n" +
-	"\x18SIGN_KIND_VOTE_EXTENSION\x10\x04*\xb9\x02\n" +
+	"\x18SIGN_KIND_VOTE_EXTENSION\x10\x04\x12\x17\n" +
+	"\x13SIGN_KIND_RAW_BYTES\x10\x05*\xb9\x02\n" +
 	"\rRefusalReason\x12\x1e\n" +
 	"\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19REFUSAL_REASON_REGRESSION\x10\x01\x12\x1b\n" +
