@@ -156,6 +156,10 @@ func (c *HorcruxCluster) Start() {
 	}
 }
 
+// Current returns the member's `horcrux start` process, or nil before
+// Start.
+func (m *HorcruxMember) Current() *Process { return m.proc }
+
 var horcruxLeader = regexp.MustCompile(`Current leader: (-?\d+)`)
 
 // WaitLeader waits until `horcrux leader` on member 1 names a leader: a
