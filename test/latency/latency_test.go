@@ -30,8 +30,13 @@ const chainID = "latency-1"
 type target struct {
 	name  string
 	start func(tb testing.TB, addr string) started
-	// m and n are a threshold cluster's M and N, 0 for a single signer.
+	// m and n are a cosigner cluster's M and N (TestLatencyWAN measures
+	// those), 0 for a single signer and for Horcrux.
 	m, n int
+	// warmupFailures is how many failed requests the warm-up tolerates
+	// (logged), 0 for cosigner and FilePV; the timed requests tolerate
+	// none.
+	warmupFailures int
 }
 
 // started is a running target: its public key, its signer processes (whose
@@ -41,7 +46,8 @@ type target struct {
 type started struct {
 	pub     ed25519.PublicKey
 	procs   func() []*harness.Process
-	cluster *harness.Cluster // nil unless threshold
+	cluster *harness.Cluster        // nil unless a cosigner cluster
+	horcrux *harness.HorcruxCluster // nil unless Horcrux
 }
 
 // refTarget is the target the others are compared with.
@@ -52,6 +58,7 @@ var targets = []target{
 	{name: refTarget, start: startFilePV},
 	clusterTarget(2, 3, 0),
 	clusterTarget(3, 5, 0),
+	{name: horcruxTargetName, start: startHorcrux, warmupFailures: horcruxWarmupFailures},
 }
 
 // selectedTargets returns the targets named in $COSIGNER_LATENCY_TARGETS
@@ -188,9 +195,10 @@ type session struct {
 	// next is the index of the next request: each height h sends a
 	// proposal, a prevote and a precommit with an extension, requests
 	// 3(h-1), 3(h-1)+1 and 3(h-1)+2.
-	next      int
-	votes     []*cmtproto.Vote
-	proposals []*cmtproto.Proposal
+	next           int
+	warmupFailures int
+	votes          []*cmtproto.Vote
+	proposals      []*cmtproto.Proposal
 }
 
 // requestsPerHeight is a proposal, a prevote and a precommit.
@@ -212,7 +220,8 @@ func connect(tb testing.TB, tgt target) *session {
 	if !slices.Equal(got.Bytes(), st.pub) {
 		tb.Fatalf("%s: pubkey %X, want %X", tgt.name, got.Bytes(), []byte(st.pub))
 	}
-	return &session{name: tgt.name, pub: st.pub, valAddr: cmted25519.PubKey(st.pub).Address(), client: client, started: st}
+	return &session{name: tgt.name, pub: st.pub, valAddr: cmted25519.PubKey(st.pub).Address(), client: client, started: st,
+		warmupFailures: tgt.warmupFailures}
 }
 
 // height returns the height of the next request.
@@ -223,6 +232,16 @@ func (s *session) height() int64 { return int64(s.next/requestsPerHeight) + 1 }
 // for the reply.
 func (s *session) sign(tb testing.TB) time.Duration {
 	tb.Helper()
+	d, err := s.trySign()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+// trySign is sign, returning the signer's error; the next request is the
+// next one either way.
+func (s *session) trySign() (time.Duration, error) {
 	h := s.height()
 	kind := s.next % requestsPerHeight
 	s.next++
@@ -232,13 +251,19 @@ func (s *session) sign(tb testing.TB) time.Duration {
 	}
 	if kind == 0 {
 		p := &cmtproto.Proposal{Type: cmtproto.ProposalType, Height: h, Round: 0, PolRound: -1, BlockID: bid, Timestamp: time.Now().UTC()}
+		// As CometBFT's consensus does, keep the request and take only
+		// the signature and the timestamp from the reply: the client
+		// overwrites the proposal with the reply's, in which Horcrux sets
+		// nothing else.
+		req := *p
 		t0 := time.Now()
-		if err := s.client.SignProposal(chainID, p); err != nil {
-			tb.Fatalf("%s: proposal %d: %v", s.name, h, err)
+		if err := s.client.SignProposal(chainID, &req); err != nil {
+			return 0, fmt.Errorf("%s: proposal %d: %w", s.name, h, err)
 		}
 		d := time.Since(t0)
+		p.Signature, p.Timestamp = req.Signature, req.Timestamp
 		s.proposals = append(s.proposals, p)
-		return d
+		return d, nil
 	}
 	typ := cmtproto.PrevoteType
 	if kind == 2 {
@@ -248,13 +273,15 @@ func (s *session) sign(tb testing.TB) time.Duration {
 	if typ == cmtproto.PrecommitType {
 		v.Extension = []byte("latency")
 	}
+	req := *v // as for the proposal
 	t0 := time.Now()
-	if err := s.client.SignVote(chainID, v); err != nil {
-		tb.Fatalf("%s: %v %d: %v", s.name, typ, h, err)
+	if err := s.client.SignVote(chainID, &req); err != nil {
+		return 0, fmt.Errorf("%s: %v %d: %w", s.name, typ, h, err)
 	}
 	d := time.Since(t0)
+	v.Signature, v.ExtensionSignature, v.Timestamp = req.Signature, req.ExtensionSignature, req.Timestamp
 	s.votes = append(s.votes, v)
-	return d
+	return d, nil
 }
 
 // warmupHeights are signed, untimed, before a target is measured: the
@@ -262,11 +289,18 @@ func (s *session) sign(tb testing.TB) time.Duration {
 // Raft has replicated a few records.
 const warmupHeights = 20
 
-// warmUp signs warmupHeights heights.
+// warmUp signs warmupHeights heights, failing at the first failed request
+// beyond the target's warmupFailures.
 func (s *session) warmUp(tb testing.TB) {
 	tb.Helper()
+	failed := 0
 	for range warmupHeights * requestsPerHeight {
-		s.sign(tb)
+		if _, err := s.trySign(); err != nil {
+			if failed++; failed > s.warmupFailures {
+				tb.Fatalf("warm-up: %v", err)
+			}
+			tb.Logf("warm-up: %v (failure %d of the %d tolerated)", err, failed, s.warmupFailures)
+		}
 	}
 }
 

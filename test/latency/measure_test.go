@@ -108,7 +108,7 @@ type measurement struct {
 // procFigure is one signer process's share of a measurement.
 type procFigure struct {
 	name string
-	role string // "signer" alone, "leader" or "follower" in a cluster
+	role string // "signer" alone, "leader" or "follower" in a cluster (see horcruxFigures)
 	cpu  time.Duration
 	// shares is how many share RPCs the leader sent this cosigner during
 	// the measurement (its own share included), -1 if not a cluster or
@@ -146,6 +146,10 @@ func measure(tb testing.TB, s *session, md mode, n int) measurement {
 			}
 		}
 	}
+	var hx0 horcruxCounts
+	if s.horcrux != nil {
+		hx0 = horcruxSnapshot(tb, s.name, s.horcrux)
+	}
 	procs := s.procs()
 	leader, shares0 := s.shareCounts(tb)
 	c0, err := readCPU(procs)
@@ -173,6 +177,11 @@ func measure(tb testing.TB, s *session, md mode, n int) measurement {
 	to := s.height() - 1
 	m := measurement{target: s.name, mode: md, lat: lat, wall: wall, inside: s.inside(tb, procs, from, to)}
 
+	if s.horcrux != nil {
+		m.procs = horcruxFigures(tb, s.name, s.horcrux, hx0, horcruxSnapshot(tb, s.name, s.horcrux), cpu)
+		m.inside = horcruxInside(tb, s.name, s.horcrux, hx0.leader, from, to)
+		return m
+	}
 	if s.cluster == nil {
 		for _, p := range procs {
 			m.procs = append(m.procs, procFigure{name: s.name, role: "signer", cpu: cpu[p], shares: -1})

@@ -72,7 +72,8 @@ func report(all []measurement) string {
 	w.Flush()
 	b.WriteString("\n")
 	b.WriteString(processTable(all))
-	b.WriteString("\nthe same requests inside cosigner, request read -> reply ready (its log's latency=), ms:\n")
+	b.WriteString("\nthe same requests inside the signer, ms: cosigner's process that answers the node, request read -> reply ready (its log's latency=); " +
+		"Horcrux's Raft leader, its Sign after the leader check (its log's duration_ms=):\n")
 	w = tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "target\tmode\tn\tp50\tp90\tp99\tnode p50 - inside p50")
 	for _, m := range all {
