@@ -9,8 +9,9 @@
 // cosigner in softsign mode, 2-of-3 and 3-of-5 threshold clusters (real
 // `cosigner start` processes on loopback, durable sign state and Raft
 // included; the test waits until a cosigner leads and has dialed the node),
-// and CometBFT's own remote signer with a FilePV as the reference, run in a
-// process of its own (this test binary, re-executed). Each target runs alone:
+// CometBFT's own remote signer with a FilePV as the reference, run in a
+// process of its own (this test binary, re-executed), and a 2-of-3 Horcrux
+// v3.3.2 cluster (harness.NewHorcruxCluster). Each target runs alone:
 // it is started, warmed up for 20 heights, timed back to back and then paced,
 // and stopped before the next one starts. CPU time is user plus system time
 // from /proc/PID/stat over each timed window.
