@@ -214,4 +214,3 @@ func TestClientFallsBack(t *testing.T) {
 		t.Fatalf("another chain first: %v; want ErrWrongChain", err)
 	}
 }
-
