@@ -3,6 +3,7 @@ package cosigner
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/cosigner/cosigner/cosigner/admin"
 	"github.com/cosigner/cosigner/cosigner/cluster"
 	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/doppel"
 	"github.com/cosigner/cosigner/cosigner/hsm"
 	"github.com/cosigner/cosigner/cosigner/keys"
 	"github.com/cosigner/cosigner/cosigner/metrics"
@@ -57,7 +59,9 @@ func (e *ListenError) Unwrap() error { return e.Err }
 // serves: the node connections (softsign) or the cluster member (threshold),
 // the YubiHSM2 session if any, the metrics endpoint and the admin socket.
 type Cosigner struct {
-	log  *slog.Logger
+	log *slog.Logger
+	// guards are the doppelganger watches of a softsign process's chains.
+	guards doppel.Guards
 	runs []func(context.Context) error
 	// closers release what New opened, if Run is never called.
 	closers []func()
@@ -106,7 +110,7 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 			c.close()
 			return nil, err
 		}
-		sb := &softsignBackend{signer: s, tracker: tracker, version: opts.Version}
+		sb := &softsignBackend{signer: s, tracker: tracker, version: opts.Version, guards: c.guards}
 		backend, ready = sb, sb.Ready
 	}
 	if err := c.listen(cfg, opts, ready, backend); err != nil {
@@ -120,7 +124,14 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 // sign state, and adds a node client per configured node to c.runs.
 func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, opts Options, m *metrics.Metrics, tracker *admin.Tracker) (*softsign.Signer, error) {
 	log := opts.Log
-	s := softsign.New(log, m, softsign.Options{MaxHeightAhead: cfg.Softsign.MaxHeightAhead, MaxHeightRate: cfg.Softsign.MaxHeightRate})
+	dm, err := doppel.NewMetrics(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	// guards is filled below, chain by chain, before anything is served.
+	guards := doppel.Guards{}
+	c.guards = guards
+	s := softsign.New(log, m, softsign.Options{MaxHeightAhead: cfg.Softsign.MaxHeightAhead, MaxHeightRate: cfg.Softsign.MaxHeightRate, Guard: guards})
 	dev, err := openHSM(ctx, cfg, log, opts.Registry)
 	if err != nil {
 		return nil, err
@@ -161,6 +172,10 @@ func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity
 			args = append(args, "hsm_key_id", ch.HSMKeyID)
 		}
 		log.Info("chain ready", args...)
+		if w := newWatch(ch, key.Public(), mk.Height, log, dm); w != nil {
+			guards[ch.ID] = w
+			c.runs = append(c.runs, w.Run)
+		}
 	}
 	log.Info("starting", "version", opts.Version, "mode", cfg.Mode, "node_id", privval.NodeID(identity.Public().(ed25519.PublicKey)))
 	ncfg := privval.DefaultNodeClientConfig()
@@ -176,6 +191,26 @@ func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity
 	}
 	return s, nil
 }
+
+// newWatch returns the doppelganger watch of a chain, or nil (with a
+// warning) when the chain names no rpc address.
+func newWatch(ch config.ChainConfig, pub ed25519.PublicKey, mark int64, log *slog.Logger, m *doppel.Metrics) *doppel.Watch {
+	if len(ch.RPC) == 0 {
+		log.Warn(doppel.LogOff, "chain", ch.ID, "hint", "list the CometBFT RPC of the chain's nodes in [[chain]] rpc; see docs/operations.md")
+		return nil
+	}
+	if ch.Watch() == 0 {
+		log.Warn("doppelganger start watch off (doppelganger_watch = 0): signing at once; commits are still compared with what this cosigner signs",
+			"chain", ch.ID)
+	}
+	addr, _ := hex.DecodeString(keys.Address(pub))
+	return doppel.New(doppel.NewClient(ch.RPC, ch.ID, rpcTimeout), doppel.Options{
+		ChainID: ch.ID, Address: addr, Heights: ch.Watch(), Mark: mark, RPCDown: ch.RPCDown(), Log: log, Metrics: m,
+	})
+}
+
+// rpcTimeout bounds each request of the doppelganger watch to a node's RPC.
+const rpcTimeout = 5 * time.Second
 
 // openHSM opens the YubiHSM2 session of a softsign process whose chains
 // name device keys, or returns nil when none does.
@@ -262,6 +297,7 @@ type softsignBackend struct {
 	signer  *softsign.Signer
 	tracker *admin.Tracker
 	version string
+	guards  doppel.Guards
 }
 
 var _ admin.Backend = (*softsignBackend)(nil)
@@ -271,6 +307,11 @@ var _ admin.Backend = (*softsignBackend)(nil)
 func (a *softsignBackend) Ready() error {
 	if err := a.tracker.NodesDown(); err != nil {
 		return err
+	}
+	for _, id := range a.signer.Chains() {
+		if err := a.guards.Allow(id); err != nil {
+			return fmt.Errorf("chain %s: %w", id, err)
+		}
 	}
 	return a.signer.Ready()
 }
