@@ -62,7 +62,7 @@ type Cosigner struct {
 	log *slog.Logger
 	// guards are the doppelganger watches of a softsign process's chains.
 	guards doppel.Guards
-	runs []func(context.Context) error
+	runs   []func(context.Context) error
 	// closers release what New opened, if Run is never called.
 	closers []func()
 }
