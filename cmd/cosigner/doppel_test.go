@@ -1,0 +1,40 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cosigner/cosigner/cosigner/config"
+)
+
+// TestInitRPC: init --rpc writes the chain's rpc with the watch on at its
+// default; a bad --rpc is a usage error naming it; without --rpc the watch
+// is off.
+func TestInitRPC(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "h")
+	mustCLI(t, "init", "--home", home, "--chain-id", "kira-1", "--node", "tcp://127.0.0.1:26659", "--rpc", "http://127.0.0.1:26657")
+	cfg, err := config.Load(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := cfg.Chains[0]
+	if len(ch.RPC) != 1 || ch.RPC[0] != "http://127.0.0.1:26657" || ch.Watch() != config.DefaultDoppelgangerWatch || ch.RPCDown() != config.RPCDownRefuse {
+		t.Fatalf("init --rpc wrote rpc %v, watch %d, rpc_down %q", ch.RPC, ch.Watch(), ch.RPCDown())
+	}
+
+	code, _, errOut := cli(t, "init", "--home", filepath.Join(t.TempDir(), "h"), "--chain-id", "kira-1", "--node", "tcp://127.0.0.1:26659", "--rpc", "tcp://127.0.0.1:26657")
+	if code != 2 || !strings.Contains(errOut, `rpc address "tcp://127.0.0.1:26657": want http://host:port`) {
+		t.Fatalf("init --rpc tcp://...: exit %d, %s", code, errOut)
+	}
+
+	home = filepath.Join(t.TempDir(), "h")
+	mustCLI(t, "init", "--home", home, "--chain-id", "kira-1", "--node", "tcp://127.0.0.1:26659")
+	cfg, err = config.Load(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Chains[0].Watch() != 0 {
+		t.Fatalf("init without --rpc: watch %d, want off", cfg.Chains[0].Watch())
+	}
+}
