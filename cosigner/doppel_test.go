@@ -31,7 +31,7 @@ func rpcNode(t *testing.T, network, signer string) string {
 			h := r.URL.Query().Get("height")
 			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":-1,"result":{"signed_header":{"header":{"chain_id":%q,"height":%q},`+
 				`"commit":{"height":%q,"round":0,"block_id":{"hash":"5D8C1C1F6A0E2C3B4A59687766554433221100FFEEDDCCBBAA99887766554433"},`+
-				`"signatures":[{"block_id_flag":2,"validator_address":%q,"timestamp":"2026-12-01T22:00:01Z","signature":"AA=="}]}},"canonical":true}}`,
+				`"signatures":[{"block_id_flag":2,"validator_address":%q,"timestamp":"2026-12-01T22:00:01Z","signature":"q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJCrze8SNFZ4kA=="}]}},"canonical":true}}`,
 				network, h, h, signer)
 		default:
 			http.NotFound(w, r)

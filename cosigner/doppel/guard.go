@@ -14,8 +14,8 @@ func (g Guards) Allow(chainID string) error {
 }
 
 // Signed records a precommit on the chain's Watch, if it has one.
-func (g Guards) Signed(chainID string, height int64, round int32, blockHash []byte) {
+func (g Guards) Signed(chainID string, height int64, round int32, blockHash, sig []byte) {
 	if w, ok := g[chainID]; ok {
-		w.Signed(height, round, blockHash)
+		w.Signed(height, round, blockHash, sig)
 	}
 }

@@ -49,6 +49,9 @@ type CommitSig struct {
 	// Flag is FlagAbsent, FlagCommit (a precommit for BlockHash) or
 	// FlagNil (a precommit for nil).
 	Flag int
+	// Signature is the precommit's signature (64 bytes; empty when
+	// absent).
+	Signature []byte
 }
 
 // Find returns our entry in c with a flag other than absent, if any.
@@ -169,6 +172,7 @@ type rpcCommit struct {
 			Signatures []struct {
 				BlockIDFlag      int    `json:"block_id_flag"`
 				ValidatorAddress string `json:"validator_address"`
+				Signature        []byte `json:"signature"`
 			} `json:"signatures"`
 		} `json:"commit"`
 	} `json:"signed_header"`
@@ -212,7 +216,10 @@ func (c *Client) commit(ctx context.Context, addr string, h int64) (*Commit, err
 		if err != nil || len(a) != 20 {
 			return nil, fmt.Errorf("%s: signatures[%d].validator_address %q: %w", where, i, s.ValidatorAddress, ErrMalformed)
 		}
-		out.Sigs = append(out.Sigs, CommitSig{Address: a, Flag: s.BlockIDFlag})
+		if len(s.Signature) != 64 {
+			return nil, fmt.Errorf("%s: signatures[%d].signature is %d bytes, want 64: %w", where, i, len(s.Signature), ErrMalformed)
+		}
+		out.Sigs = append(out.Sigs, CommitSig{Address: a, Flag: s.BlockIDFlag, Signature: s.Signature})
 	}
 	return out, nil
 }

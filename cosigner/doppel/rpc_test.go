@@ -149,6 +149,7 @@ func TestClientRefusesLies(t *testing.T) {
 			return s[:i] + `"signatures": []` + s[j+1:]
 		}, want: ErrMalformed},
 		{name: "unknown flag", commit: replace(`"block_id_flag": 2`, `"block_id_flag": 7`), want: ErrMalformed, wantText: "block_id_flag = 7"},
+		{name: "short signature", commit: replace(`"signature": "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJCrze8SNFZ4kA=="`, `"signature": "AA=="`), want: ErrMalformed, wantText: "signature is 1 bytes"},
 		{name: "short address", commit: replace(`"validator_address": "3E1D2C4B5A69788796A5B4C3D2E1F00F1E2D3C4B"`, `"validator_address": "3E1D"`), want: ErrMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

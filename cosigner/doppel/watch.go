@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 )
@@ -97,12 +98,20 @@ type Watch struct {
 	// tripped is the detection, once made; it never clears.
 	tripped *DetectedError
 	// signed holds the precommits this process signed since start, by
-	// height and round: the block hash (empty for nil).
-	signed map[int64]map[int32][]byte
+	// height and round.
+	signed map[int64]map[int32]*precommit
 	// checked is the highest height whose commit was checked.
 	checked int64
 	// start is the latest height when Run began watching; 0 before.
 	start int64
+}
+
+// precommit is what this process signed at one height and round: the
+// block (empty for nil) and every signature it released (a same-vote
+// retry may be answered with a signature of another timestamp).
+type precommit struct {
+	block []byte
+	sigs  [][]byte
 }
 
 type gate int
@@ -126,7 +135,7 @@ func New(src Source, opts Options) *Watch {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	w := &Watch{src: src, opts: opts, signed: map[int64]map[int32][]byte{}}
+	w := &Watch{src: src, opts: opts, signed: map[int64]map[int32]*precommit{}}
 	w.opts.Metrics.setGate(opts.ChainID, gateWatching)
 	return w
 }
@@ -150,8 +159,10 @@ func (w *Watch) Allow() error {
 }
 
 // Signed records a precommit this process signed, before its signature
-// leaves the process; blockHash is empty for a nil precommit.
-func (w *Watch) Signed(height int64, round int32, blockHash []byte) {
+// leaves the process; blockHash is empty for a nil precommit. A commit
+// carrying our precommit with another signature was made by another
+// signer, even for the same block.
+func (w *Watch) Signed(height int64, round int32, blockHash, sig []byte) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if height <= w.checked {
@@ -159,10 +170,15 @@ func (w *Watch) Signed(height int64, round int32, blockHash []byte) {
 	}
 	r := w.signed[height]
 	if r == nil {
-		r = map[int32][]byte{}
+		r = map[int32]*precommit{}
 		w.signed[height] = r
 	}
-	r[round] = bytes.Clone(blockHash)
+	pc := r[round]
+	if pc == nil {
+		pc = &precommit{block: bytes.Clone(blockHash)}
+		r[round] = pc
+	}
+	pc.sigs = append(pc.sigs, bytes.Clone(sig))
 }
 
 func (w *Watch) set(g gate) {
@@ -327,16 +343,18 @@ func (w *Watch) compare(cm *Commit) *DetectedError {
 		return nil
 	}
 	w.mu.Lock()
-	ours, signed := w.signed[cm.Height][cm.Round]
+	pc, signed := w.signed[cm.Height][cm.Round]
 	w.mu.Unlock()
 	det := &DetectedError{ChainID: w.opts.ChainID, Height: cm.Height, Round: cm.Round}
 	switch {
 	case !signed:
 		det.Why = "carries our validator's precommit, which this cosigner did not sign"
-	case s.Flag == FlagCommit && !bytes.Equal(ours, cm.BlockHash):
-		det.Why = fmt.Sprintf("carries our validator's precommit for block %X, this cosigner signed %s", cm.BlockHash, blockName(ours))
-	case s.Flag == FlagNil && len(ours) != 0:
-		det.Why = fmt.Sprintf("carries our validator's nil precommit, this cosigner signed block %X", ours)
+	case s.Flag == FlagCommit && !bytes.Equal(pc.block, cm.BlockHash):
+		det.Why = fmt.Sprintf("carries our validator's precommit for block %X, this cosigner signed %s", cm.BlockHash, blockName(pc.block))
+	case s.Flag == FlagNil && len(pc.block) != 0:
+		det.Why = fmt.Sprintf("carries our validator's nil precommit, this cosigner signed block %X", pc.block)
+	case !slices.ContainsFunc(pc.sigs, func(sig []byte) bool { return bytes.Equal(sig, s.Signature) }):
+		det.Why = "carries our validator's precommit for the block this cosigner signed, with a signature (timestamp) this cosigner did not make"
 	default:
 		return nil
 	}

@@ -50,15 +50,18 @@ func (c *memChain) Commit(_ context.Context, h int64) (*Commit, error) {
 
 func blockHash(h int64) []byte { return bytes.Repeat([]byte{byte(h)}, 32) }
 
+// sigAt is the signature our validator's entry carries at height h.
+func sigAt(h int64) []byte { return bytes.Repeat([]byte{byte(h) + 0x80}, 64) }
+
 // add appends a commit of the next height, round 0, for blockHash(h), in
 // which other validators sign and ours signs with flag (0: absent).
 func (c *memChain) add(ours int) int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := int64(len(c.commits) + 1)
-	cm := &Commit{Height: h, BlockHash: blockHash(h), Sigs: []CommitSig{{Address: otherAddr, Flag: FlagCommit}}}
+	cm := &Commit{Height: h, BlockHash: blockHash(h), Sigs: []CommitSig{{Address: otherAddr, Flag: FlagCommit, Signature: sigAt(0)}}}
 	if ours != 0 {
-		cm.Sigs = append(cm.Sigs, CommitSig{Address: ourAddr, Flag: ours})
+		cm.Sigs = append(cm.Sigs, CommitSig{Address: ourAddr, Flag: ours, Signature: sigAt(h)})
 	} else {
 		cm.Sigs = append(cm.Sigs, CommitSig{Flag: FlagAbsent})
 	}
@@ -213,14 +216,19 @@ func TestRunningWatch(t *testing.T) {
 		flag   int
 		trips  string
 	}{
-		{"ours, signed", func(w *Watch, h int64) { w.Signed(h, 0, blockHash(h)) }, FlagCommit, ""},
-		{"ours nil, signed nil", func(w *Watch, h int64) { w.Signed(h, 0, nil) }, FlagNil, ""},
-		{"absent, signed", func(w *Watch, h int64) { w.Signed(h, 0, blockHash(h)) }, 0, ""},
+		{"ours, signed", func(w *Watch, h int64) { w.Signed(h, 0, blockHash(h), sigAt(h)) }, FlagCommit, ""},
+		{"ours, signed twice (a retry answered with the first signature)", func(w *Watch, h int64) {
+			w.Signed(h, 0, blockHash(h), sigAt(h))
+			w.Signed(h, 0, blockHash(h), sigAt(h))
+		}, FlagCommit, ""},
+		{"ours nil, signed nil", func(w *Watch, h int64) { w.Signed(h, 0, nil, sigAt(h)) }, FlagNil, ""},
+		{"absent, signed", func(w *Watch, h int64) { w.Signed(h, 0, blockHash(h), sigAt(h)) }, 0, ""},
 		{"not signed", func(*Watch, int64) {}, FlagCommit, "which this cosigner did not sign"},
-		{"signed another round", func(w *Watch, h int64) { w.Signed(h, 1, blockHash(h)) }, FlagCommit, "which this cosigner did not sign"},
-		{"signed another block", func(w *Watch, h int64) { w.Signed(h, 0, blockHash(99)) }, FlagCommit, "this cosigner signed block 6363"},
-		{"signed nil, block in commit", func(w *Watch, h int64) { w.Signed(h, 0, nil) }, FlagCommit, "this cosigner signed nil"},
-		{"signed a block, nil in commit", func(w *Watch, h int64) { w.Signed(h, 0, blockHash(h)) }, FlagNil, "nil precommit, this cosigner signed block"},
+		{"signed another round", func(w *Watch, h int64) { w.Signed(h, 1, blockHash(h), sigAt(h)) }, FlagCommit, "which this cosigner did not sign"},
+		{"signed another block", func(w *Watch, h int64) { w.Signed(h, 0, blockHash(99), sigAt(h)) }, FlagCommit, "this cosigner signed block 6363"},
+		{"signed nil, block in commit", func(w *Watch, h int64) { w.Signed(h, 0, nil, sigAt(h)) }, FlagCommit, "this cosigner signed nil"},
+		{"signed a block, nil in commit", func(w *Watch, h int64) { w.Signed(h, 0, blockHash(h), sigAt(h)) }, FlagNil, "nil precommit, this cosigner signed block"},
+		{"same block, another signature", func(w *Watch, h int64) { w.Signed(h, 0, blockHash(h), sigAt(h+1)) }, FlagCommit, "with a signature (timestamp) this cosigner did not make"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			chain := &memChain{}

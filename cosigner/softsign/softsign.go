@@ -50,11 +50,11 @@ type Options struct {
 // Guard decides whether a chain may sign now and learns what was signed.
 // Allow returns why chainID must not sign (an error returned to the node
 // as is), or nil; Signed records a precommit (blockHash empty for nil)
-// before its signature leaves the process. Both are called concurrently
+// and its signature before the signature leaves the process. Both are called concurrently
 // from every node connection and must be quick.
 type Guard interface {
 	Allow(chainID string) error
-	Signed(chainID string, height int64, round int32, blockHash []byte)
+	Signed(chainID string, height int64, round int32, blockHash, sig []byte)
 }
 
 type softChain struct {
@@ -218,7 +218,7 @@ func (s *Signer) Sign(ctx context.Context, req *privval.SignRequest) (*privval.S
 	if err == nil {
 		c.bound = c.bound.Admit(req.Height, s.opts.Now())
 		if s.opts.Guard != nil && req.Step == privval.StepPrecommit {
-			s.opts.Guard.Signed(req.ChainID, req.Height, req.Round, req.BlockID)
+			s.opts.Guard.Signed(req.ChainID, req.Height, req.Round, req.BlockID, sig)
 		}
 	}
 	c.mu.Unlock()

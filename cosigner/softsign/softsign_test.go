@@ -152,7 +152,7 @@ type guardStub struct {
 }
 
 func (g *guardStub) Allow(string) error { return g.refuse }
-func (g *guardStub) Signed(_ string, h int64, _ int32, _ []byte) {
+func (g *guardStub) Signed(_ string, h int64, _ int32, _, _ []byte) {
 	g.signed = append(g.signed, h)
 }
 
