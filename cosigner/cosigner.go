@@ -86,8 +86,12 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		backend admin.Backend
 		ready   admin.ReadyFunc
 	)
+	dm, err := doppel.NewMetrics(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Mode == config.ModeThreshold {
-		cl, err := cluster.New(ctx, cfg, identity, cluster.Options{Log: opts.Log, Version: opts.Version, Metrics: m, Tracker: tracker})
+		cl, err := cluster.New(ctx, cfg, identity, cluster.Options{Log: opts.Log, Version: opts.Version, Metrics: m, Tracker: tracker, Doppel: dm})
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +109,7 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 			opts.Log.Info("chain ready", "chain", ch.ID, "height", mk.Height, "round", mk.Round, "step", int(mk.Step), "nodes", len(ch.Nodes))
 		}
 	} else {
-		s, err := c.newSoftsign(ctx, cfg, identity, opts, m, tracker)
+		s, err := c.newSoftsign(ctx, cfg, identity, opts, m, dm, tracker)
 		if err != nil {
 			c.close()
 			return nil, err
@@ -122,12 +126,8 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 
 // newSoftsign loads every chain's key (from its file or the YubiHSM2) and
 // sign state, and adds a node client per configured node to c.runs.
-func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, opts Options, m *metrics.Metrics, tracker *admin.Tracker) (*softsign.Signer, error) {
+func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, opts Options, m *metrics.Metrics, dm *doppel.Metrics, tracker *admin.Tracker) (*softsign.Signer, error) {
 	log := opts.Log
-	dm, err := doppel.NewMetrics(opts.Registry)
-	if err != nil {
-		return nil, err
-	}
 	// guards is filled below, chain by chain, before anything is served.
 	guards := doppel.Guards{}
 	c.guards = guards

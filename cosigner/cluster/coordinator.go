@@ -105,6 +105,19 @@ type CoordinatorConfig struct {
 	// coordinator of a process, so that an id stays out when this
 	// cosigner leads again; nil: the coordinator keeps its own.
 	Duplicates *Duplicates
+	// Guard, when set, is the doppelganger watch (doppel.Guards): asked
+	// before every signature, told of every precommit signed.
+	Guard Guard
+}
+
+// Guard decides whether a chain may sign now and learns what was signed.
+// Allow returns why chainID must not sign (an error returned to the node
+// as is), or nil; Signed records a precommit (blockHash empty for nil)
+// and its signature before the signature leaves the process. Both must
+// be quick and safe for concurrent use.
+type Guard interface {
+	Allow(chainID string) error
+	Signed(chainID string, height int64, round int32, blockHash, sig []byte)
 }
 
 // DefaultCoordinatorConfig returns timeouts for a LAN or a WireGuard link.
@@ -523,6 +536,12 @@ func (c *Coordinator) lastRecord(chainID string) (raft.Record, bool) {
 func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*privval.SignResponse, error) {
 	c.signMu.Lock()
 	defer c.signMu.Unlock()
+	if c.cfg.Guard != nil {
+		if err := c.cfg.Guard.Allow(req.ChainID); err != nil {
+			c.log.Warn(LogRefusedDoppelganger, "chain", req.ChainID, "height", req.Height, "round", req.Round, "step", req.Step.String(), "err", err)
+			return nil, err
+		}
+	}
 
 	// Duplicates and conflicts with what the cluster already signed.
 	var cached *raft.Record
@@ -542,6 +561,9 @@ func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 			// afresh).
 			cached = &rec
 			if req.ExtSignBytes == nil {
+				if c.cfg.Guard != nil && req.Step == privval.StepPrecommit {
+					c.cfg.Guard.Signed(req.ChainID, req.Height, req.Round, req.BlockID, rec.Signature)
+				}
 				return &privval.SignResponse{Signature: rec.Signature, Timestamp: rec.Timestamp}, nil
 			}
 		}
@@ -567,6 +589,13 @@ func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 	if len(sigs) == 2 {
 		resp.ExtSignature = sigs[1]
 	}
+	if c.cfg.Guard != nil && req.Step == privval.StepPrecommit {
+		sig := resp.Signature
+		if cached != nil {
+			sig = cached.Signature
+		}
+		c.cfg.Guard.Signed(req.ChainID, req.Height, req.Round, req.BlockID, sig)
+	}
 	if cached != nil {
 		// A repeated vote keeps its first signature and timestamp; only its
 		// extension is signed afresh.
@@ -581,6 +610,10 @@ func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 	c.replicate(rec)
 	return resp, nil
 }
+
+// LogRefusedDoppelganger is what the Coordinator logs (at warn, with the
+// chain, height, round, step and error) when its Guard refuses a request.
+const LogRefusedDoppelganger = "refused by doppelganger watch"
 
 // replicate hands rec to the replicator, off the hot path. If the queue is
 // full the record is dropped: a later one supersedes it, and every

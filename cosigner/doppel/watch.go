@@ -41,6 +41,12 @@ type Options struct {
 	// may carry signatures this cosigner made before it started, and are
 	// not counted.
 	Mark int64
+	// RecentWithin, when above 0, skips the start watch when Mark is
+	// within RecentWithin heights of the latest height: the signer (a
+	// threshold cluster whose leader changed) signed just now, so the
+	// chain's latest signatures are its own. The watch while running
+	// still runs.
+	RecentWithin int64
 	// RPCDown is Refuse (the gate stays or goes closed while the Source
 	// fails) or Warn (failures are logged, signing goes on).
 	RPCDown string
@@ -84,6 +90,7 @@ const (
 	LogOpen     = "doppelganger watch passed: signing"
 	LogRPCError = "doppelganger watch cannot read the chain"
 	LogOff      = "doppelganger watch off: nothing sees a second signer left running for this key"
+	LogRecent   = "doppelganger start watch skipped: the cluster signed within the last heights"
 )
 
 // Watch guards one chain's signing against a second live signer. Allow
@@ -222,7 +229,10 @@ func (w *Watch) Run(ctx context.Context) error {
 		w.start = latest
 		w.checked = max(w.opts.Mark, latest-1)
 		w.mu.Unlock()
-		if w.opts.Heights > 0 && !passed {
+		if w.opts.RecentWithin > 0 && w.opts.Mark >= latest-w.opts.RecentWithin {
+			log.Info(LogRecent, "height", latest, "mark", w.opts.Mark)
+			end = latest
+		} else if w.opts.Heights > 0 && !passed {
 			log.Warn(LogWatching, "from_height", h0, "to_height", end, "heights", w.opts.Heights, "mark", w.opts.Mark)
 		}
 	}

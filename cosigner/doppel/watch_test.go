@@ -322,3 +322,21 @@ func TestRPCDown(t *testing.T) {
 		}
 	})
 }
+
+// TestStartWatchRecent: a mark within RecentWithin of the latest height (a
+// leader change inside one cluster) opens the gate without waiting, and
+// its own recent signatures do not trip it; an older mark waits.
+func TestStartWatchRecent(t *testing.T) {
+	chain := &memChain{}
+	for h := int64(1); h <= 10; h++ {
+		chain.add(flagAt(h, 9))
+	}
+	r := startWatch(t, chain, Options{Heights: 3, Mark: 9, RecentWithin: 3})
+	waitFor(t, "the gate to open", func() bool { return r.w.Allow() == nil })
+
+	old := startWatch(t, chain, Options{Heights: 3, Mark: 5, RecentWithin: 3})
+	waitFor(t, "height 10 checked", func() bool { return old.w.checkedHeight() >= 9 })
+	if err := old.w.Allow(); !errors.Is(err, ErrWatching) {
+		t.Fatalf("an old mark: Allow = %v, want ErrWatching", err)
+	}
+}
