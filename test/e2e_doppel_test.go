@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,4 +90,91 @@ func TestDoppelgangerTestnet(t *testing.T) {
 	}
 	t.Logf("e2e: doppelganger: chain at %d when cosigner started, first signature at height %d after %s (%d heights missed); chain at %d, our precommit in %d commits, missing at %v",
 		startHeight, first.Height, waited.Round(10*time.Millisecond), first.Height-startHeight-1, top, present, absent)
+}
+
+// TestDoppelgangerWhileRunning: cosigner signs validator 0 of a
+// four-validator testnet; then node 3 is restarted with validator 0's key
+// as its own FilePV, a second live signer. Cosigner sees a commit carrying
+// a precommit of validator 0 it did not make (in practice one for the
+// same block with another timestamp), stops signing at once (no signature
+// after the trip, the node's next requests refused), says why, keeps
+// running with the trip latched and never signed anything twice itself.
+func TestDoppelgangerWhileRunning(t *testing.T) {
+	bin := requireCosigner(t)
+	t.Parallel()
+	ctx := context.Background()
+	tn := harness.NewTestnet(t, harness.TestnetConfig{Version: "v0.38.17", ChainID: "doppel-2"})
+	signer := tn.Signer()
+	cs := harness.SetupSoftsign(t, bin, signer)
+	observer, second := tn.Nodes[1], tn.Nodes[3]
+	appendChainKeys(t, cs, `rpc = ["`+observer.RPCURL()+`", "`+tn.Nodes[2].RPCURL()+`"]`+"\ndoppelganger_watch = 2\n")
+	p := cs.Start()
+	tn.Start(ctx)
+	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if _, _, err := p.WaitLine(lctx, 0, func(l string) bool { return strings.Contains(l, "doppelganger watch passed") }); err != nil {
+		t.Fatalf("the start watch did not pass: %v\n%s", err, p.Tail(30))
+	}
+	observer.WaitHeight(ctx, 8, 2*time.Minute)
+
+	// Node 3 becomes a second signer of validator 0.
+	second.Stop()
+	key, err := os.ReadFile(signer.ValidatorKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(second.Home, "config", "priv_validator_key.json"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restarted, err := observer.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.Start(ctx)
+	i, line, err := p.WaitLine(lctx, 0, func(l string) bool { return strings.Contains(l, "doppelganger detected") })
+	if err != nil {
+		t.Fatalf("cosigner did not see the second signer: %v\n%s", err, p.Tail(30))
+	}
+	det, err := strconv.ParseInt(harness.ParseSlogText(line)["height"], 10, 64)
+	if err != nil {
+		t.Fatalf("detection line without a height: %s", line)
+	}
+	// The node goes on asking; every request after the trip is refused.
+	// (The chain itself may stall for a while: validator 3 is gone and
+	// node 3 is still catching up as validator 0.)
+	if _, _, err := p.WaitLine(lctx, i, func(l string) bool { return strings.Contains(l, "refused by doppelganger watch") }); err != nil {
+		t.Fatalf("no sign request refused after the trip: %v\n%s", err, p.Tail(30))
+	}
+	top, _ := observer.Height(ctx)
+	var after []string
+	for _, l := range p.Lines()[i:] {
+		if r, ok := harness.ParseSignRecord(l); ok {
+			after = append(after, r.Line)
+		}
+	}
+	if len(after) != 0 {
+		t.Errorf("cosigner signed after the trip at height %d:\n%s", det, strings.Join(after, "\n"))
+	}
+	if p.Exited() {
+		t.Errorf("cosigner exited after a trip while running; it must keep running with signing stopped:\n%s", p.Tail(20))
+	}
+	if err := harness.CheckNoDoubleSign(cs.Records()); err != nil {
+		t.Error(err)
+	}
+	t.Logf("e2e: doppelganger while running: second signer started with the chain at %d, detected at height %d, chain at %d, no signature from cosigner after the trip",
+		restarted, det, top)
+}
+
+// appendChainKeys appends keys to cosigner.toml, whose last table is its
+// [[chain]].
+func appendChainKeys(t *testing.T, c *harness.Cosigner, keys string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(c.Home, "cosigner.toml"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString("\n" + keys); err != nil {
+		t.Fatal(err)
+	}
 }
