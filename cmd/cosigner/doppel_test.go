@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,5 +37,32 @@ func TestInitRPC(t *testing.T) {
 	}
 	if cfg.Chains[0].Watch() != 0 {
 		t.Fatalf("init without --rpc: watch %d, want off", cfg.Chains[0].Watch())
+	}
+}
+
+// TestStateImportSuggestsWatch: state import, the step of a migration,
+// suggests the doppelganger watch when the chain has none, and says
+// nothing when it is on.
+func TestStateImportSuggestsWatch(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rpc  []string
+		note bool
+	}{
+		{"watch off", nil, true},
+		{"watch on", []string{"--rpc", "http://127.0.0.1:26657"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := filepath.Join(t.TempDir(), "h")
+			mustCLI(t, append([]string{"init", "--home", home, "--chain-id", "kira-1", "--node", "tcp://127.0.0.1:26659"}, tc.rpc...)...)
+			pvState := filepath.Join(t.TempDir(), "priv_validator_state.json")
+			if err := os.WriteFile(pvState, []byte(`{"height": "10", "round": 0, "step": 3}`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out := mustCLI(t, "state", "import", "--home", home, "--chain-id", "kira-1", pvState)
+			if got := strings.Contains(out, "doppelganger watch is off for kira-1"); got != tc.note {
+				t.Fatalf("note shown = %v, want %v:\n%s", got, tc.note, out)
+			}
+		})
 	}
 }
