@@ -224,7 +224,8 @@ func (c *Cosigner) view() metrics.ClusterView {
 
 // Ready reports why this cosigner cannot take part in signing now, or nil:
 // its Raft must know a leader and, on the leader, a quorum of cosigners
-// must be reachable and every configured node connected.
+// must be reachable, the doppelganger watch must let every chain sign and
+// every configured node must be connected.
 func (c *Cosigner) Ready() error {
 	v := c.view()
 	if v.Raft.LeaderID == 0 {
@@ -235,6 +236,13 @@ func (c *Cosigner) Ready() error {
 	}
 	if !v.Quorum {
 		return fmt.Errorf("no quorum: %d of %d cosigners reachable, %d needed", v.Reachable, c.cfg.Threshold.Shares, v.Threshold)
+	}
+	if coord := c.Coordinator(); coord != nil && coord.cfg.Guard != nil {
+		for _, ch := range c.cfg.Chains {
+			if err := coord.cfg.Guard.Allow(ch.ID); err != nil {
+				return fmt.Errorf("chain %s: %w", ch.ID, err)
+			}
+		}
 	}
 	return c.tracker.NodesDown()
 }
