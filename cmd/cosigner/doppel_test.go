@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/share"
 )
 
 // TestInitRPC: init --rpc writes the chain's rpc with the watch on at its
@@ -62,6 +63,40 @@ func TestStateImportSuggestsWatch(t *testing.T) {
 			out := mustCLI(t, "state", "import", "--home", home, "--chain-id", "kira-1", pvState)
 			if got := strings.Contains(out, "doppelganger watch is off for kira-1"); got != tc.note {
 				t.Fatalf("note shown = %v, want %v:\n%s", got, tc.note, out)
+			}
+		})
+	}
+}
+
+// TestShardRPC: shard --rpc writes every cosigner's chain with the watch
+// on; --rpc without --chain-id and a bad address are usage errors.
+func TestShardRPC(t *testing.T) {
+	keyFile, _ := cometKey(t)
+	shards := filepath.Join(t.TempDir(), "shards")
+	mustCLI(t, "shard", "--key", keyFile, "--threshold", "2", "--shares", "3", "--out", shards,
+		"--chain-id", "c-1", "--node", "tcp://127.0.0.1:1", "--rpc", "http://127.0.0.1:26657")
+	for i := 1; i <= 3; i++ {
+		cfg, err := config.Load(share.Dir(shards, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ch := cfg.Chains[0]; len(ch.RPC) != 1 || ch.Watch() != config.DefaultDoppelgangerWatch {
+			t.Fatalf("cosigner %d: rpc %v, watch %d", i, ch.RPC, ch.Watch())
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no chain id", []string{"--rpc", "http://127.0.0.1:26657"}, "--rpc needs --chain-id"},
+		{"bad address", []string{"--chain-id", "c-1", "--node", "tcp://127.0.0.1:1", "--rpc", "127.0.0.1:26657"}, `rpc address "127.0.0.1:26657"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"shard", "--key", keyFile, "--threshold", "2", "--shares", "3", "--out", filepath.Join(t.TempDir(), "s")}, tc.args...)
+			code, _, errOut := cli(t, args...)
+			if code != 2 || !strings.Contains(errOut, tc.want) {
+				t.Fatalf("exit %d, %s; want 2 and %q", code, errOut, tc.want)
 			}
 		})
 	}

@@ -32,6 +32,9 @@ type Options struct {
 	ChainID      string
 	Nodes        []string
 	Bech32Prefix string
+	// RPC are the chain's CometBFT RPC addresses: with them the [[chain]]
+	// has the doppelganger watch on.
+	RPC []string
 	// Random is the randomness for the polynomial and keys; nil means
 	// crypto/rand.
 	Random io.Reader
@@ -132,7 +135,7 @@ func writeShardDir(dir string, id int, share *threshold.KeyShare, groupJSON []by
 		cfg.Metrics.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(n+2))
 	}
 	if opts.ChainID != "" {
-		cfg.Chains = []config.ChainConfig{{ID: opts.ChainID, Bech32Prefix: opts.Bech32Prefix, Nodes: opts.Nodes}}
+		cfg.Chains = []config.ChainConfig{{ID: opts.ChainID, Bech32Prefix: opts.Bech32Prefix, Nodes: opts.Nodes, RPC: opts.RPC}}
 	}
 
 	for _, d := range []string{dir, filepath.Join(dir, cfg.StateDir)} {
