@@ -209,6 +209,13 @@ func (w *Watch) set(g gate) {
 // time: the configuration is wrong.
 func (w *Watch) Run(ctx context.Context) error {
 	log := w.opts.Log.With("chain", w.opts.ChainID)
+	// A watch that ends (the process stops, or a cluster leader loses
+	// leadership) no longer holds signing; a trip stays on the metrics.
+	defer func() {
+		if w.currentGate() != gateTripped {
+			w.opts.Metrics.setGate(w.opts.ChainID, gateOpen)
+		}
+	}()
 	tick := time.NewTicker(w.opts.Poll)
 	defer tick.Stop()
 	wait := func() error {

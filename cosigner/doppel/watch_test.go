@@ -340,3 +340,30 @@ func TestStartWatchRecent(t *testing.T) {
 		t.Fatalf("an old mark: Allow = %v, want ErrWatching", err)
 	}
 }
+
+// TestWatchEndClearsGauge: a watch that ends while holding signing (a
+// leader that loses leadership mid-watch) leaves no "watching" series
+// behind to page someone; a trip stays.
+func TestWatchEndClearsGauge(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain := &memChain{}
+	chain.setFail(errors.New("connection refused"))
+	w := New(chain, Options{ChainID: "kira-1", Address: ourAddr, Heights: 3, Metrics: m, Poll: time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	labels := testkit.Labels("chain", "kira-1")
+	waitFor(t, "an rpc error", func() bool { return testkit.Value(t, reg, "cosigner_doppelganger_rpc_errors_total", labels) > 0 })
+	if testkit.Value(t, reg, "cosigner_doppelganger_watching", labels) != 1 {
+		t.Fatal("not watching")
+	}
+	cancel()
+	<-done
+	if testkit.Value(t, reg, "cosigner_doppelganger_watching", labels) != 0 {
+		t.Fatal("cosigner_doppelganger_watching still 1 after the watch ended")
+	}
+}
