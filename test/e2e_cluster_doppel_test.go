@@ -26,17 +26,7 @@ func TestClusterDoppelgangerFailover(t *testing.T) {
 	cl := harness.NewCluster(t, harness.ClusterConfig{Bin: bin, Threshold: 2, Shares: 3, ChainID: tn.ChainID,
 		KeyFile: signer.ValidatorKeyFile, Nodes: []string{signer.SignerAddr}})
 	obs := tn.Nodes[1]
-	for _, m := range cl.Members {
-		f, err := os.OpenFile(filepath.Join(m.Home, "cosigner.toml"), os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// [[chain]] is the last table of shard's output.
-		if _, err := f.WriteString("\nrpc = [\"" + obs.RPCURL() + "\", \"" + tn.Nodes[2].RPCURL() + "\"]\ndoppelganger_watch = 2\n"); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
-	}
+	watchCluster(t, cl, obs.RPCURL(), tn.Nodes[2].RPCURL())
 	cl.Start()
 	wctx, cancel := context.WithTimeout(ctx, clusterWait)
 	defer cancel()
@@ -81,4 +71,60 @@ func TestClusterDoppelgangerFailover(t *testing.T) {
 	checkCluster(t, cl)
 	t.Logf("e2e: cluster doppelganger failover: leader %d killed, %d signed %s %d/%d without a start watch; chain at %d, our precommit in %d commits, missing at %v",
 		first.ID, by.ID, rec.Step, rec.Height, rec.Round, top, present, absent)
+}
+
+// watchCluster turns the doppelganger watch on in every member's
+// cosigner.toml, with the given rpc addresses.
+func watchCluster(t *testing.T, cl *harness.Cluster, rpc ...string) {
+	t.Helper()
+	for _, m := range cl.Members {
+		f, err := os.OpenFile(filepath.Join(m.Home, "cosigner.toml"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// [[chain]] is the last table of shard's output.
+		if _, err := f.WriteString("\nrpc = [\"" + strings.Join(rpc, "\", \"") + "\"]\ndoppelganger_watch = 2\n"); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+}
+
+// TestClusterDoppelgangerBesideFilePV: validator 0 of a four-validator
+// testnet is signed by CometBFT's FilePV; a 2-of-3 cluster started for
+// the same key with the watch on signs nothing: its leader sees the
+// validator's signatures in the commits and exits non-zero saying why.
+func TestClusterDoppelgangerBesideFilePV(t *testing.T) {
+	bin := requireCosigner(t)
+	t.Parallel()
+	ctx := context.Background()
+	tn := harness.NewTestnet(t, harness.TestnetConfig{Version: "v0.38.17", ChainID: "cluster-doppel-pv"})
+	signer := tn.Signer()
+	harness.StartReferenceSigner(t, signer.SignerAddr, signer.ChainID, signer.ValidatorKeyFile)
+	tn.Start(ctx)
+	obs := tn.Nodes[1]
+	obs.WaitHeight(ctx, 4, clusterWait)
+
+	cl := harness.NewCluster(t, harness.ClusterConfig{Bin: bin, Threshold: 2, Shares: 3, ChainID: tn.ChainID,
+		KeyFile: signer.ValidatorKeyFile, Nodes: []string{signer.SignerAddr}})
+	watchCluster(t, cl, obs.RPCURL())
+	cl.Start()
+	wctx, cancel := context.WithTimeout(ctx, clusterWait)
+	defer cancel()
+	leader, err := cl.WaitLeader(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := leader.Current()
+	if err := p.Wait(wctx); err != nil && !p.Exited() {
+		t.Fatalf("the leader did not exit beside a live FilePV: %v\n%s", err, p.Tail(20))
+	}
+	if out := p.Output(); p.ExitCode() == 0 || !strings.Contains(out, "doppelganger: another signer is live") {
+		t.Fatalf("leader %d beside a live FilePV: exit %d, want non-zero with the doppelganger error:\n%s", leader.ID, p.ExitCode(), p.Tail(20))
+	}
+	// Not even a share: the leader's guard refuses before it asks anyone.
+	for _, r := range cl.Records() {
+		t.Errorf("the cluster signed (or released a share) beside a live FilePV: %s", r.Line)
+	}
+	t.Logf("e2e: cluster beside a live FilePV: leader %d refused and exited %d", leader.ID, p.ExitCode())
 }
