@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/doppel"
 	"github.com/cosigner/cosigner/cosigner/share"
 )
 
@@ -99,5 +102,22 @@ func TestShardRPC(t *testing.T) {
 				t.Fatalf("exit %d, %s; want 2 and %q", code, errOut, tc.want)
 			}
 		})
+	}
+}
+
+// TestRunHintDoppelganger: a doppelganger found at start exits 2 (so
+// systemd's RestartPreventExitStatus=2 leaves it to the operator) with a
+// hint saying what to look for; other run errors pass through.
+func TestRunHintDoppelganger(t *testing.T) {
+	det := &doppel.DetectedError{ChainID: "kira-1", Height: 10, Why: "carries our validator's precommit, which this cosigner did not sign"}
+	err := runHint(fmt.Errorf("run: %w", det))
+	var u usageError
+	var h hintError
+	if !errors.As(err, &u) || !errors.As(err, &h) || !strings.Contains(h.hint, "stop it, then start cosigner again") {
+		t.Fatalf("runHint(DetectedError) = %#v, want a usage error with a hint", err)
+	}
+	other := errors.New("disk full")
+	if got := runHint(other); got != other {
+		t.Fatalf("runHint(other) = %v, want it unchanged", got)
 	}
 }

@@ -87,8 +87,10 @@ func runHint(err error) error {
 	var det *doppel.DetectedError
 	switch {
 	case errors.As(err, &det):
-		return withHint(err, "look on every host that ever held this key for a signer still running (cosigner, TMKMS, Horcrux, "+
-			"a node whose priv_validator_laddr is unset), stop it, then start cosigner again; see docs/operations.md \"Doppelganger watch\"")
+		// Exit 2, as a configuration error: systemd's unit does not
+		// restart it, the operator must look first.
+		return usageError{withHint(err, "look on every host that ever held this key for a signer still running (cosigner, TMKMS, Horcrux, "+
+			"a node whose priv_validator_laddr is unset), stop it, then start cosigner again; see docs/operations.md \"Doppelganger watch\"")}
 	case errors.Is(err, doppel.ErrWrongChain):
 		return usageError{withHint(err, "each [[chain]] rpc must be the CometBFT RPC (rpc.laddr) of a node of that chain")}
 	}
