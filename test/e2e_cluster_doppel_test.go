@@ -128,3 +128,66 @@ func TestClusterDoppelgangerBesideFilePV(t *testing.T) {
 	}
 	t.Logf("e2e: cluster beside a live FilePV: leader %d refused and exited %d", leader.ID, p.ExitCode())
 }
+
+// TestClusterDoppelgangerWhileRunning: a 2-of-3 cluster signs validator 0
+// of a four-validator testnet; then node 3 is restarted with validator 0's
+// key as its own FilePV. The leader sees a commit carrying a precommit of
+// validator 0 the cluster did not make, stops signing at once (no
+// signature after the trip, the node's next requests refused) and keeps
+// leading with the trip latched.
+func TestClusterDoppelgangerWhileRunning(t *testing.T) {
+	bin := requireCosigner(t)
+	t.Parallel()
+	ctx := context.Background()
+	tn := harness.NewTestnet(t, harness.TestnetConfig{Version: "v0.38.17", ChainID: "cluster-doppel-run"})
+	signer := tn.Signer()
+	cl := harness.NewCluster(t, harness.ClusterConfig{Bin: bin, Threshold: 2, Shares: 3, ChainID: tn.ChainID,
+		KeyFile: signer.ValidatorKeyFile, Nodes: []string{signer.SignerAddr}})
+	obs, second := tn.Nodes[1], tn.Nodes[3]
+	watchCluster(t, cl, obs.RPCURL(), tn.Nodes[2].RPCURL())
+	cl.Start()
+	wctx, cancel := context.WithTimeout(ctx, clusterWait)
+	defer cancel()
+	leader, err := cl.WaitLeader(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.Start(ctx)
+	p := leader.Current()
+	if _, _, err := p.WaitLine(wctx, 0, func(l string) bool { return strings.Contains(l, "doppelganger watch passed") }); err != nil {
+		t.Fatalf("the start watch did not pass: %v\n%s", err, p.Tail(30))
+	}
+	obs.WaitHeight(ctx, 8, clusterWait)
+
+	second.Stop()
+	key, err := os.ReadFile(signer.ValidatorKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(second.Home, "config", "priv_validator_key.json"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restarted, err := obs.Height(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second.Start(ctx)
+	i, line, err := p.WaitLine(wctx, 0, func(l string) bool { return strings.Contains(l, "doppelganger detected") })
+	if err != nil {
+		t.Fatalf("the leader did not see the second signer: %v\n%s", err, p.Tail(30))
+	}
+	if _, _, err := p.WaitLine(wctx, i, func(l string) bool { return strings.Contains(l, "refused by doppelganger watch") }); err != nil {
+		t.Fatalf("no sign request refused after the trip: %v\n%s", err, p.Tail(30))
+	}
+	for _, l := range p.Lines()[i:] {
+		if r, ok := harness.ParseSignRecord(l); ok {
+			t.Errorf("the leader signed after the trip: %s", r.Line)
+		}
+	}
+	if p.Exited() {
+		t.Errorf("the leader exited after a trip while running; it must keep leading with signing stopped:\n%s", p.Tail(20))
+	}
+	checkCluster(t, cl)
+	t.Logf("e2e: cluster doppelganger while running: second signer started with the chain at %d; leader %d: %s",
+		restarted, leader.ID, harness.ParseSlogText(line)["why"])
+}
