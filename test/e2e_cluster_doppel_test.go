@@ -174,6 +174,7 @@ func TestClusterDoppelgangerWhileRunning(t *testing.T) {
 	second.Start(ctx)
 	i, line, err := p.WaitLine(wctx, 0, func(l string) bool { return strings.Contains(l, "doppelganger detected") })
 	if err != nil {
+		skipIfStalled(t, p)
 		t.Fatalf("the leader did not see the second signer: %v\n%s", err, p.Tail(30))
 	}
 	if _, _, err := p.WaitLine(wctx, i, func(l string) bool { return strings.Contains(l, "refused by doppelganger watch") }); err != nil {
