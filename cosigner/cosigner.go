@@ -3,6 +3,7 @@ package cosigner
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 	"github.com/cosigner/cosigner/cosigner/admin"
 	"github.com/cosigner/cosigner/cosigner/cluster"
 	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/doppel"
 	"github.com/cosigner/cosigner/cosigner/hsm"
 	"github.com/cosigner/cosigner/cosigner/keys"
 	"github.com/cosigner/cosigner/cosigner/metrics"
@@ -57,8 +59,10 @@ func (e *ListenError) Unwrap() error { return e.Err }
 // serves: the node connections (softsign) or the cluster member (threshold),
 // the YubiHSM2 session if any, the metrics endpoint and the admin socket.
 type Cosigner struct {
-	log  *slog.Logger
-	runs []func(context.Context) error
+	log *slog.Logger
+	// guards are the doppelganger watches of a softsign process's chains.
+	guards doppel.Guards
+	runs   []func(context.Context) error
 	// closers release what New opened, if Run is never called.
 	closers []func()
 }
@@ -82,8 +86,12 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		backend admin.Backend
 		ready   admin.ReadyFunc
 	)
+	dm, err := doppel.NewMetrics(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Mode == config.ModeThreshold {
-		cl, err := cluster.New(ctx, cfg, identity, cluster.Options{Log: opts.Log, Version: opts.Version, Metrics: m, Tracker: tracker})
+		cl, err := cluster.New(ctx, cfg, identity, cluster.Options{Log: opts.Log, Version: opts.Version, Metrics: m, Tracker: tracker, Doppel: dm})
 		if err != nil {
 			return nil, err
 		}
@@ -101,12 +109,12 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 			opts.Log.Info("chain ready", "chain", ch.ID, "height", mk.Height, "round", mk.Round, "step", int(mk.Step), "nodes", len(ch.Nodes))
 		}
 	} else {
-		s, err := c.newSoftsign(ctx, cfg, identity, opts, m, tracker)
+		s, err := c.newSoftsign(ctx, cfg, identity, opts, m, dm, tracker)
 		if err != nil {
 			c.close()
 			return nil, err
 		}
-		sb := &softsignBackend{signer: s, tracker: tracker, version: opts.Version}
+		sb := &softsignBackend{signer: s, tracker: tracker, version: opts.Version, guards: c.guards}
 		backend, ready = sb, sb.Ready
 	}
 	if err := c.listen(cfg, opts, ready, backend); err != nil {
@@ -128,9 +136,14 @@ func softsignOptions(cfg *config.Config) softsign.Options {
 
 // newSoftsign loads every chain's key (from its file or the YubiHSM2) and
 // sign state, and adds a node client per configured node to c.runs.
-func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, opts Options, m *metrics.Metrics, tracker *admin.Tracker) (*softsign.Signer, error) {
+func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, opts Options, m *metrics.Metrics, dm *doppel.Metrics, tracker *admin.Tracker) (*softsign.Signer, error) {
 	log := opts.Log
-	s := softsign.New(log, m, softsignOptions(cfg))
+	// guards is filled below, chain by chain, before anything is served.
+	guards := doppel.Guards{}
+	c.guards = guards
+	so := softsignOptions(cfg)
+	so.Guard = guards
+	s := softsign.New(log, m, so)
 	dev, err := openHSM(ctx, cfg, log, opts.Registry)
 	if err != nil {
 		return nil, err
@@ -174,6 +187,10 @@ func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity
 			args = append(args, "sign_raw_bytes", true)
 		}
 		log.Info("chain ready", args...)
+		if w := newWatch(ch, key.Public(), mk.Height, log, dm); w != nil {
+			guards[ch.ID] = w
+			c.runs = append(c.runs, w.Run)
+		}
 	}
 	log.Info("starting", "version", opts.Version, "mode", cfg.Mode, "node_id", privval.NodeID(identity.Public().(ed25519.PublicKey)))
 	ncfg := privval.DefaultNodeClientConfig()
@@ -189,6 +206,26 @@ func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity
 	}
 	return s, nil
 }
+
+// newWatch returns the doppelganger watch of a chain, or nil (with a
+// warning) when the chain names no rpc address.
+func newWatch(ch config.ChainConfig, pub ed25519.PublicKey, mark int64, log *slog.Logger, m *doppel.Metrics) *doppel.Watch {
+	if len(ch.RPC) == 0 {
+		log.Warn(doppel.LogOff, "chain", ch.ID, "hint", "list the CometBFT RPC of the chain's nodes in [[chain]] rpc; see docs/operations.md")
+		return nil
+	}
+	if ch.Watch() == 0 {
+		log.Warn("doppelganger start watch off (doppelganger_watch = 0): signing at once; commits are still compared with what this cosigner signs",
+			"chain", ch.ID)
+	}
+	addr, _ := hex.DecodeString(keys.Address(pub))
+	return doppel.New(doppel.NewClient(ch.RPC, ch.ID, rpcTimeout), doppel.Options{
+		ChainID: ch.ID, Address: addr, Heights: ch.Watch(), Mark: mark, RPCDown: ch.RPCDown(), Log: log, Metrics: m,
+	})
+}
+
+// rpcTimeout bounds each request of the doppelganger watch to a node's RPC.
+const rpcTimeout = 5 * time.Second
 
 // openHSM opens the YubiHSM2 session of a softsign process whose chains
 // name device keys, or returns nil when none does.
@@ -275,6 +312,7 @@ type softsignBackend struct {
 	signer  *softsign.Signer
 	tracker *admin.Tracker
 	version string
+	guards  doppel.Guards
 }
 
 var _ admin.Backend = (*softsignBackend)(nil)
@@ -284,6 +322,11 @@ var _ admin.Backend = (*softsignBackend)(nil)
 func (a *softsignBackend) Ready() error {
 	if err := a.tracker.NodesDown(); err != nil {
 		return err
+	}
+	for _, id := range a.signer.Chains() {
+		if err := a.guards.Allow(id); err != nil {
+			return fmt.Errorf("chain %s: %w", id, err)
+		}
 	}
 	return a.signer.Ready()
 }

@@ -53,6 +53,10 @@ var metricNames = []string{
 	"cosigner_nonce_pool_size",
 	"cosigner_node_connected",
 	"cosigner_build_info",
+	"cosigner_doppelganger_tripped",
+	"cosigner_doppelganger_watching",
+	"cosigner_doppelganger_detected_total",
+	"cosigner_doppelganger_rpc_errors_total",
 }
 
 // histograms are exported as <name>_bucket, _sum and _count series.
@@ -168,6 +172,7 @@ func TestAlertRules(t *testing.T) {
 		"CosignerNoQuorum", "CosignerDown", "CosignerNoSignature",
 		"CosignerDoubleSignRefused", "CosignerNoncePoolEmpty", "CosignerNodeDisconnected",
 		"CosignerPeerRefusing", "CosignerDuplicateID",
+		"CosignerDoppelganger", "CosignerDoppelgangerWatchHolding",
 	} {
 		if !alerts[a] {
 			t.Errorf("rules.yml has no alert %s", a)

@@ -18,7 +18,7 @@ import (
 
 func newInitCmd() *cobra.Command {
 	var chainID, prefix, metrics string
-	var nodes []string
+	var nodes, rpc []string
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create a home directory for one chain and its nodes",
@@ -30,8 +30,13 @@ are added by editing cosigner.toml.
 unix:///path. TMKMS's tcp://ID@host:port is refused: CometBFT's privval
 listener makes a new SecretConnection key at every start, so cosigner cannot
 verify the node's ID; drop the "ID@" and protect the link with a firewall or
-WireGuard.`,
-		Example: `  cosigner init --home ~/.cosigner --chain-id kira-1 --node tcp://10.0.0.2:26659 --bech32-prefix kira
+WireGuard.
+
+--rpc takes the CometBFT RPC of a node of the chain (http://host:26657) and
+turns the doppelganger watch on: before signing, start watches 3 new heights
+and refuses to sign if the chain shows the validator signing elsewhere. Without
+--rpc the watch is off (start logs a warning). See docs/operations.md.`,
+		Example: `  cosigner init --home ~/.cosigner --chain-id kira-1 --node tcp://10.0.0.2:26659 --rpc http://10.0.0.2:26657 --bech32-prefix kira
   cosigner keys import --home ~/.cosigner priv_validator_key.json
   cosigner state init --home ~/.cosigner --chain-id kira-1 --height 1234567`,
 		Args: exactArgs(0),
@@ -47,6 +52,7 @@ WireGuard.`,
 				Key:          filepath.Join("keys", chainID+".json"),
 				Bech32Prefix: prefix,
 				Nodes:        nodes,
+				RPC:          rpc,
 			}}
 			if err := cfg.Validate(); err != nil {
 				return usageError{err}
@@ -82,6 +88,7 @@ WireGuard.`,
 	}
 	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain id to sign for (required)")
 	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr: tcp://host:port (no ID@) or unix:///path (required, repeatable)")
+	cmd.Flags().StringArrayVar(&rpc, "rpc", nil, "CometBFT RPC of a node of the chain, http://host:26657: turns the doppelganger watch on (repeatable)")
 	cmd.Flags().StringVar(&prefix, "bech32-prefix", config.DefaultBech32Prefix, "chain's bech32 account prefix, for keys show")
 	cmd.Flags().StringVar(&metrics, "metrics-listen", defaultMetricsListen, "host:port for Prometheus /metrics, /healthz and /readyz (\"\": off)")
 	return cmd

@@ -16,7 +16,7 @@ import (
 func newShardCmd() *cobra.Command {
 	var keyFile, out, chainID, prefix string
 	var m, n int
-	var peers, nodes []string
+	var peers, nodes, rpc []string
 	cmd := &cobra.Command{
 		Use:   "shard",
 		Short: "Split a validator key into threshold shares, one directory per cosigner",
@@ -32,7 +32,10 @@ and start refuses them otherwise.
 --peer host:port (once per cosigner, in id order) sets each cosigner's gRPC
 address; its Raft transport uses the next port. Without --peer the cluster runs
 on loopback (cosigner i on 127.0.0.1:27100+10i). --chain-id and --node fill the
-chain section; otherwise fill it in before 'cosigner state init'.
+chain section; otherwise fill it in before 'cosigner state init'. --rpc (the
+chain's CometBFT RPC, http://host:26657) turns the doppelganger watch on: each
+new leader without a recent signature of the cluster's watches a few heights
+before signing (docs/operations.md).
 
 shard prints what the shape withstands: N-M cosigners may be down and signing
 goes on; 2M-N-1 may be compromised (or run twice, as a cloned VM) without a
@@ -65,13 +68,21 @@ See ` + threatModelDoc + `.`,
 					return usageError{err}
 				}
 			}
+			if len(rpc) > 0 && chainID == "" {
+				return usagef("--rpc needs --chain-id: the rpc addresses belong to the chain's [[chain]] table")
+			}
+			for _, a := range rpc {
+				if err := config.ValidateRPCAddress(a); err != nil {
+					return usageError{err}
+				}
+			}
 			key, warning, err := keys.LoadImportKey(keyFile)
 			if err != nil {
 				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
 			}
 			warnOpenKey(cmd, warning)
 			group, err := share.Shard(key, out, share.Options{
-				Threshold: m, Shares: n, Peers: peers, ChainID: chainID, Nodes: nodes, Bech32Prefix: prefix,
+				Threshold: m, Shares: n, Peers: peers, ChainID: chainID, Nodes: nodes, Bech32Prefix: prefix, RPC: rpc,
 			})
 			if errors.Is(err, share.ErrOutExists) {
 				return withHint(err, "shard never overwrites; choose a new --out")
@@ -116,5 +127,6 @@ next:
 	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain to sign for")
 	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr: tcp://host:port (no ID@) or unix:///path (repeatable)")
 	cmd.Flags().StringVar(&prefix, "bech32-prefix", "", "bech32 account prefix for display and config")
+	cmd.Flags().StringArrayVar(&rpc, "rpc", nil, "CometBFT RPC of a node of the chain, http://host:26657: turns the doppelganger watch on (repeatable)")
 	return cmd
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cosigner/cosigner/cosigner"
 	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/doppel"
 	"github.com/cosigner/cosigner/cosigner/keys"
 	"github.com/cosigner/cosigner/cosigner/signstate"
 )
@@ -28,7 +29,13 @@ node's priv_validator_laddr, redialling whenever a connection drops. It refuses
 to start when a chain's state file is missing or corrupt, when a key file is
 readable by group or others, or when another cosigner holds the same home
 (<home>/cosigner.lock). While it runs, keys import, state init and state import
-refuse to touch the home. SIGINT or SIGTERM stops it.`,
+refuse to touch the home. SIGINT or SIGTERM stops it.
+
+A chain that lists rpc addresses is guarded by the doppelganger watch: before
+signing, start follows doppelganger_watch new heights (default 3) and exits
+non-zero if a commit carries the validator's signature that this cosigner did
+not make (another signer is live for the key); while running, such a commit
+stops the chain's signing until cosigner is restarted. See docs/operations.md.`,
 		Example: `  cosigner start --home ~/.cosigner`,
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -72,7 +79,22 @@ func start(ctx context.Context, home string, logOut interface{ Write([]byte) (in
 	if err != nil {
 		return startHint(err, cfg)
 	}
-	return c.Run(ctx)
+	return runHint(c.Run(ctx))
+}
+
+// runHint says what to do about a Run that ended in error.
+func runHint(err error) error {
+	var det *doppel.DetectedError
+	switch {
+	case errors.As(err, &det):
+		// Exit 2, as a configuration error: systemd's unit does not
+		// restart it, the operator must look first.
+		return usageError{withHint(err, "look on every host that ever held this key for a signer still running (cosigner, TMKMS, Horcrux, "+
+			"a node whose priv_validator_laddr is unset), stop it, then start cosigner again; see docs/operations.md \"Doppelganger watch\"")}
+	case errors.Is(err, doppel.ErrWrongChain):
+		return usageError{withHint(err, "each [[chain]] rpc must be the CometBFT RPC (rpc.laddr) of a node of that chain")}
+	}
+	return err
 }
 
 // startHint says what to do about a start that New refused.

@@ -193,6 +193,11 @@ home (stop cosigner first).`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "imported %s state into %s: last signed %d/%d/%d\n", kind, path, m.Height, m.Round, m.Step)
+			if ch.Watch() == 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "note: the doppelganger watch is off for %s; for the first start after a migration, list the chain's "+
+					"CometBFT RPC in [[chain]] rpc (e.g. rpc = [\"http://10.0.0.2:26657\"]) so that start refuses to sign while the old signer "+
+					"still runs (docs/operations.md \"Doppelganger watch\")\n", ch.ID)
+			}
 			return nil
 		},
 	}

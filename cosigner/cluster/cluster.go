@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,8 @@ import (
 	"github.com/cosigner/cosigner/cosigner/admin"
 	"github.com/cosigner/cosigner/cosigner/clustertls"
 	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/doppel"
+	"github.com/cosigner/cosigner/cosigner/keys"
 	"github.com/cosigner/cosigner/cosigner/metrics"
 	"github.com/cosigner/cosigner/cosigner/share"
 	"github.com/cosigner/cosigner/cosigner/signstate"
@@ -49,6 +52,8 @@ type Cosigner struct {
 	// dups are the cosigner ids found answering as two live processes,
 	// kept across this cosigner's terms as leader.
 	dups *Duplicates
+	// doppel records the doppelganger watches; nil: no metrics.
+	doppel *doppel.Metrics
 
 	// mu guards coord, the coordinator while this cosigner leads.
 	mu    sync.Mutex
@@ -64,6 +69,9 @@ type Options struct {
 	// Tracker records node connections and signatures for status and
 	// readiness; nil: New makes one.
 	Tracker *admin.Tracker
+	// Doppel records the doppelganger watch of each term as leader; nil:
+	// none.
+	Doppel *doppel.Metrics
 }
 
 // New loads and checks everything a threshold cosigner needs: the share
@@ -100,7 +108,7 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		return nil, err
 	}
 	c := &Cosigner{cfg: cfg, log: log, version: opts.Version, identity: identity, share: ks, tls: ctls,
-		metrics: opts.Metrics, tracker: opts.Tracker, dups: NewDuplicates(log, opts.Metrics)}
+		metrics: opts.Metrics, tracker: opts.Tracker, dups: NewDuplicates(log, opts.Metrics), doppel: opts.Doppel}
 	var states []*signstate.SignState
 	for _, ch := range cfg.Chains {
 		st, err := signstate.LoadSignState(signstate.StatePath(cfg.Path(cfg.StateDir), ch.ID), ch.ID)
@@ -217,7 +225,8 @@ func (c *Cosigner) view() metrics.ClusterView {
 
 // Ready reports why this cosigner cannot take part in signing now, or nil:
 // its Raft must know a leader and, on the leader, a quorum of cosigners
-// must be reachable and every configured node connected.
+// must be reachable, the doppelganger watch must let every chain sign and
+// every configured node must be connected.
 func (c *Cosigner) Ready() error {
 	v := c.view()
 	if v.Raft.LeaderID == 0 {
@@ -228,6 +237,13 @@ func (c *Cosigner) Ready() error {
 	}
 	if !v.Quorum {
 		return fmt.Errorf("no quorum: %d of %d cosigners reachable, %d needed", v.Reachable, c.cfg.Threshold.Shares, v.Threshold)
+	}
+	if coord := c.Coordinator(); coord != nil && coord.cfg.Guard != nil {
+		for _, ch := range c.cfg.Chains {
+			if err := coord.cfg.Guard.Allow(ch.ID); err != nil {
+				return fmt.Errorf("chain %s: %w", ch.ID, err)
+			}
+		}
 	}
 	return c.tracker.NodesDown()
 }
@@ -378,12 +394,51 @@ func (c *Cosigner) lead(ctx context.Context) error {
 	}
 }
 
+// watches returns a doppelganger watch for each chain naming rpc
+// addresses, for one term as leader. Its mark is the cluster's latest
+// signature (the replicated record or this cosigner's own share mark,
+// whichever is higher), plus one height for a record still on its way
+// through Raft: commits at or below it are the cluster's own. A cluster
+// that signed within doppelganger_watch heights of the chain's latest
+// height (a leader change) skips the start watch; one that did not (the
+// cluster's first start, a start after a long stop) waits
+// doppelganger_watch heights before signing.
+func (c *Cosigner) watches() (doppel.Guards, []*doppel.Watch) {
+	guards := doppel.Guards{}
+	var ws []*doppel.Watch
+	addr, _ := hex.DecodeString(keys.Address(c.signer.PublicKey()))
+	for _, ch := range c.cfg.Chains {
+		if len(ch.RPC) == 0 {
+			c.log.Warn(doppel.LogOff, "chain", ch.ID, "hint", "list the CometBFT RPC of the chain's nodes in [[chain]] rpc; see docs/operations.md")
+			continue
+		}
+		last, _ := c.node.Last(ch.ID)
+		mark, _ := c.signer.Mark(ch.ID)
+		m := max(last.Height, mark.Height)
+		if m > 0 {
+			m++
+		}
+		w := doppel.New(doppel.NewClient(ch.RPC, ch.ID, rpcTimeout), doppel.Options{
+			ChainID: ch.ID, Address: addr, Heights: ch.Watch(), Mark: m, RecentWithin: int64(max(ch.Watch(), 1)),
+			RPCDown: ch.RPCDown(), Log: c.log, Metrics: c.doppel,
+		})
+		guards[ch.ID] = w
+		ws = append(ws, w)
+	}
+	return guards, ws
+}
+
+// rpcTimeout bounds each request of the doppelganger watch to a node's RPC.
+const rpcTimeout = 5 * time.Second
+
 func (c *Cosigner) startLeading(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) error {
 	ccfg := DefaultCoordinatorConfig()
 	ccfg.Metrics = c.metrics
 	ccfg.Duplicates = c.dups
 	ccfg.SignRawBytes = rawBytesChains(c.cfg)
 	ccfg.StepDown = func(ctx context.Context) error { return c.node.TransferLeadership(ctx, 0) }
+	guards, watches := c.watches()
+	ccfg.Guard = guards
 	coord, err := NewCoordinator(ccfg, c.share.Group(), c.cfg.Threshold.ID, c.peers, c.node, c.log)
 	if err != nil {
 		return err
@@ -412,6 +467,9 @@ func (c *Cosigner) startLeading(ctx context.Context, wg *sync.WaitGroup, errc ch
 		}()
 	}
 	run(coord.Run)
+	for _, w := range watches {
+		run(w.Run)
+	}
 	ncfg := privval.DefaultNodeClientConfig()
 	ncfg.Observer = c.tracker
 	for _, ch := range c.cfg.Chains {

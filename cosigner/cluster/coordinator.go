@@ -117,6 +117,19 @@ type CoordinatorConfig struct {
 	// SignRawBytes holds the chain ids with sign_raw_bytes = true, whose
 	// raw-bytes requests SignRawBytes serves.
 	SignRawBytes map[string]bool
+	// Guard, when set, is the doppelganger watch (doppel.Guards): asked
+	// before every signature, told of every precommit signed.
+	Guard Guard
+}
+
+// Guard decides whether a chain may sign now and learns what was signed.
+// Allow returns why chainID must not sign (an error returned to the node
+// as is), or nil; Signed records a precommit (blockHash empty for nil)
+// and its signature before the signature leaves the process. Both must
+// be quick and safe for concurrent use.
+type Guard interface {
+	Allow(chainID string) error
+	Signed(chainID string, height int64, round int32, blockHash, sig []byte)
 }
 
 // DefaultCoordinatorConfig returns timeouts for a LAN or a WireGuard link.
@@ -536,6 +549,12 @@ func (c *Coordinator) lastRecord(chainID string) (raft.Record, bool) {
 func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*privval.SignResponse, error) {
 	c.signMu.Lock()
 	defer c.signMu.Unlock()
+	if c.cfg.Guard != nil {
+		if err := c.cfg.Guard.Allow(req.ChainID); err != nil {
+			c.log.Warn(LogRefusedDoppelganger, "chain", req.ChainID, "height", req.Height, "round", req.Round, "step", req.Step.String(), "err", err)
+			return nil, err
+		}
+	}
 
 	// Duplicates and conflicts with what the cluster already signed.
 	var cached *raft.Record
@@ -555,6 +574,9 @@ func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 			// afresh).
 			cached = &rec
 			if req.ExtSignBytes == nil {
+				if c.cfg.Guard != nil && req.Step == privval.StepPrecommit {
+					c.cfg.Guard.Signed(req.ChainID, req.Height, req.Round, req.BlockID, rec.Signature)
+				}
 				return &privval.SignResponse{Signature: rec.Signature, Timestamp: rec.Timestamp}, nil
 			}
 		}
@@ -580,6 +602,13 @@ func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 	if len(sigs) == 2 {
 		resp.ExtSignature = sigs[1]
 	}
+	if c.cfg.Guard != nil && req.Step == privval.StepPrecommit {
+		sig := resp.Signature
+		if cached != nil {
+			sig = cached.Signature
+		}
+		c.cfg.Guard.Signed(req.ChainID, req.Height, req.Round, req.BlockID, sig)
+	}
 	if cached != nil {
 		// A repeated vote keeps its first signature and timestamp; only its
 		// extension is signed afresh.
@@ -594,6 +623,10 @@ func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 	c.replicate()
 	return resp, nil
 }
+
+// LogRefusedDoppelganger is what the Coordinator logs (at warn, with the
+// chain, height, round, step and error) when its Guard refuses a request.
+const LogRefusedDoppelganger = "refused by doppelganger watch"
 
 // replicate wakes the replicator, off the hot path: the record is in
 // c.last already.

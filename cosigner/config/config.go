@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -143,6 +144,54 @@ type ChainConfig struct {
 	// In threshold mode every cosigner checks its own setting, so set it on
 	// all of them.
 	SignRawBytes bool `toml:"sign_raw_bytes"`
+	// RPC are CometBFT RPC addresses (http://host:26657) of the chain's
+	// nodes; the doppelganger watch reads our validator's signatures in
+	// their commits. Tried in order, the first that answers is used.
+	RPC []string `toml:"rpc"`
+	// DoppelgangerWatch is how many new heights cosigner watches at start
+	// before it signs (nil: DefaultDoppelgangerWatch when RPC is set; 0
+	// turns the watch off, with a warning at start).
+	DoppelgangerWatch *int `toml:"doppelganger_watch"`
+	// DoppelgangerRPCDown is what happens while no RPC address answers
+	// (or answers nonsense): RPCDownRefuse (empty, the default) signs
+	// nothing until the watch can see the chain; RPCDownWarn logs and
+	// signs without it.
+	DoppelgangerRPCDown string `toml:"doppelganger_rpc_down"`
+}
+
+// DefaultDoppelgangerWatch is the number of heights watched at start when
+// a chain names RPC addresses and no doppelganger_watch: three blocks, the
+// figure docs/operations.md gives the cost of.
+const DefaultDoppelgangerWatch = 3
+
+// MaxDoppelgangerWatch bounds doppelganger_watch: more than 1000 blocks
+// of downtime at every start is a typo.
+const MaxDoppelgangerWatch = 1000
+
+// What the doppelganger watch does while no RPC address answers.
+const (
+	RPCDownRefuse = "refuse"
+	RPCDownWarn   = "warn"
+)
+
+// Watch returns the number of heights the doppelganger watch waits at
+// start: 0 (off) when the chain names no RPC address.
+func (ch *ChainConfig) Watch() int {
+	if len(ch.RPC) == 0 {
+		return 0
+	}
+	if ch.DoppelgangerWatch == nil {
+		return DefaultDoppelgangerWatch
+	}
+	return *ch.DoppelgangerWatch
+}
+
+// RPCDown returns doppelganger_rpc_down with its default filled in.
+func (ch *ChainConfig) RPCDown() string {
+	if ch.DoppelgangerRPCDown == "" {
+		return RPCDownRefuse
+	}
+	return ch.DoppelgangerRPCDown
 }
 
 // Modes.
@@ -265,6 +314,7 @@ func (c *Config) Validate() error {
 			}
 			nodes[n] = true
 		}
+		errs = append(errs, validateDoppelganger(where, ch)...)
 	}
 	if c.HSM.Enabled() {
 		errs = append(errs, c.HSM.Validate()...)
@@ -570,8 +620,74 @@ func (c *Config) Marshal() []byte {
 			fmt.Fprintf(&b, "%q", n)
 		}
 		b.WriteString("]\n")
+		marshalDoppelganger(&b, ch)
 	}
 	return []byte(b.String())
+}
+
+// validateDoppelganger checks a chain's rpc and doppelganger_* keys.
+func validateDoppelganger(where string, ch ChainConfig) []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	seen := map[string]bool{}
+	for _, r := range ch.RPC {
+		if err := ValidateRPCAddress(r); err != nil {
+			bad("%s: rpc: %v", where, err)
+		}
+		if seen[r] {
+			bad("%s: rpc lists %q twice", where, r)
+		}
+		seen[r] = true
+	}
+	if w := ch.DoppelgangerWatch; w != nil {
+		switch {
+		case *w < 0 || *w > MaxDoppelgangerWatch:
+			bad("%s: doppelganger_watch = %d: allowed are 0 (off) to %d heights", where, *w, MaxDoppelgangerWatch)
+		case *w > 0 && len(ch.RPC) == 0:
+			bad("%s: doppelganger_watch = %d needs rpc: list the CometBFT RPC of the chain's nodes, like \"http://10.0.0.2:26657\"", where, *w)
+		}
+	}
+	switch ch.DoppelgangerRPCDown {
+	case "", RPCDownRefuse, RPCDownWarn:
+	default:
+		bad("%s: doppelganger_rpc_down = %q: allowed are %q (sign nothing while no rpc answers, the default) and %q (log and sign)",
+			where, ch.DoppelgangerRPCDown, RPCDownRefuse, RPCDownWarn)
+	}
+	return errs
+}
+
+// ValidateRPCAddress checks a CometBFT RPC address: http:// or https://
+// with a host and a port, and nothing after them but an optional path.
+func ValidateRPCAddress(addr string) error {
+	u, err := url.Parse(addr)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Port() == "" ||
+		u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("rpc address %q: want http://host:port, the node's CometBFT RPC (rpc.laddr, port 26657 by default)", addr)
+	}
+	return nil
+}
+
+// marshalDoppelganger renders a chain's rpc and doppelganger_* keys.
+func marshalDoppelganger(b *strings.Builder, ch ChainConfig) {
+	fmt.Fprintf(b, "# CometBFT RPC of the chain's nodes (http://host:26657): the doppelganger watch reads our\n")
+	fmt.Fprintf(b, "# validator's signatures from their commits. See docs/operations.md \"Doppelganger watch\".\n")
+	if len(ch.RPC) == 0 {
+		fmt.Fprintf(b, "# Without it the watch is off: nothing sees a second signer left running for this key.\n")
+		fmt.Fprintf(b, "# rpc = [\"http://10.0.0.2:26657\"]\n")
+		return
+	}
+	b.WriteString("rpc = [")
+	for i, r := range ch.RPC {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(b, "%q", r)
+	}
+	b.WriteString("]\n")
+	fmt.Fprintf(b, "# Heights watched at start before signing; the validator misses them. 0 turns the watch off.\n")
+	fmt.Fprintf(b, "doppelganger_watch = %d\n", ch.Watch())
+	fmt.Fprintf(b, "# While no rpc answers: \"refuse\" signs nothing (safe), \"warn\" logs and signs.\n")
+	fmt.Fprintf(b, "doppelganger_rpc_down = %q\n", ch.RPCDown())
 }
 
 // formatRate renders a max_height_rate as a TOML number.

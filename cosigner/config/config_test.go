@@ -183,3 +183,41 @@ func TestConfigSignRawBytes(t *testing.T) {
 		t.Error("threshold mode lost sign_raw_bytes in a round trip")
 	}
 }
+
+// TestConfigDoppelganger: the watch defaults to DefaultDoppelgangerWatch
+// heights once rpc is named, is off without rpc or at 0, refuses when the
+// RPC is down unless told to warn, and survives init's rendering.
+func TestConfigDoppelganger(t *testing.T) {
+	zero, five := 0, 5
+	for _, tc := range []struct {
+		name     string
+		ch       ChainConfig
+		watch    int
+		rpcDown  string
+		rendered string
+	}{
+		{"no rpc", ChainConfig{}, 0, RPCDownRefuse, "# rpc = ["},
+		{"rpc, default watch", ChainConfig{RPC: []string{"http://127.0.0.1:26657"}}, DefaultDoppelgangerWatch, RPCDownRefuse, "doppelganger_watch = 3\n"},
+		{"watch off", ChainConfig{RPC: []string{"http://127.0.0.1:26657"}, DoppelgangerWatch: &zero}, 0, RPCDownRefuse, "doppelganger_watch = 0\n"},
+		{"watch 5, warn", ChainConfig{RPC: []string{"http://a:1", "https://b:443/rpc"}, DoppelgangerWatch: &five, DoppelgangerRPCDown: RPCDownWarn}, 5, RPCDownWarn, `doppelganger_rpc_down = "warn"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			ch := tc.ch
+			ch.ID, ch.Key, ch.Nodes = "kira-1", "keys/kira-1.json", []string{"tcp://127.0.0.1:26659"}
+			cfg.Chains = []ChainConfig{ch}
+			out := cfg.Marshal()
+			if !strings.Contains(string(out), tc.rendered) {
+				t.Errorf("rendering lacks %q:\n%s", tc.rendered, out)
+			}
+			got, err := Parse(out)
+			if err != nil {
+				t.Fatalf("rendering does not parse: %v\n%s", err, out)
+			}
+			g := got.Chains[0]
+			if g.Watch() != tc.watch || g.RPCDown() != tc.rpcDown || len(g.RPC) != len(ch.RPC) {
+				t.Errorf("after a round trip: watch %d, rpc_down %q, rpc %v; want %d, %q, %v", g.Watch(), g.RPCDown(), g.RPC, tc.watch, tc.rpcDown, ch.RPC)
+			}
+		})
+	}
+}

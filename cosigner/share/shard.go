@@ -32,6 +32,9 @@ type Options struct {
 	ChainID      string
 	Nodes        []string
 	Bech32Prefix string
+	// RPC are the chain's CometBFT RPC addresses: with them the [[chain]]
+	// has the doppelganger watch on.
+	RPC []string
 	// Random is the randomness for the polynomial and keys; nil means
 	// crypto/rand.
 	Random io.Reader
@@ -128,7 +131,7 @@ func writeShardDir(dir string, id int, share *threshold.KeyShare, ca *clustertls
 		cfg.Metrics.Listen = net.JoinHostPort("127.0.0.1", strconv.Itoa(n+2))
 	}
 	if opts.ChainID != "" {
-		cfg.Chains = []config.ChainConfig{{ID: opts.ChainID, Bech32Prefix: opts.Bech32Prefix, Nodes: opts.Nodes}}
+		cfg.Chains = []config.ChainConfig{{ID: opts.ChainID, Bech32Prefix: opts.Bech32Prefix, Nodes: opts.Nodes, RPC: opts.RPC}}
 	}
 	cert, err := ca.Issue(id)
 	if err != nil {

@@ -45,6 +45,19 @@ type Options struct {
 	// SignRawBytes holds the chain ids whose sign_raw_bytes is true: the
 	// chains whose raw-bytes requests SignRawBytes serves.
 	SignRawBytes map[string]bool
+	// Guard, when set, is the doppelganger watch (doppel.Guards): asked
+	// before every signature, told of every precommit signed.
+	Guard Guard
+}
+
+// Guard decides whether a chain may sign now and learns what was signed.
+// Allow returns why chainID must not sign (an error returned to the node
+// as is), or nil; Signed records a precommit (blockHash empty for nil)
+// and its signature before the signature leaves the process. Both are called concurrently
+// from every node connection and must be quick.
+type Guard interface {
+	Allow(chainID string) error
+	Signed(chainID string, height int64, round int32, blockHash, sig []byte)
 }
 
 type softChain struct {
@@ -181,6 +194,13 @@ func (s *Signer) Sign(ctx context.Context, req *privval.SignRequest) (*privval.S
 	if err != nil {
 		return nil, err
 	}
+	if s.opts.Guard != nil {
+		if err := s.opts.Guard.Allow(req.ChainID); err != nil {
+			s.log.Warn(LogRefusedDoppelganger, "chain", req.ChainID, "height", req.Height,
+				"round", req.Round, "step", req.Step.String(), "err", err)
+			return nil, err
+		}
+	}
 	c.mu.Lock()
 	// The bound counts from the mark loaded at start (and from the first
 	// height signed since), not from the current mark: signing does not
@@ -200,6 +220,9 @@ func (s *Signer) Sign(ctx context.Context, req *privval.SignRequest) (*privval.S
 	})
 	if err == nil {
 		c.bound = c.bound.Admit(req.Height, s.opts.Now())
+		if s.opts.Guard != nil && req.Step == privval.StepPrecommit {
+			s.opts.Guard.Signed(req.ChainID, req.Height, req.Round, req.BlockID, sig)
+		}
 	}
 	c.mu.Unlock()
 	if err != nil {
@@ -221,6 +244,10 @@ func (s *Signer) Sign(ctx context.Context, req *privval.SignRequest) (*privval.S
 	}
 	return resp, nil
 }
+
+// LogRefusedDoppelganger is what a Signer logs (at warn, with the chain,
+// height, round, step and error) when its Guard refuses a request.
+const LogRefusedDoppelganger = "refused by doppelganger watch"
 
 // LogRefusedTooFarAhead is what a Signer logs (at warn, with the chain,
 // height, round, step and error) when the height bound refuses a request.

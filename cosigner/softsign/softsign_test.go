@@ -144,3 +144,43 @@ func TestSoftsignHeightBound(t *testing.T) {
 		}
 	})
 }
+
+// guardStub is a Guard that refuses while closed and records precommits.
+type guardStub struct {
+	refuse error
+	signed []int64
+}
+
+func (g *guardStub) Allow(string) error { return g.refuse }
+func (g *guardStub) Signed(_ string, h int64, _ int32, _, _ []byte) {
+	g.signed = append(g.signed, h)
+}
+
+// TestSoftsignGuard: a Guard's refusal reaches the node before anything
+// is signed or recorded; precommits signed are reported to it.
+func TestSoftsignGuard(t *testing.T) {
+	s := teststate.New(t, signstate.Mark{Height: 1})
+	g := &guardStub{refuse: errors.New("doppelganger watch running")}
+	ss := New(testkit.Log, nil, Options{Guard: g})
+	if err := ss.AddChain(testkit.Chain, testkit.Key, s); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t0 := time.Unix(1700000000, 0).UTC()
+	if _, err := ss.Sign(ctx, testkit.Vote(5, 0, privval.StepPrecommit, "A", t0)); err == nil || err.Error() != g.refuse.Error() {
+		t.Fatalf("Sign while the guard refuses = %v, want its error", err)
+	}
+	if mk := s.Mark(); mk.Height != 1 {
+		t.Fatalf("a refused request moved the mark to %+v", mk)
+	}
+	g.refuse = nil
+	if _, err := ss.Sign(ctx, testkit.Vote(5, 0, privval.StepPrevote, "A", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Sign(ctx, testkit.Vote(5, 0, privval.StepPrecommit, "A", t0)); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.signed) != 1 || g.signed[0] != 5 {
+		t.Fatalf("guard told of %v, want the precommit at 5 only", g.signed)
+	}
+}
