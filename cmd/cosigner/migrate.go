@@ -230,7 +230,15 @@ next:
   2. on every host: cosigner start --home %s   (Horcrux stays stopped; keep its home unchanged)
   3. cosigner status --home %s shows the leader and the chains it signs
 `, rep.Fingerprint, opts.Home, opts.Home)
+	fmt.Fprint(w, doppelgangerAdvice)
 }
+
+// doppelgangerAdvice is what a migration says about the first start: the
+// moment two signers for one key are most likely.
+const doppelgangerAdvice = `for the first start, turn the doppelganger watch on: list a node's CometBFT RPC in each
+[[chain]] of cosigner.toml (rpc = ["http://host:26657"]); start then watches 3 heights and
+refuses to sign while the old signer still signs (docs/operations.md, "Doppelganger watch")
+`
 
 // markString renders a mark as height/round/step (step name).
 func markString(m signstate.Mark) string {

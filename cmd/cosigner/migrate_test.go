@@ -57,6 +57,7 @@ func TestMigrateHorcruxCLI(t *testing.T) {
 			fmt.Sprintf("gRPC 10.0.0.%d:2222  Raft 10.0.0.%d:2223  (this host)", i, i),
 			"kiravalconspub1",
 			"ecies_keys.json: Horcrux's link keys",
+			"turn the doppelganger watch on",
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("host %d: output lacks %q:\n%s", i, want, out)

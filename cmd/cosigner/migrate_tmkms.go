@@ -144,6 +144,7 @@ next:
 		fmt.Fprintf(w, "  2. check the key objects: cosigner hsm keys list --home %s\n", home)
 	}
 	fmt.Fprintf(w, "  3. start: cosigner start --home %s\n", home)
+	fmt.Fprint(w, doppelgangerAdvice)
 	if key != "" {
 		fmt.Fprintf(w, "later, to split the key over a threshold cluster: cosigner shard --key %s ...\n", filepath.Join(home, key))
 	}

@@ -85,6 +85,7 @@ func TestMigrateTMKMSCommand(t *testing.T) {
 		"dropped the node ID f88883b673fc69d7869cab098de3bafc2ff76eb8",
 		"last signed 57/1/3 (precommit)", "imported " + filepath.Join(dir, "secrets/kms-identity.key"),
 		"stop TMKMS and keep it stopped", "refuses to sign at or below the state", "cosigner start --home " + home,
+		"turn the doppelganger watch on", "rpc = [",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
