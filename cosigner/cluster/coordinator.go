@@ -549,11 +549,8 @@ func (c *Coordinator) lastRecord(chainID string) (raft.Record, bool) {
 func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*privval.SignResponse, error) {
 	c.signMu.Lock()
 	defer c.signMu.Unlock()
-	if c.cfg.Guard != nil {
-		if err := c.cfg.Guard.Allow(req.ChainID); err != nil {
-			c.log.Warn(LogRefusedDoppelganger, "chain", req.ChainID, "height", req.Height, "round", req.Round, "step", req.Step.String(), "err", err)
-			return nil, err
-		}
+	if err := c.allow(req); err != nil {
+		return nil, err
 	}
 
 	// Duplicates and conflicts with what the cluster already signed.
@@ -598,6 +595,11 @@ func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 	if err != nil {
 		return nil, err
 	}
+	// The watch may have tripped during the round (it reads commits in
+	// parallel): a signature made meanwhile is withheld, not released.
+	if err := c.allow(req); err != nil {
+		return nil, err
+	}
 	resp := &privval.SignResponse{Signature: sigs[0], Timestamp: req.Timestamp}
 	if len(sigs) == 2 {
 		resp.ExtSignature = sigs[1]
@@ -622,6 +624,19 @@ func (c *Coordinator) Sign(ctx context.Context, req *privval.SignRequest) (*priv
 	c.mu.Unlock()
 	c.replicate()
 	return resp, nil
+}
+
+// allow asks the Guard, if any, whether req's chain may sign now, and logs
+// a refusal.
+func (c *Coordinator) allow(req *privval.SignRequest) error {
+	if c.cfg.Guard == nil {
+		return nil
+	}
+	err := c.cfg.Guard.Allow(req.ChainID)
+	if err != nil {
+		c.log.Warn(LogRefusedDoppelganger, "chain", req.ChainID, "height", req.Height, "round", req.Round, "step", req.Step.String(), "err", err)
+	}
+	return err
 }
 
 // LogRefusedDoppelganger is what the Coordinator logs (at warn, with the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cosigner/cosigner/privval"
+	"github.com/cosigner/cosigner/threshold"
 )
 
 // recordingGuard refuses while refuse is set and records precommits.
@@ -66,5 +67,45 @@ func TestCoordinatorGuard(t *testing.T) {
 	defer g.mu.Unlock()
 	if len(g.sigs) != 2 || !bytes.Equal(g.sigs[0], resp.Signature) || !bytes.Equal(g.sigs[1], again.Signature) {
 		t.Fatalf("guard told of %d signatures, want the precommit's and its resend's", len(g.sigs))
+	}
+}
+
+// trippingPeer trips the guard while the leader waits for its share: the
+// watch read a commit of another signer in the middle of the round.
+type trippingPeer struct {
+	PeerClient
+	g *recordingGuard
+}
+
+func (p trippingPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
+	shares, err := p.PeerClient.Sign(ctx, req)
+	p.g.mu.Lock()
+	p.g.refuse = errors.New("doppelganger: another signer is live")
+	p.g.mu.Unlock()
+	return shares, err
+}
+
+// TestCoordinatorGuardTripsDuringRound: a watch that trips while the shares
+// are gathered withholds the signature made meanwhile.
+func TestCoordinatorGuardTripsDuringRound(t *testing.T) {
+	g := &recordingGuard{}
+	tc := newTestClusterOpts(t, 2, 3, testClusterOptions{
+		Configure: func(c *CoordinatorConfig) { c.Guard = g },
+		Client: func(_ *testCluster, id int, _ *threshold.KeyShare, f *faultyPeer) PeerClient {
+			if id == 1 {
+				return f // the leader's own share
+			}
+			return trippingPeer{PeerClient: f, g: g}
+		},
+	})
+	t0 := time.Unix(1700000000, 0).UTC()
+	resp, err := tc.coord.Sign(context.Background(), vote(2, 0, privval.StepPrecommit, "B", t0))
+	if err == nil || resp != nil {
+		t.Fatalf("Sign after the watch tripped mid-round = %v, %v; want the watch's refusal and no signature", resp, err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.sigs) != 0 {
+		t.Fatalf("guard told of %d released signatures, want none", len(g.sigs))
 	}
 }

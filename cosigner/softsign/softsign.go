@@ -225,6 +225,15 @@ func (s *Signer) Sign(ctx context.Context, req *privval.SignRequest) (*privval.S
 		}
 	}
 	c.mu.Unlock()
+	if err == nil && s.opts.Guard != nil {
+		// The watch may have tripped while the key signed (a device takes
+		// about 100 ms): the signature is withheld, not released.
+		if gerr := s.opts.Guard.Allow(req.ChainID); gerr != nil {
+			s.log.Warn(LogRefusedDoppelganger, "chain", req.ChainID, "height", req.Height,
+				"round", req.Round, "step", req.Step.String(), "err", gerr)
+			return nil, gerr
+		}
+	}
 	if err != nil {
 		if errors.Is(err, signstate.ErrConflict) || errors.Is(err, signstate.ErrRegression) {
 			s.metrics.RefusedErr(req.ChainID, err)
