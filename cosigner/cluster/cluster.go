@@ -339,6 +339,13 @@ func (c *Cosigner) handOver() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if coord := c.Coordinator(); coord != nil {
+		// The next leader should know the last signatures, to answer a
+		// node's repeated request from them.
+		if err := coord.Flush(ctx); err != nil {
+			c.log.Warn("stopping: replicating the last signatures failed", "err", err)
+		}
+	}
 	if err := c.node.TransferLeadership(ctx, 0); err != nil {
 		c.log.Warn("stopping: leadership transfer failed; the others will elect a leader", "err", err)
 		return

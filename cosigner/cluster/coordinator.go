@@ -643,6 +643,27 @@ func (c *Coordinator) allow(req *privval.SignRequest) error {
 // chain, height, round, step and error) when its Guard refuses a request.
 const LogRefusedDoppelganger = "refused by doppelganger watch"
 
+// Flush proposes, now, the newest record of every chain this leader
+// signed, for a leader about to hand over: with ReplicateInterval the last
+// records may not have been proposed yet, and the next leader answers
+// duplicates from them. Proposing a record twice is harmless (the FSM keeps
+// the newest per chain).
+func (c *Coordinator) Flush(ctx context.Context) error {
+	c.mu.Lock()
+	recs := make([]raft.Record, 0, len(c.last))
+	for _, rec := range c.last {
+		recs = append(recs, rec)
+	}
+	c.mu.Unlock()
+	var errs []error
+	for _, rec := range recs {
+		if err := c.state.Propose(ctx, rec); err != nil {
+			errs = append(errs, fmt.Errorf("replicate %s at %d: %w", rec.ChainID, rec.Height, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // replicate wakes the replicator, off the hot path: the record is in
 // c.last already.
 func (c *Coordinator) replicate() {

@@ -650,3 +650,37 @@ func TestCoordinatorReplicatesAtMostEveryInterval(t *testing.T) {
 		t.Errorf("%d signatures in %v took %d proposals, want at most %d (one per %v)", heights, elapsed.Round(time.Millisecond), n, limit, interval)
 	}
 }
+
+// TestCoordinatorFlush: records held back by ReplicateInterval reach the
+// replicated state at once when a leader about to hand over flushes.
+func TestCoordinatorFlush(t *testing.T) {
+	tc := newTestClusterOpts(t, 2, 3, testClusterOptions{Configure: func(c *CoordinatorConfig) { c.ReplicateInterval = time.Hour }})
+	state := &countingState{proposed: make(chan struct{}, 1)}
+	coord := tc.startCoordinator(t, 1, state, discard)
+	ctx := context.Background()
+	t0 := time.Unix(1700000000, 0).UTC()
+	sign := func(h int64) {
+		t.Helper()
+		tc.clock.Advance(time.Second)
+		if _, err := coord.Sign(ctx, testkit.Vote(h, 0, privval.StepPrevote, "A", t0)); err != nil {
+			t.Fatalf("height %d: %v", h, err)
+		}
+	}
+	sign(2)
+	select { // the first record is proposed at once
+	case <-state.proposed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first record was not proposed")
+	}
+	sign(3)
+	sign(4)
+	if r, _ := state.Last(testChain); r.Height != 2 {
+		t.Fatalf("replicated height %d before the flush, want 2 (the rest held for the interval)", r.Height)
+	}
+	if err := coord.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := state.Last(testChain); r.Height != 4 {
+		t.Fatalf("replicated height %d after the flush, want 4", r.Height)
+	}
+}
