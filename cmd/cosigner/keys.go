@@ -22,7 +22,7 @@ func newKeysCmd() *cobra.Command {
 		Use:   "keys",
 		Short: "Import and show consensus keys",
 	}
-	cmd.AddCommand(newKeysImportCmd(), newKeysShowCmd())
+	cmd.AddCommand(newKeysImportCmd(), newKeysShowCmd(), newKeysReassembleCmd())
 	return cmd
 }
 
