@@ -46,7 +46,7 @@ the cluster first (the same key in two signers double-signs), carry over the
 sign state, and re-shard the key and destroy FILE as soon as you can. See
 docs/threshold.md, "Emergency reassembly".`,
 		Example: `  cosigner keys reassemble --out /secure/validator-key.json shards/cosigner-1 shards/cosigner-3`,
-		Args: cobra.MinimumNArgs(1),
+		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return usageError{withHint(fmt.Errorf("--out is required"), "name the new key file, e.g. --out validator-key.json")}
