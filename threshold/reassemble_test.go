@@ -63,3 +63,30 @@ func TestReassemble(t *testing.T) {
 		})
 	}
 }
+
+// DealScalar of a reassembled scalar gives a new sharding of the same key.
+func TestDealScalarReshards(t *testing.T) {
+	seed := make([]byte, ed25519.SeedSize)
+	rand.Read(seed)
+	d, _ := Deal(seed, 2, 3, nil)
+	s, err := Reassemble(d.Shares[1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := DealScalar(s, 3, 5, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(d2.Group.PublicKey(), d.Group.PublicKey()) {
+		t.Fatal("DealScalar changed the public key")
+	}
+	if again, err := Reassemble(d2.Shares[2:]); err != nil || again.Equal(s) != 1 {
+		t.Fatalf("reassembling the new sharding: %v", err)
+	}
+	if _, err := DealScalar(edwards25519.NewScalar(), 2, 3, nil); err == nil {
+		t.Fatal("zero scalar dealt")
+	}
+	if _, err := DealScalar(s, 1, 3, nil); err == nil {
+		t.Fatal("1-of-3 dealt")
+	}
+}
