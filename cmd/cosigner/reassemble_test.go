@@ -54,6 +54,19 @@ func TestKeysReassemble(t *testing.T) {
 		t.Errorf("keys show of the scalar key:\n%s", show)
 	}
 
+	// Re-sharding the file (3-of-5) keeps the validator key, and the new
+	// shards give the same file again.
+	reshard := filepath.Join(dir, "reshard")
+	mustCLI(t, "shard", "--key", out, "--threshold", "3", "--shares", "5", "--out", reshard)
+	if show := mustCLI(t, "keys", "show", "--home", home(reshard, "4"), "--json"); !strings.Contains(show, pv.Key.Address.String()) {
+		t.Errorf("keys show of a re-sharded home:\n%s", show)
+	}
+	again := filepath.Join(dir, "again.json")
+	mustCLI(t, "keys", "reassemble", "--out", again, home(reshard, "1"), home(reshard, "2"), home(reshard, "5"))
+	if d, _ := os.ReadFile(again); string(d) != string(data) {
+		t.Error("reassembling the re-sharded key gave another key file")
+	}
+
 	// A share of another sharding (same key, another polynomial) put in
 	// cosigner-2's home: the tampered home is named.
 	tampered := filepath.Join(dir, "tampered")

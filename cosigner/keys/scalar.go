@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 
 	"filippo.io/edwards25519"
 
@@ -115,4 +116,23 @@ func LoadChainKey(path string) (*ChainKey, error) {
 		return nil, fmt.Errorf("key %s: %w", path, err)
 	}
 	return k, nil
+}
+
+// LoadImportChainKey is LoadImportKey that also reads a ScalarKeyType file
+// (to shard a key 'keys reassemble' wrote).
+func LoadImportChainKey(path string) (key *ChainKey, warning error, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read key: %w", err)
+	}
+	defer clear(data)
+	if key, err = ParseChainKey(data); err != nil {
+		return nil, nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	if st, err := os.Stat(path); err == nil {
+		if err := fsutil.CheckSecretMode(path, st.Mode()); err != nil {
+			warning = fmt.Errorf("key file %w", err)
+		}
+	}
+	return key, warning, nil
 }
