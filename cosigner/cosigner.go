@@ -161,11 +161,15 @@ func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity
 			}
 			key = k
 		} else {
-			k, err := keys.LoadKey(cfg.Path(ch.Key))
+			k, err := keys.LoadChainKey(cfg.Path(ch.Key))
 			if err != nil {
 				return nil, &KeyError{ChainID: ch.ID, Err: err}
 			}
-			key = softsign.MemoryKey(k)
+			if k.Scalar != nil {
+				key = softsign.ScalarKey(k.Scalar)
+			} else {
+				key = softsign.MemoryKey(k.Seed)
+			}
 		}
 		state, err := signstate.LoadSignState(signstate.StatePath(cfg.Path(cfg.StateDir), ch.ID), ch.ID)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha512"
+	"errors"
 	"fmt"
 	"io"
 
@@ -54,6 +55,26 @@ func Deal(seed []byte, m, n int, random io.Reader) (*Dealing, error) {
 		return nil, fmt.Errorf("deal: %w", err)
 	}
 	defer secret.Set(edwards25519.NewScalar())
+	return dealScalar(secret, m, n, random)
+}
+
+// DealScalar is Deal for a key given as its secret scalar (a key with no
+// RFC 8032 seed, such as one rebuilt by Reassemble): the group public key
+// is secret·B. It refuses a zero secret.
+func DealScalar(secret *edwards25519.Scalar, m, n int, random io.Reader) (*Dealing, error) {
+	if secret == nil || secret.Equal(edwards25519.NewScalar()) == 1 {
+		return nil, errors.New("deal: the secret scalar is missing or zero")
+	}
+	if err := CheckThreshold(m, n); err != nil {
+		return nil, fmt.Errorf("deal: %w", err)
+	}
+	if random == nil {
+		random = rand.Reader
+	}
+	return dealScalar(secret, m, n, random)
+}
+
+func dealScalar(secret *edwards25519.Scalar, m, n int, random io.Reader) (*Dealing, error) {
 	ks, err := scalarToKyber(secret)
 	if err != nil {
 		return nil, fmt.Errorf("deal: %w", err)
@@ -81,7 +102,7 @@ func Deal(seed []byte, m, n int, random io.Reader) (*Dealing, error) {
 	if err != nil {
 		return nil, fmt.Errorf("deal: %w", err)
 	}
-	pub := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+	pub := ed25519.PublicKey(new(edwards25519.Point).ScalarBaseMult(secret).Bytes())
 
 	d := &Dealing{Group: group, Shares: make([]*KeyShare, n)}
 	for _, ps := range poly.Shares(n) {

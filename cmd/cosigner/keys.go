@@ -22,7 +22,7 @@ func newKeysCmd() *cobra.Command {
 		Use:   "keys",
 		Short: "Import and show consensus keys",
 	}
-	cmd.AddCommand(newKeysImportCmd(), newKeysShowCmd())
+	cmd.AddCommand(newKeysImportCmd(), newKeysShowCmd(), newKeysReassembleCmd())
 	return cmd
 }
 
@@ -183,14 +183,14 @@ the key the chain knows to confirm that sharding kept the validator key.`,
 					prefix = ch.Prefix()
 				}
 				if cfg.Mode == config.ModeSoftsign {
-					key, err := keys.LoadKey(cfg.Path(ch.Key))
+					key, err := keys.LoadChainKey(cfg.Path(ch.Key))
 					if err := secretModeHint(err); err != nil {
 						return err
 					}
 					if err != nil {
 						return withHint(err, "import the chain's key with 'cosigner keys import --home %s <file>'", cfg.Home())
 					}
-					pub = key.Public().(ed25519.PublicKey)
+					pub = key.Public
 				}
 			}
 			if cfg.Mode == config.ModeThreshold {

@@ -20,7 +20,8 @@ func newShardCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "shard",
 		Short: "Split a validator key into threshold shares, one directory per cosigner",
-		Long: `shard splits a CometBFT priv_validator_key.json (or a TMKMS base64 key) into N
+		Long: `shard splits a CometBFT priv_validator_key.json (or a TMKMS base64 key, or a
+cosigner/ed25519-scalar-key file from 'keys reassemble', to re-shard after an emergency) into N
 FROST shares, any M of which sign (M must be more than N/2, so two quorums always
 share a cosigner). It writes DIR/cosigner-1 ... DIR/cosigner-N, each a complete
 cosigner home: cosigner.toml, the key share (0600), the group key with its
@@ -76,14 +77,20 @@ See ` + threatModelDoc + `.`,
 					return usageError{err}
 				}
 			}
-			key, warning, err := keys.LoadImportKey(keyFile)
+			key, warning, err := keys.LoadImportChainKey(keyFile)
 			if err != nil {
-				return withHint(err, "give a CometBFT priv_validator_key.json or a TMKMS base64 ed25519 key")
+				return withHint(err, "give a CometBFT priv_validator_key.json, a TMKMS base64 ed25519 key or a key file 'keys reassemble' wrote")
 			}
 			warnOpenKey(cmd, warning)
-			group, err := share.Shard(key, out, share.Options{
+			so := share.Options{
 				Threshold: m, Shares: n, Peers: peers, ChainID: chainID, Nodes: nodes, Bech32Prefix: prefix, RPC: rpc,
-			})
+			}
+			var group *threshold.GroupKey
+			if key.Scalar != nil {
+				group, err = share.ShardScalar(key.Scalar, out, so)
+			} else {
+				group, err = share.Shard(key.Seed, out, so)
+			}
 			if errors.Is(err, share.ErrOutExists) {
 				return withHint(err, "shard never overwrites; choose a new --out")
 			}

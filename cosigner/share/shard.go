@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"filippo.io/edwards25519"
+
 	"github.com/cosigner/cosigner/cosigner/config"
 
 	"github.com/cosigner/cosigner/cosigner/clustertls"
@@ -55,6 +57,20 @@ func Dir(out string, id int) string {
 // CA whose private key is discarded before Shard returns, a SecretConnection
 // identity and an empty state directory.
 func Shard(key ed25519.PrivateKey, out string, opts Options) (*threshold.GroupKey, error) {
+	return shard(out, opts, func(random io.Reader) (*threshold.Dealing, error) {
+		return threshold.Deal(key.Seed(), opts.Threshold, opts.Shares, random)
+	})
+}
+
+// ShardScalar is Shard for a key given as its secret scalar (a
+// cosigner/ed25519-scalar-key file, as 'keys reassemble' writes).
+func ShardScalar(secret *edwards25519.Scalar, out string, opts Options) (*threshold.GroupKey, error) {
+	return shard(out, opts, func(random io.Reader) (*threshold.Dealing, error) {
+		return threshold.DealScalar(secret, opts.Threshold, opts.Shares, random)
+	})
+}
+
+func shard(out string, opts Options, deal func(io.Reader) (*threshold.Dealing, error)) (*threshold.GroupKey, error) {
 	if err := threshold.CheckThreshold(opts.Threshold, opts.Shares); err != nil {
 		return nil, err
 	}
@@ -69,7 +85,7 @@ func Shard(key ed25519.PrivateKey, out string, opts Options) (*threshold.GroupKe
 	if random == nil {
 		random = rand.Reader
 	}
-	dealing, err := threshold.Deal(key.Seed(), opts.Threshold, opts.Shares, random)
+	dealing, err := deal(random)
 	if err != nil {
 		return nil, err
 	}
