@@ -106,8 +106,9 @@ type DKG struct {
 	gen     *pedersen.DistKeyGenerator
 
 	started   bool
-	deals     map[uint16]bool    // dealers whose deal to us we processed
-	responses map[[2]uint16]bool // (dealer, verifier) responses seen
+	deals     map[uint16]bool                  // dealers whose deal to us we processed
+	responses map[[2]uint16]bool               // (dealer, verifier) responses processed
+	pending   map[[2]uint16]*pedersen.Response // responses that came before their deal
 	failed    error
 	corrupt   func(to uint16) bool // test hook: corrupt our deal to these
 }
@@ -155,7 +156,7 @@ func NewDKG(self int, longterm []byte, participants [][]byte, m int, ceremonyID 
 	h.Write(l[:])
 	h.Write(ceremonyID)
 	d := &DKG{self: uint16(self), m: m, n: n, long: long, pubs: pubs,
-		deals: map[uint16]bool{}, responses: map[[2]uint16]bool{}}
+		deals: map[uint16]bool{}, responses: map[[2]uint16]bool{}, pending: map[[2]uint16]*pedersen.Response{}}
 	copy(d.session[:], h.Sum(nil))
 	gen, err := pedersen.NewDistKeyHandler(&pedersen.Config{
 		Suite: suite, Longterm: long, NewNodes: pubs, Threshold: m,
@@ -214,6 +215,9 @@ func (d *DKG) Start() ([]*DKGMessage, error) {
 			return nil, d.fail(err)
 		}
 		out = append(out, msg)
+	}
+	if err := d.flush(d.self); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -278,6 +282,9 @@ func (d *DKG) handleDeal(msg *DKGMessage) ([]*DKGMessage, error) {
 		return nil, d.fail(&DealerError{Dealer: msg.From, Accuser: d.self, Reason: "the share does not match the dealer's commitments"})
 	}
 	d.responses[[2]uint16{msg.From, d.self}] = true
+	if err := d.flush(msg.From); err != nil {
+		return nil, err
+	}
 	out, err := d.seal(KindResponse, 0, encodeResponse(resp))
 	if err != nil {
 		return nil, d.fail(err)
@@ -298,13 +305,42 @@ func (d *DKG) handleResponse(msg *DKGMessage) error {
 	if d.responses[key] {
 		return fmt.Errorf("DKG: second response from participant %d on participant %d's deal: refused (replay?)", msg.From, dealer)
 	}
+	if _, ok := d.pending[key]; ok {
+		return fmt.Errorf("DKG: second response from participant %d on participant %d's deal: refused (replay?)", msg.From, dealer)
+	}
 	if r.Response.Status != vss.StatusApproval {
 		return d.fail(&DealerError{Dealer: dealer, Accuser: msg.From, Reason: "complaint"})
 	}
+	if (dealer == d.self && !d.started) || (dealer != d.self && !d.deals[dealer]) {
+		// kyber needs the deal before its responses: keep this one until
+		// the deal arrives (the network may reorder).
+		d.pending[key] = r
+		return nil
+	}
+	return d.processResponse(key, r)
+}
+
+func (d *DKG) processResponse(key [2]uint16, r *pedersen.Response) error {
 	if _, err := d.gen.ProcessResponse(r); err != nil {
-		return fmt.Errorf("DKG: response from participant %d on participant %d's deal: %v: refused", msg.From, dealer, err)
+		return fmt.Errorf("DKG: response from participant %d on participant %d's deal: %v: refused", key[1], key[0], err)
 	}
 	d.responses[key] = true
+	return nil
+}
+
+// flush processes the responses on dealer's deal that arrived before it.
+func (d *DKG) flush(dealer uint16) error {
+	for v := uint16(1); int(v) <= d.n; v++ {
+		key := [2]uint16{dealer, v}
+		r, ok := d.pending[key]
+		if !ok {
+			continue
+		}
+		delete(d.pending, key)
+		if err := d.processResponse(key, r); err != nil {
+			return d.fail(err)
+		}
+	}
 	return nil
 }
 

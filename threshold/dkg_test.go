@@ -432,3 +432,49 @@ func FuzzDecodeDKGMessage(f *testing.F) {
 func signResponse(p *DKG, r *pedersen.Response) ([]byte, error) {
 	return schnorr.Sign(suite, p.long, r.Response.Hash(suite))
 }
+
+// TestDKGAnyDeliveryOrder delivers the newest message first, so that
+// responses on a deal reach some participants before the deal itself does.
+func TestDKGAnyDeliveryOrder(t *testing.T) {
+	ps := newCeremony(t, 3, 5, "order")
+	msgs := start(t, ps)
+	early := 0
+	for len(msgs) > 0 {
+		msg := msgs[len(msgs)-1]
+		msgs = msgs[:len(msgs)-1]
+		for i, p := range ps {
+			id := uint16(i + 1)
+			if id == msg.From || (msg.To != 0 && msg.To != id) {
+				continue
+			}
+			if msg.Kind == KindResponse {
+				r, _ := decodeResponse(msg.payload)
+				if dealer := uint16(r.Index + 1); dealer != id && !p.deals[dealer] {
+					early++
+				}
+			}
+			out, err := p.Handle(msg)
+			if err != nil {
+				t.Fatalf("participant %d, %v from %d: %v", id, msg.Kind, msg.From, err)
+			}
+			msgs = append(msgs, out...)
+		}
+	}
+	if early == 0 {
+		t.Fatal("no response arrived before its deal: the test does not test the order")
+	}
+	var group *GroupKey
+	for i, p := range ps {
+		ks, g, err := p.Result()
+		if err != nil {
+			t.Fatalf("participant %d: %v", i+1, err)
+		}
+		if err := VerifyShare(ks, g.PublicKey()); err != nil {
+			t.Fatal(err)
+		}
+		if group != nil && !group.Equal(g) {
+			t.Fatalf("participant %d: another group key", i+1)
+		}
+		group = g
+	}
+}
