@@ -98,7 +98,12 @@ type DKGMessage struct {
 //
 // A DKG is not safe for concurrent use.
 type DKG struct {
-	self    uint16
+	self    uint16 // identifier in the new group, 0 for a retiring participant
+	oldSelf uint16 // identifier in the dealing group, 0 for a newcomer
+	reshare bool
+	oldPubs []kyber.Point // dealers' keys; pubs for a fresh DKG
+	dealers []uint16      // old identifiers that deal
+	oldPub  []byte        // resharing: the group public key to keep
 	m, n    int
 	long    kyber.Scalar
 	pubs    []kyber.Point
@@ -155,8 +160,11 @@ func NewDKG(self int, longterm []byte, participants [][]byte, m int, ceremonyID 
 	binary.BigEndian.PutUint64(l[:], uint64(len(ceremonyID)))
 	h.Write(l[:])
 	h.Write(ceremonyID)
-	d := &DKG{self: uint16(self), m: m, n: n, long: long, pubs: pubs,
+	d := &DKG{self: uint16(self), oldSelf: uint16(self), m: m, n: n, long: long, pubs: pubs, oldPubs: pubs,
 		deals: map[uint16]bool{}, responses: map[[2]uint16]bool{}, pending: map[[2]uint16]*pedersen.Response{}}
+	for i := range n {
+		d.dealers = append(d.dealers, uint16(i+1))
+	}
 	copy(d.session[:], h.Sum(nil))
 	gen, err := pedersen.NewDistKeyHandler(&pedersen.Config{
 		Suite: suite, Longterm: long, NewNodes: pubs, Threshold: m,
@@ -200,6 +208,15 @@ func (d *DKG) Start() ([]*DKGMessage, error) {
 			continue // our own
 		}
 		to := uint16(i + 1)
+		if d.reshare && to == d.self {
+			// Our deal to ourselves as a member of the new group.
+			out2, err := d.processDeal(d.oldSelf, dl)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, out2...)
+			continue
+		}
 		if d.corrupt != nil && d.corrupt(to) {
 			dl.Deal.Cipher[0] ^= 1
 			buf, err := dl.MarshalBinary()
@@ -216,14 +233,18 @@ func (d *DKG) Start() ([]*DKGMessage, error) {
 		}
 		out = append(out, msg)
 	}
-	if err := d.flush(d.self); err != nil {
+	if err := d.flush(d.oldSelf); err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
 func (d *DKG) seal(kind MessageKind, to uint16, payload []byte) (*DKGMessage, error) {
-	m := &DKGMessage{Kind: kind, Session: d.session, From: d.self, To: to, payload: payload}
+	from := d.self
+	if kind == KindDeal {
+		from = d.oldSelf
+	}
+	m := &DKGMessage{Kind: kind, Session: d.session, From: from, To: to, payload: payload}
 	sig, err := schnorr.Sign(suite, d.long, m.signed())
 	if err != nil {
 		return nil, fmt.Errorf("DKG: sign message: %w", err)
@@ -247,10 +268,14 @@ func (d *DKG) Handle(msg *DKGMessage) ([]*DKGMessage, error) {
 	if msg.Session != d.session {
 		return nil, fmt.Errorf("DKG: message from participant %d is of another session (another run, or a different M, N or participant list): refused", msg.From)
 	}
-	if msg.From < 1 || int(msg.From) > d.n || msg.From == d.self {
-		return nil, fmt.Errorf("DKG: message from participant %d: not another participant of 1..%d", msg.From, d.n)
+	keys, me := d.pubs, d.self
+	if msg.Kind == KindDeal {
+		keys, me = d.oldPubs, d.oldSelf
 	}
-	if err := schnorr.Verify(suite, d.pubs[msg.From-1], msg.signed(), msg.sig); err != nil {
+	if msg.From < 1 || int(msg.From) > len(keys) || msg.From == me {
+		return nil, fmt.Errorf("DKG: message from participant %d: not another participant of 1..%d", msg.From, len(keys))
+	}
+	if err := schnorr.Verify(suite, keys[msg.From-1], msg.signed(), msg.sig); err != nil {
 		return nil, fmt.Errorf("DKG: message from participant %d: bad signature: refused", msg.From)
 	}
 	switch msg.Kind {
@@ -263,7 +288,7 @@ func (d *DKG) Handle(msg *DKGMessage) ([]*DKGMessage, error) {
 }
 
 func (d *DKG) handleDeal(msg *DKGMessage) ([]*DKGMessage, error) {
-	if msg.To != d.self {
+	if msg.To != d.self || d.self == 0 {
 		return nil, fmt.Errorf("DKG: deal from participant %d is addressed to %d, not to us (%d): refused", msg.From, msg.To, d.self)
 	}
 	if d.deals[msg.From] {
@@ -273,16 +298,32 @@ func (d *DKG) handleDeal(msg *DKGMessage) ([]*DKGMessage, error) {
 	if err != nil || dl.Index != uint32(msg.From-1) {
 		return nil, fmt.Errorf("DKG: deal from participant %d is malformed: refused", msg.From)
 	}
-	d.deals[msg.From] = true
+	if !d.isDealer(msg.From) {
+		return nil, fmt.Errorf("DKG: participant %d is not one of the dealers %v: refused", msg.From, d.dealers)
+	}
+	return d.processDeal(msg.From, dl)
+}
+
+func (d *DKG) isDealer(id uint16) bool {
+	for _, x := range d.dealers {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *DKG) processDeal(from uint16, dl *pedersen.Deal) ([]*DKGMessage, error) {
+	d.deals[from] = true
 	resp, err := d.gen.ProcessDeal(dl)
 	if err != nil {
-		return nil, d.fail(&DealerError{Dealer: msg.From, Accuser: d.self, Reason: err.Error()})
+		return nil, d.fail(&DealerError{Dealer: from, Accuser: d.self, Reason: err.Error()})
 	}
 	if resp.Response.Status != vss.StatusApproval {
-		return nil, d.fail(&DealerError{Dealer: msg.From, Accuser: d.self, Reason: "the share does not match the dealer's commitments"})
+		return nil, d.fail(&DealerError{Dealer: from, Accuser: d.self, Reason: "the share does not match the dealer's commitments"})
 	}
-	d.responses[[2]uint16{msg.From, d.self}] = true
-	if err := d.flush(msg.From); err != nil {
+	d.responses[[2]uint16{from, d.self}] = true
+	if err := d.flush(from); err != nil {
 		return nil, err
 	}
 	out, err := d.seal(KindResponse, 0, encodeResponse(resp))
@@ -297,10 +338,13 @@ func (d *DKG) handleResponse(msg *DKGMessage) error {
 		return fmt.Errorf("DKG: response from participant %d is not a broadcast: refused", msg.From)
 	}
 	r, err := decodeResponse(msg.payload)
-	if err != nil || r.Response.Index != uint32(msg.From-1) || r.Index >= uint32(d.n) {
+	if err != nil || r.Response.Index != uint32(msg.From-1) || r.Index >= uint32(len(d.oldPubs)) {
 		return fmt.Errorf("DKG: response from participant %d is malformed: refused", msg.From)
 	}
 	dealer := uint16(r.Index + 1)
+	if !d.isDealer(dealer) {
+		return fmt.Errorf("DKG: response from participant %d on participant %d, who does not deal: refused", msg.From, dealer)
+	}
 	key := [2]uint16{dealer, msg.From}
 	if d.responses[key] {
 		return fmt.Errorf("DKG: second response from participant %d on participant %d's deal: refused (replay?)", msg.From, dealer)
@@ -311,7 +355,7 @@ func (d *DKG) handleResponse(msg *DKGMessage) error {
 	if r.Response.Status != vss.StatusApproval {
 		return d.fail(&DealerError{Dealer: dealer, Accuser: msg.From, Reason: "complaint"})
 	}
-	if (dealer == d.self && !d.started) || (dealer != d.self && !d.deals[dealer]) {
+	if (dealer == d.oldSelf && !d.started) || (d.self != 0 && dealer != d.oldSelf && !d.deals[dealer]) {
 		// kyber needs the deal before its responses: keep this one until
 		// the deal arrives (the network may reorder).
 		d.pending[key] = r
@@ -348,15 +392,22 @@ func (d *DKG) flush(dealer uint16) error {
 // some deal, has not arrived yet. A caller that times out reports them.
 func (d *DKG) Missing() []uint16 {
 	var out []uint16
-	for p := uint16(1); int(p) <= d.n; p++ {
-		miss := p != d.self && !d.deals[p]
-		for dealer := uint16(1); int(dealer) <= d.n && !miss; dealer++ {
-			if dealer != p && !d.responses[[2]uint16{dealer, p}] {
-				miss = true
+	if d.self != 0 {
+		for _, dealer := range d.dealers {
+			if dealer != d.oldSelf && !d.deals[dealer] {
+				out = append(out, dealer)
 			}
 		}
-		if miss {
-			out = append(out, p)
+	}
+	for v := uint16(1); int(v) <= d.n; v++ {
+		for _, dealer := range d.dealers {
+			if !d.reshare && dealer == v {
+				continue
+			}
+			if !d.responses[[2]uint16{dealer, v}] {
+				out = append(out, v)
+				break
+			}
 		}
 	}
 	return out
@@ -373,7 +424,10 @@ func (d *DKG) Result() (*KeyShare, *GroupKey, error) {
 	if miss := d.Missing(); len(miss) > 0 || !d.started {
 		return nil, nil, fmt.Errorf("DKG: not complete, still waiting for participants %v (started: %v); a participant that left aborts the ceremony: rerun it", miss, d.started)
 	}
-	if !d.gen.Certified() || len(d.gen.QUAL()) != d.n {
+	if d.self == 0 {
+		return nil, nil, errors.New("DKG: this participant retires: the resharing completed, and it has no share in the new group")
+	}
+	if !d.gen.ThresholdCertified() || len(d.gen.QUAL()) != len(d.dealers) {
 		return nil, nil, errors.New("DKG: not every deal is certified by every participant: rerun the ceremony")
 	}
 	dks, err := d.gen.DistKeyShare()
@@ -393,6 +447,9 @@ func (d *DKG) Result() (*KeyShare, *GroupKey, error) {
 	group, err := NewGroupKey(d.n, commits)
 	if err != nil {
 		return nil, nil, fmt.Errorf("DKG: %w", err)
+	}
+	if d.reshare && string(group.PublicKey()) != string(d.oldPub) {
+		return nil, nil, errors.New("DKG: the reshared group key is not the old one: do not use it")
 	}
 	secret, err := scalarFromKyber(dks.Share.V)
 	if err != nil {
