@@ -1,0 +1,159 @@
+package threshold
+
+import (
+	"crypto/ed25519"
+	"testing"
+)
+
+// deliverReshare routes deals by new identifier and responses to everyone
+// but their sender, through the wire encoding.
+func deliverReshare(t *testing.T, ps []*DKG, msgs []*DKGMessage) {
+	t.Helper()
+	for len(msgs) > 0 {
+		msg := msgs[0]
+		msgs = msgs[1:]
+		for _, p := range ps {
+			switch {
+			case msg.Kind == KindDeal && (p.self == 0 || p.self != msg.To):
+				continue
+			case msg.Kind == KindResponse && p.self != 0 && p.self == msg.From:
+				continue
+			}
+			wire, err := DecodeDKGMessage(msg.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := p.Handle(wire)
+			if err != nil {
+				t.Fatalf("participant (old %d, new %d), %v from %d: %v", p.oldSelf, p.self, msg.Kind, msg.From, err)
+			}
+			msgs = append(msgs, out...)
+		}
+	}
+}
+
+func TestReshareKeepsGroupKey(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		oldM, oldN int
+		keep       []int // old identifiers that stay, in new order
+		newcomers  int
+		newM       int
+		dealers    []uint16
+	}{
+		{"2-of-3 to 3-of-5, one host retired", 2, 3, []int{1, 3}, 3, 3, []uint16{1, 2, 3}},
+		{"2-of-3 to 3-of-4, two dealers", 2, 3, []int{1, 2, 3}, 1, 3, []uint16{2, 3}},
+		{"3-of-5 to 2-of-3", 3, 5, []int{5, 4, 1}, 0, 2, []uint16{1, 3, 4}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			oldCer := newCeremony(t, tc.oldM, tc.oldN, "old")
+			deliver(t, oldCer, start(t, oldCer), nil)
+			oldShares := make([]*KeyShare, tc.oldN)
+			var oldGroup *GroupKey
+			for i, p := range oldCer {
+				var err error
+				if oldShares[i], oldGroup, err = p.Result(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			oldPubs := make([][]byte, tc.oldN)
+			oldSecrets := make([][]byte, tc.oldN)
+			for i, p := range oldCer {
+				oldSecrets[i], _ = p.long.MarshalBinary()
+				oldPubs[i], _ = suite.Point().Mul(p.long, nil).MarshalBinary()
+			}
+			var newPubs, newSecrets [][]byte
+			for _, k := range tc.keep {
+				newPubs = append(newPubs, oldPubs[k-1])
+				newSecrets = append(newSecrets, oldSecrets[k-1])
+			}
+			for range tc.newcomers {
+				sec, pub, err := GenerateLongterm(nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				newPubs = append(newPubs, pub)
+				newSecrets = append(newSecrets, sec)
+			}
+			// Every old participant that deals or stays, and every newcomer.
+			var ps []*DKG
+			add := func(own *KeyShare, sec []byte) {
+				p, err := NewReshare(own, oldGroup, sec, oldPubs, newPubs, tc.dealers, tc.newM, []byte("reshare"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ps = append(ps, p)
+			}
+			inNew := map[int]bool{}
+			for _, k := range tc.keep {
+				inNew[k] = true
+			}
+			isDealer := map[int]bool{}
+			for _, x := range tc.dealers {
+				isDealer[int(x)] = true
+			}
+			for i := range tc.oldN {
+				if isDealer[i+1] || inNew[i+1] {
+					add(oldShares[i], oldSecrets[i])
+				}
+			}
+			for i := len(tc.keep); i < len(newPubs); i++ {
+				add(nil, newSecrets[i])
+			}
+			deliverReshare(t, ps, start(t, ps))
+
+			newShares := make([]*KeyShare, len(newPubs))
+			var group *GroupKey
+			for _, p := range ps {
+				if len(p.Missing()) != 0 {
+					t.Fatalf("participant (old %d, new %d) misses %v", p.oldSelf, p.self, p.Missing())
+				}
+				ks, g, err := p.Result()
+				if p.self == 0 {
+					if err == nil || ks != nil {
+						t.Fatal("a retiring participant got a share")
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("participant %d: %v", p.self, err)
+				}
+				if err := VerifyShare(ks, oldGroup.PublicKey()); err != nil {
+					t.Fatal(err)
+				}
+				if group != nil && !group.Equal(g) {
+					t.Fatal("two new group keys")
+				}
+				group = g
+				newShares[ks.ID()-1] = ks
+			}
+			if string(group.PublicKey()) != string(oldGroup.PublicKey()) || group.Threshold() != tc.newM || group.N() != len(newPubs) {
+				t.Fatal("new group key differs from the old one, or has the wrong shape")
+			}
+			msg := []byte("after the reshare")
+			for subset := range combinations(len(newPubs), tc.newM) {
+				var signers []*KeyShare
+				for _, i := range subset {
+					signers = append(signers, newShares[i])
+				}
+				if !ed25519.Verify(group.PublicKey(), msg, signWith(t, group, signers, msg)) {
+					t.Fatalf("subset %v does not sign", subset)
+				}
+			}
+			// An old share is of no use with the new ones: as a member of
+			// the new group it does not verify against the new commitments.
+			for _, old := range oldShares {
+				if int(old.ID()) > group.N() {
+					continue
+				}
+				imposter, err := NewKeyShare(old.ID(), &old.secret, group)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := VerifyShare(imposter, group.PublicKey()); err == nil {
+					t.Fatalf("old share %d verifies in the new group", old.ID())
+				}
+			}
+		})
+	}
+}
