@@ -2,6 +2,9 @@ package threshold
 
 import (
 	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -9,10 +12,23 @@ import (
 // but their sender, through the wire encoding.
 func deliverReshare(t *testing.T, ps []*DKG, msgs []*DKGMessage) {
 	t.Helper()
+	if errs := deliverReshareErrs(t, ps, msgs, nil); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+}
+
+// deliverReshareErrs is deliverReshare that drops the messages drop says
+// to and returns each participant's (by index in ps) first error.
+func deliverReshareErrs(t *testing.T, ps []*DKG, msgs []*DKGMessage, drop func(*DKGMessage) bool) map[int]error {
+	t.Helper()
+	errs := map[int]error{}
 	for len(msgs) > 0 {
 		msg := msgs[0]
 		msgs = msgs[1:]
-		for _, p := range ps {
+		if drop != nil && drop(msg) {
+			continue
+		}
+		for i, p := range ps {
 			switch {
 			case msg.Kind == KindDeal && (p.self == 0 || p.self != msg.To):
 				continue
@@ -24,12 +40,13 @@ func deliverReshare(t *testing.T, ps []*DKG, msgs []*DKGMessage) {
 				t.Fatal(err)
 			}
 			out, err := p.Handle(wire)
-			if err != nil {
-				t.Fatalf("participant (old %d, new %d), %v from %d: %v", p.oldSelf, p.self, msg.Kind, msg.From, err)
+			if err != nil && errs[i] == nil {
+				errs[i] = fmt.Errorf("participant (old %d, new %d), %v from %d: %w", p.oldSelf, p.self, msg.Kind, msg.From, err)
 			}
 			msgs = append(msgs, out...)
 		}
 	}
+	return errs
 }
 
 func TestReshareKeepsGroupKey(t *testing.T) {
@@ -156,4 +173,89 @@ func TestReshareKeepsGroupKey(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestReshareFailures: 2-of-3 to 2-of-3 among the same hosts, dealers 1
+// and 2, with a cheating dealer, a silent dealer, too few dealers, and a
+// participant that disagrees on the new threshold.
+func TestReshareFailures(t *testing.T) {
+	setup := func(t *testing.T, newM int, dealers []uint16) ([]*DKG, *GroupKey, []*KeyShare, [][]byte, [][]byte) {
+		cer := newCeremony(t, 2, 3, "old")
+		deliver(t, cer, start(t, cer), nil)
+		var shares []*KeyShare
+		var group *GroupKey
+		var pubs, secs [][]byte
+		for _, p := range cer {
+			ks, g, err := p.Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			shares, group = append(shares, ks), g
+			sec, _ := p.long.MarshalBinary()
+			pub, _ := suite.Point().Mul(p.long, nil).MarshalBinary()
+			secs, pubs = append(secs, sec), append(pubs, pub)
+		}
+		var ps []*DKG
+		for i := range 3 {
+			p, err := NewReshare(shares[i], group, secs[i], pubs, pubs, dealers, newM, []byte("r"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps = append(ps, p)
+		}
+		return ps, group, shares, pubs, secs
+	}
+	noShares := func(t *testing.T, ps []*DKG) {
+		t.Helper()
+		for i, p := range ps {
+			if ks, _, err := p.Result(); err == nil || ks != nil {
+				t.Fatalf("participant %d got a share", i+1)
+			}
+		}
+	}
+	t.Run("cheating dealer", func(t *testing.T) {
+		ps, _, _, _, _ := setup(t, 2, []uint16{1, 2})
+		ps[0].corrupt = func(to uint16) bool { return to == 3 }
+		errs := deliverReshareErrs(t, ps, start(t, ps), nil)
+		var de *DealerError
+		if !errors.As(errs[2], &de) || de.Dealer != 1 || de.Accuser != 3 {
+			t.Fatalf("participant 3: %v, want dealer 1 named", errs[2])
+		}
+		noShares(t, ps)
+	})
+	t.Run("silent dealer", func(t *testing.T) {
+		ps, _, _, _, _ := setup(t, 2, []uint16{1, 2})
+		errs := deliverReshareErrs(t, ps, start(t, ps), func(m *DKGMessage) bool { return m.Kind == KindDeal && m.From == 2 })
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		noShares(t, ps)
+	})
+	t.Run("too few dealers", func(t *testing.T) {
+		_, group, shares, pubs, secs := setup(t, 2, []uint16{1, 2})
+		if _, err := NewReshare(shares[0], group, secs[0], pubs, pubs, []uint16{1}, 2, nil); err == nil {
+			t.Fatal("one dealer of a 2-of-3 group accepted")
+		}
+		if _, err := NewReshare(shares[1], group, secs[0], pubs, pubs, []uint16{1, 2}, 2, nil); err == nil {
+			t.Fatal("another participant's share accepted")
+		}
+	})
+	t.Run("other threshold", func(t *testing.T) {
+		ps, group, shares, pubs, secs := setup(t, 2, []uint16{1, 2})
+		odd, err := NewReshare(shares[2], group, secs[2], pubs, pubs, []uint16{1, 2}, 3, []byte("r"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps[2] = odd
+		errs := deliverReshareErrs(t, ps, start(t, ps), nil)
+		if len(errs) == 0 {
+			t.Fatal("a participant with another threshold was accepted")
+		}
+		for _, err := range errs {
+			if !strings.Contains(err.Error(), "another session") {
+				t.Fatalf("%v, want another session", err)
+			}
+		}
+		noShares(t, ps)
+	})
 }
