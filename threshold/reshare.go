@@ -107,6 +107,9 @@ func NewReshare(own *KeyShare, oldGroup *GroupKey, longterm []byte, oldParticipa
 		if own == nil || own.ID() != oldSelf || !own.Group().Equal(oldGroup) {
 			return nil, fmt.Errorf("reshare: dealer %d needs its own share of the old group", oldSelf)
 		}
+		if err := VerifyShare(own, oldGroup.PublicKey()); err != nil {
+			return nil, fmt.Errorf("reshare: our own share does not match the old group, dealing it would abort the resharing: %w", err)
+		}
 		v, err := scalarToKyber(&own.secret)
 		if err != nil {
 			return nil, fmt.Errorf("reshare: %w", err)

@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"go.dedis.ch/kyber/v3"
+	"go.dedis.ch/kyber/v3/share"
+	pedersen "go.dedis.ch/kyber/v3/share/dkg/pedersen"
 )
 
 // deliverReshare routes deals by new identifier and responses to everyone
@@ -222,6 +226,45 @@ func TestReshareFailures(t *testing.T) {
 			t.Fatalf("participant 3: %v, want dealer 1 named", errs[2])
 		}
 		noShares(t, ps)
+	})
+	t.Run("inconsistent share", func(t *testing.T) {
+		// Dealer 2 deals a secret that is not its share: its deals are
+		// self-consistent but contradict the old group's commitments, so
+		// kyber answers with complaints.
+		ps, group, _, _, _ := setup(t, 2, []uint16{1, 2})
+		var commits []kyber.Point
+		for _, c := range group.Commitments() {
+			k, _ := pointToKyber(c)
+			commits = append(commits, k)
+		}
+		gen, err := pedersen.NewDistKeyHandler(&pedersen.Config{
+			Suite: suite, Longterm: ps[1].long, OldNodes: ps[1].oldPubs, NewNodes: ps[1].pubs,
+			PublicCoeffs: commits, Threshold: 2, OldThreshold: 2,
+			Share: &pedersen.DistKeyShare{Commits: commits, Share: &share.PriShare{I: 1, V: suite.Scalar().Pick(suite.RandomStream())}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps[1].gen = gen
+		ps[1].self = 0 // a cheater does not check its own deal (ours would: DealerError from Start)
+		errs := deliverReshareErrs(t, ps, start(t, ps), nil)
+		var de *DealerError
+		for _, i := range []int{0, 2} {
+			if !errors.As(errs[i], &de) || de.Dealer != 2 || !strings.Contains(de.Error(), "does not match") {
+				t.Fatalf("participant %d: %v, want dealer 2 named for a share that does not match", i+1, errs[i])
+			}
+		}
+		noShares(t, ps)
+	})
+	t.Run("own share corrupt", func(t *testing.T) {
+		_, group, shares, pubs, secs := setup(t, 2, []uint16{1, 2})
+		bad, err := NewKeyShare(1, &shares[1].secret, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := NewReshare(bad, group, secs[0], pubs, pubs, []uint16{1, 2}, 2, nil); err == nil || !strings.Contains(err.Error(), "does not match") {
+			t.Fatalf("a corrupt own share: %v", err)
+		}
 	})
 	t.Run("silent dealer", func(t *testing.T) {
 		ps, _, _, _, _ := setup(t, 2, []uint16{1, 2})
