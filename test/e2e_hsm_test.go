@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosigner/cosigner/internal/testkit"
+
 	"github.com/cosigner/cosigner/test/harness"
 	"github.com/cosigner/cosigner/test/yubihsmsim"
 )
@@ -31,16 +33,6 @@ func useHSM(t *testing.T, home string, sim *yubihsmsim.Sim) {
 	if err := os.WriteFile(filepath.Join(home, "hsm_password"), []byte(yubihsmsim.DefaultPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func newSim(t *testing.T) *yubihsmsim.Sim {
-	t.Helper()
-	sim, err := yubihsmsim.New(yubihsmsim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sim.Close)
-	return sim
 }
 
 var keyLine = regexp.MustCompile(`(?m)^key = ".*"$`)
@@ -113,7 +105,7 @@ func TestHSMSoftsign(t *testing.T) {
 	bin := requireCosigner(t)
 	t.Parallel()
 	ctx := context.Background()
-	sim := newSim(t)
+	sim := testkit.Sim(t)
 	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "hsm-1"})
 	cs := setupHSMSoftsign(t, bin, node, sim)
 	p := cs.Start()
@@ -187,7 +179,7 @@ func TestHSMSoftsignOutage(t *testing.T) {
 	bin := requireCosigner(t)
 	t.Parallel()
 	ctx := context.Background()
-	sim := newSim(t)
+	sim := testkit.Sim(t)
 	tn := harness.NewTestnet(t, harness.TestnetConfig{Version: "v0.38.17", ChainID: "hsm-testnet-1"})
 	signer := tn.Signer()
 	cs := setupHSMSoftsign(t, bin, signer, sim)
@@ -254,7 +246,7 @@ func TestHSMSealedShare(t *testing.T) {
 	bin := requireCosigner(t)
 	t.Parallel()
 	ctx := context.Background()
-	sim := newSim(t)
+	sim := testkit.Sim(t)
 	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "hsm-cluster-1"})
 	cl := harness.NewCluster(t, harness.ClusterConfig{Bin: bin, Threshold: 2, Shares: 3,
 		ChainID: node.ChainID, KeyFile: node.ValidatorKeyFile, Nodes: []string{node.SignerAddr}})

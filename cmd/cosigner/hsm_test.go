@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cosigner/cosigner/internal/testkit"
+
 	"github.com/cosigner/cosigner/cosigner/config"
 	"github.com/cosigner/cosigner/cosigner/hsm"
 	"github.com/cosigner/cosigner/cosigner/keys"
@@ -34,11 +36,7 @@ func addHSMSection(t *testing.T, home, addr, password string) {
 }
 
 func TestHSMKeysCommands(t *testing.T) {
-	sim, err := yubihsmsim.New(yubihsmsim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	sim := testkit.Sim(t)
 	home := filepath.Join(t.TempDir(), "home")
 	mustCLI(t, "init", "--home", home, "--chain-id", "kira-1", "--node", "tcp://127.0.0.1:26659", "--bech32-prefix", "kira")
 	addHSMSection(t, home, sim.Addr(), yubihsmsim.DefaultPassword)
@@ -98,11 +96,7 @@ func TestHSMKeysCommands(t *testing.T) {
 }
 
 func TestHSMWrongPasswordCommand(t *testing.T) {
-	sim, err := yubihsmsim.New(yubihsmsim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	sim := testkit.Sim(t)
 	home := testHome(t)
 	addHSMSection(t, home, sim.Addr(), "not-the-password")
 	code, _, errOut := cli(t, "hsm", "keys", "list", "--home", home)
@@ -117,11 +111,7 @@ func TestHSMWrongPasswordCommand(t *testing.T) {
 }
 
 func TestHSMShareImportCommand(t *testing.T) {
-	sim, err := yubihsmsim.New(yubihsmsim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	sim := testkit.Sim(t)
 	keyFile, _ := cometKey(t)
 	out := filepath.Join(t.TempDir(), "shards")
 	mustCLI(t, "shard", "--key", keyFile, "--threshold", "2", "--shares", "3", "--out", out, "--chain-id", "kira-1", "--node", "tcp://127.0.0.1:26659")

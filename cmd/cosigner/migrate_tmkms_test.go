@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cosigner/cosigner/internal/testkit"
+
 	"github.com/cosigner/cosigner/cosigner/keys"
 	"github.com/cosigner/cosigner/test/yubihsmsim"
 )
@@ -189,11 +191,7 @@ func TestMigrateTMKMSHelp(t *testing.T) {
 // YubiHSM2 (here the simulator): the migrated home reaches the device with
 // the copied password and sees the key object tmkms.toml names.
 func TestMigrateTMKMSYubiHSM(t *testing.T) {
-	sim, err := yubihsmsim.New(yubihsmsim.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
+	sim := testkit.Sim(t)
 	// The key object TMKMS would have made with 'tmkms yubihsm keys import -i 7'.
 	setup := filepath.Join(t.TempDir(), "setup")
 	mustCLI(t, "init", "--home", setup, "--chain-id", "testnet-1", "--node", "tcp://127.0.0.1:26659")

@@ -258,11 +258,7 @@ func TestHSMKeepAlive(t *testing.T) {
 // HTTP to the connector, SCP03 encryption and MACs on both sides, ed25519.
 // Real hardware takes about 100 ms instead.
 func BenchmarkHSMSign(b *testing.B) {
-	sim, err := yubihsmsim.New(yubihsmsim.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sim.Close()
+	sim := testkit.Sim(b)
 	h, err := Dial(context.Background(), Options{Addr: sim.Addr(), AuthKeyID: 1, Password: yubihsmsim.DefaultPassword}, quietLog())
 	if err != nil {
 		b.Fatal(err)
