@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cosigner/cosigner/cosigner/doppel"
+	"github.com/cosigner/cosigner/cosigner/signstate"
 	"github.com/cosigner/cosigner/test/harness"
 )
 
@@ -35,7 +37,7 @@ func TestClusterDoppelgangerFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	tn.Start(ctx)
-	if _, _, err := first.Current().WaitLine(wctx, 0, func(l string) bool { return strings.Contains(l, "doppelganger watch passed") }); err != nil {
+	if _, _, err := first.Current().WaitLine(wctx, 0, func(l string) bool { return strings.Contains(l, harness.Msg(doppel.LogOpen)) }); err != nil {
 		t.Fatalf("the first leader's start watch did not pass: %v\n%s", err, first.Current().Tail(30))
 	}
 	if _, _, _, err := cl.WaitSigned(wctx, cl.Mark()); err != nil {
@@ -53,13 +55,13 @@ func TestClusterDoppelgangerFailover(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no signature after the leader was killed: %v", err)
 	}
-	if !strings.Contains(by.Current().Output(), "doppelganger start watch skipped") {
+	if !strings.Contains(by.Current().Output(), harness.Msg(doppel.LogRecent)) {
 		t.Errorf("the new leader %d did not skip the start watch after a failover:\n%s", by.ID, by.Current().Tail(30))
 	}
 	top := obs.WaitHeight(ctx, rec.Height+4, clusterWait)
 	for _, m := range cl.Members {
 		for _, p := range m.Runs() {
-			if strings.Contains(p.Output(), "doppelganger detected") {
+			if strings.Contains(p.Output(), harness.Msg(doppel.LogDetected)) {
 				t.Errorf("cosigner %d tripped on the cluster's own signatures:\n%s", m.ID, p.Tail(30))
 			}
 		}
@@ -154,7 +156,7 @@ func TestClusterDoppelgangerWhileRunning(t *testing.T) {
 	}
 	tn.Start(ctx)
 	p := leader.Current()
-	if _, _, err := p.WaitLine(wctx, 0, func(l string) bool { return strings.Contains(l, "doppelganger watch passed") }); err != nil {
+	if _, _, err := p.WaitLine(wctx, 0, func(l string) bool { return strings.Contains(l, harness.Msg(doppel.LogOpen)) }); err != nil {
 		t.Fatalf("the start watch did not pass: %v\n%s", err, p.Tail(30))
 	}
 	obs.WaitHeight(ctx, 8, clusterWait)
@@ -172,12 +174,12 @@ func TestClusterDoppelgangerWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	second.Start(ctx)
-	i, line, err := p.WaitLine(wctx, 0, func(l string) bool { return strings.Contains(l, "doppelganger detected") })
+	i, line, err := p.WaitLine(wctx, 0, func(l string) bool { return strings.Contains(l, harness.Msg(doppel.LogDetected)) })
 	if err != nil {
 		skipIfStalled(t, p)
 		t.Fatalf("the leader did not see the second signer: %v\n%s", err, p.Tail(30))
 	}
-	if _, _, err := p.WaitLine(wctx, i, func(l string) bool { return strings.Contains(l, "refused by doppelganger watch") }); err != nil {
+	if _, _, err := p.WaitLine(wctx, i, func(l string) bool { return strings.Contains(l, harness.Msg(signstate.LogRefusedDoppelganger)) }); err != nil {
 		t.Fatalf("no sign request refused after the trip: %v\n%s", err, p.Tail(30))
 	}
 	for _, l := range p.Lines()[i:] {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cosigner/cosigner/cosigner/doppel"
+	"github.com/cosigner/cosigner/cosigner/signstate"
 	"github.com/cosigner/cosigner/test/harness"
 )
 
@@ -73,7 +75,7 @@ func TestDoppelgangerTestnet(t *testing.T) {
 	}
 	first, _ := harness.ParseSignRecord(line)
 	waited := time.Since(started)
-	if !strings.Contains(p.Output(), "doppelganger watch passed") {
+	if !strings.Contains(p.Output(), harness.Msg(doppel.LogOpen)) {
 		t.Errorf("cosigner signed without logging that the watch passed:\n%s", p.Tail(30))
 	}
 	top := observer.WaitHeight(ctx, first.Height+5, 2*time.Minute)
@@ -85,7 +87,7 @@ func TestDoppelgangerTestnet(t *testing.T) {
 		t.Error(err)
 	}
 	// Its own precommits in the commits did not trip the running watch.
-	if p.Exited() || strings.Contains(p.Output(), "doppelganger detected") || present < 3 {
+	if p.Exited() || strings.Contains(p.Output(), harness.Msg(doppel.LogDetected)) || present < 3 {
 		t.Errorf("cosigner tripped on its own signatures (exited %v, %d of ours in commits):\n%s", p.Exited(), present, p.Tail(20))
 	}
 	t.Logf("e2e: doppelganger: chain at %d when cosigner started, first signature at height %d after %s (%d heights missed); chain at %d, our precommit in %d commits, missing at %v",
@@ -112,7 +114,7 @@ func TestDoppelgangerWhileRunning(t *testing.T) {
 	tn.Start(ctx)
 	lctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if _, _, err := p.WaitLine(lctx, 0, func(l string) bool { return strings.Contains(l, "doppelganger watch passed") }); err != nil {
+	if _, _, err := p.WaitLine(lctx, 0, func(l string) bool { return strings.Contains(l, harness.Msg(doppel.LogOpen)) }); err != nil {
 		t.Fatalf("the start watch did not pass: %v\n%s", err, p.Tail(30))
 	}
 	observer.WaitHeight(ctx, 8, 2*time.Minute)
@@ -131,7 +133,7 @@ func TestDoppelgangerWhileRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	second.Start(ctx)
-	i, line, err := p.WaitLine(lctx, 0, func(l string) bool { return strings.Contains(l, "doppelganger detected") })
+	i, line, err := p.WaitLine(lctx, 0, func(l string) bool { return strings.Contains(l, harness.Msg(doppel.LogDetected)) })
 	if err != nil {
 		skipIfStalled(t, p)
 		t.Fatalf("cosigner did not see the second signer: %v\n%s", err, p.Tail(30))
@@ -143,7 +145,7 @@ func TestDoppelgangerWhileRunning(t *testing.T) {
 	// The node goes on asking; every request after the trip is refused.
 	// (The chain itself may stall for a while: validator 3 is gone and
 	// node 3 is still catching up as validator 0.)
-	if _, _, err := p.WaitLine(lctx, i, func(l string) bool { return strings.Contains(l, "refused by doppelganger watch") }); err != nil {
+	if _, _, err := p.WaitLine(lctx, i, func(l string) bool { return strings.Contains(l, harness.Msg(signstate.LogRefusedDoppelganger)) }); err != nil {
 		t.Fatalf("no sign request refused after the trip: %v\n%s", err, p.Tail(30))
 	}
 	top, _ := observer.Height(ctx)

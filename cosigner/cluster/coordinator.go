@@ -634,14 +634,10 @@ func (c *Coordinator) allow(req *privval.SignRequest) error {
 	}
 	err := c.cfg.Guard.Allow(req.ChainID)
 	if err != nil {
-		c.log.Warn(LogRefusedDoppelganger, "chain", req.ChainID, "height", req.Height, "round", req.Round, "step", req.Step.String(), "err", err)
+		c.log.Warn(signstate.LogRefusedDoppelganger, "chain", req.ChainID, "height", req.Height, "round", req.Round, "step", req.Step.String(), "err", err)
 	}
 	return err
 }
-
-// LogRefusedDoppelganger is what the Coordinator logs (at warn, with the
-// chain, height, round, step and error) when its Guard refuses a request.
-const LogRefusedDoppelganger = "refused by doppelganger watch"
 
 // Flush proposes, now, the newest record of every chain this leader
 // signed, for a leader about to hand over: with ReplicateInterval the last

@@ -457,5 +457,10 @@ func Above(h int64, r int32, s privval.Step, h0 int64, r0 int32, s0 privval.Step
 // that conflicts with what was signed.
 const LogRefusedDoubleSign = "refused double sign"
 
+// LogRefusedDoppelganger is the message every signer logs (at warn, with
+// the chain, height, round, step and error) when its doppelganger watch
+// refuses a request.
+const LogRefusedDoppelganger = "refused by doppelganger watch"
+
 // Path returns the state file's path.
 func (s *SignState) Path() string { return s.path }

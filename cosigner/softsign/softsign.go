@@ -196,7 +196,7 @@ func (s *Signer) Sign(ctx context.Context, req *privval.SignRequest) (*privval.S
 	}
 	if s.opts.Guard != nil {
 		if err := s.opts.Guard.Allow(req.ChainID); err != nil {
-			s.log.Warn(LogRefusedDoppelganger, "chain", req.ChainID, "height", req.Height,
+			s.log.Warn(signstate.LogRefusedDoppelganger, "chain", req.ChainID, "height", req.Height,
 				"round", req.Round, "step", req.Step.String(), "err", err)
 			return nil, err
 		}
@@ -229,7 +229,7 @@ func (s *Signer) Sign(ctx context.Context, req *privval.SignRequest) (*privval.S
 		// The watch may have tripped while the key signed (a device takes
 		// about 100 ms): the signature is withheld, not released.
 		if gerr := s.opts.Guard.Allow(req.ChainID); gerr != nil {
-			s.log.Warn(LogRefusedDoppelganger, "chain", req.ChainID, "height", req.Height,
+			s.log.Warn(signstate.LogRefusedDoppelganger, "chain", req.ChainID, "height", req.Height,
 				"round", req.Round, "step", req.Step.String(), "err", gerr)
 			return nil, gerr
 		}
@@ -253,10 +253,6 @@ func (s *Signer) Sign(ctx context.Context, req *privval.SignRequest) (*privval.S
 	}
 	return resp, nil
 }
-
-// LogRefusedDoppelganger is what a Signer logs (at warn, with the chain,
-// height, round, step and error) when its Guard refuses a request.
-const LogRefusedDoppelganger = "refused by doppelganger watch"
 
 // LogRefusedTooFarAhead is what a Signer logs (at warn, with the chain,
 // height, round, step and error) when the height bound refuses a request.
