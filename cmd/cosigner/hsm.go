@@ -330,16 +330,16 @@ func isHSMError(err error) bool {
 	return false
 }
 
-// loadSealedShare reads the share sealed in the YubiHSM2 for commands that
-// show it.
-func loadSealedShare(cmd *cobra.Command, cfg *config.Config) (*threshold.KeyShare, error) {
+// loadSealedShareOf reads the share sealed in YubiHSM2 object, checked
+// against groupFile, for commands that show it.
+func loadSealedShareOf(cmd *cobra.Command, cfg *config.Config, object int, groupFile string) (*threshold.KeyShare, error) {
 	ctx := cmd.Context()
 	h, err := dialHSM(ctx, cfg, hsmLogger(cmd))
 	if err != nil {
 		return nil, err
 	}
 	defer h.Close()
-	ks, err := share.LoadFromHSM(ctx, h, uint16(cfg.Threshold.ShareHSMObject), cfg.Path(cfg.Threshold.GroupFile))
+	ks, err := share.LoadFromHSM(ctx, h, uint16(object), cfg.Path(groupFile))
 	if err != nil {
 		return nil, hsmHint(err, cfg)
 	}

@@ -127,6 +127,9 @@ func printStatus(w io.Writer, st admin.Status) {
 			when = fmt.Sprintf("%s ago", (time.Duration(*c.SinceSeconds * float64(time.Second))).Round(100*time.Millisecond))
 		}
 		fmt.Fprintf(w, "  %s: last signed %d/%d/%s, %s (%s)\n", c.ID, c.Height, c.Round, c.Step, when, c.Source)
+		if c.Address != "" {
+			fmt.Fprintf(w, "    key: %s (address %s)\n", c.PubKey, c.Address)
+		}
 	}
 	fmt.Fprintf(w, "\nnode connections:\n")
 	if len(st.Nodes) == 0 {

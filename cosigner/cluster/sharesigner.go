@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -45,7 +46,10 @@ type ShareMessage struct {
 // messages of one chain: a vote or proposal, optionally followed by the
 // precommit's vote extension.
 type ShareRequest struct {
-	ChainID  string
+	ChainID string
+	// GroupKey is the validator public key the leader signs the chain with
+	// and drew the commitments of; empty: the receiver's only key.
+	GroupKey ed25519.PublicKey
 	Messages []ShareMessage
 
 	// Packages, set only in-process by the leader for its own share, are
@@ -119,6 +123,15 @@ func (s *ShareSigner) PublicKey() ed25519.PublicKey { return s.share.Group().Pub
 
 // ID returns the cosigner's FROST identifier.
 func (s *ShareSigner) ID() int { return int(s.share.ID()) }
+
+// Chains returns the chain ids this signer signs for, in no order.
+func (s *ShareSigner) Chains() []string {
+	out := make([]string, 0, len(s.chains))
+	for id := range s.chains {
+		out = append(out, id)
+	}
+	return out
+}
 
 // Pool returns the nonce pool.
 func (s *ShareSigner) Pool() *NoncePool { return s.pool }
@@ -224,7 +237,11 @@ func (s *ShareSigner) ownCommitment(list []PublishedCommitment) (PublishedCommit
 func (s *ShareSigner) sign(req *ShareRequest, nonces []*threshold.Nonce) ([]threshold.SignatureShare, error) {
 	state, ok := s.chains[req.ChainID]
 	if !ok {
-		return nil, s.refuse(signstate.RefusedUnknownChain, "chain %q is not configured here", req.ChainID)
+		return nil, s.refuse(signstate.RefusedUnknownChain, "chain %q is not signed with validator key %X here", req.ChainID, s.PublicKey())
+	}
+	if len(req.GroupKey) != 0 && !bytes.Equal(req.GroupKey, s.PublicKey()) {
+		return nil, s.refuse(signstate.RefusedUnknownChain, "chain %q is signed with validator key %X here, the request is for key %X: the cosigners' configurations disagree",
+			req.ChainID, s.PublicKey(), req.GroupKey)
 	}
 	if len(req.Messages) > 0 && req.Messages[0].Kind == KindRawBytes {
 		return s.signRawBytes(req, nonces)

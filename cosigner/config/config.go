@@ -131,6 +131,13 @@ type ChainConfig struct {
 	// HSMKeyID, when not 0, is the YubiHSM2 ed25519 key object softsign
 	// signs with instead of Key.
 	HSMKeyID int `toml:"hsm_key_id"`
+	// GroupFile, with ShareFile or ShareHSMObject, names in threshold mode
+	// the validator key this chain is signed with, when it is not the one
+	// of [threshold] (one cluster signing several chains with different
+	// keys; 'cosigner shard --add-to' writes them). Empty: [threshold]'s.
+	GroupFile      string `toml:"group_file"`
+	ShareFile      string `toml:"share_file"`
+	ShareHSMObject int    `toml:"share_hsm_object"`
 	// Bech32Prefix is the chain's account prefix ("cosmos", "kira"); keys
 	// show derives <prefix>valconspub and <prefix>valcons from it.
 	Bech32Prefix string `toml:"bech32_prefix"`
@@ -298,6 +305,7 @@ func (c *Config) Validate() error {
 		if c.Mode == ModeThreshold && ch.Key != "" {
 			bad("%s: key = %q: threshold mode signs with [threshold] share_file; remove the key", where, ch.Key)
 		}
+		errs = append(errs, c.validateChainShare(where, ch)...)
 		if ch.Bech32Prefix != "" && !bech32PrefixPattern.MatchString(ch.Bech32Prefix) {
 			bad("%s: bech32_prefix = %q: want lower-case letters and digits, like \"cosmos\" or \"kira\"", where, ch.Bech32Prefix)
 		}
@@ -316,6 +324,7 @@ func (c *Config) Validate() error {
 		}
 		errs = append(errs, validateDoppelganger(where, ch)...)
 	}
+	errs = append(errs, c.validateShareSources()...)
 	if c.HSM.Enabled() {
 		errs = append(errs, c.HSM.Validate()...)
 	}
@@ -604,6 +613,15 @@ func (c *Config) Marshal() []byte {
 		} else if c.Mode == ModeSoftsign {
 			fmt.Fprintf(&b, "# Whole key for softsign (CometBFT priv_validator_key.json format).\n")
 			fmt.Fprintf(&b, "key = %q\n", ch.Key)
+		}
+		if c.Mode == ModeThreshold && ch.GroupFile != "" {
+			fmt.Fprintf(&b, "# This chain's own validator key (not [threshold]'s): its group key and this cosigner's share.\n")
+			fmt.Fprintf(&b, "group_file = %q\n", ch.GroupFile)
+			if ch.ShareHSMObject != 0 {
+				fmt.Fprintf(&b, "share_hsm_object = %d\n", ch.ShareHSMObject)
+			} else {
+				fmt.Fprintf(&b, "share_file = %q\n", ch.ShareFile)
+			}
 		}
 		if ch.SignRawBytes {
 			fmt.Fprintf(&b, "# Sign celestia-core's raw-bytes requests (application bytes) with the consensus key.\n")

@@ -74,8 +74,14 @@ func LoadFromHSM(ctx context.Context, h *hsm.Client, objectID uint16, groupPath 
 // The session with the device is closed once the share is read.
 func LoadFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger) (*threshold.KeyShare, error) {
 	t := cfg.Threshold
-	if t.ShareHSMObject == 0 {
-		return Load(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile))
+	return LoadSource(ctx, cfg, config.ShareSource{GroupFile: t.GroupFile, ShareFile: t.ShareFile, HSMObject: t.ShareHSMObject}, log)
+}
+
+// LoadSource is LoadFromConfig for one share source of cfg (a chain's own
+// key, config.Config.ChainShare).
+func LoadSource(ctx context.Context, cfg *config.Config, src config.ShareSource, log *slog.Logger) (*threshold.KeyShare, error) {
+	if src.HSMObject == 0 {
+		return Load(cfg.Path(src.ShareFile), cfg.Path(src.GroupFile))
 	}
 	opts, err := cfg.HSMOptions()
 	if err != nil {
@@ -88,10 +94,10 @@ func LoadFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		return nil, fmt.Errorf("read the share sealed in the yubihsm: %w", err)
 	}
 	defer h.Close()
-	share, err := LoadFromHSM(ctx, h, uint16(t.ShareHSMObject), cfg.Path(t.GroupFile))
+	share, err := LoadFromHSM(ctx, h, uint16(src.HSMObject), cfg.Path(src.GroupFile))
 	if err != nil {
 		return nil, err
 	}
-	log.Info("share read from the yubihsm", "object", t.ShareHSMObject, "connector", opts.Addr)
+	log.Info("share read from the yubihsm", "object", src.HSMObject, "connector", opts.Addr)
 	return share, nil
 }
