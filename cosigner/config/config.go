@@ -605,42 +605,54 @@ func (c *Config) Marshal() []byte {
 		fmt.Fprintf(&b, "# [[chain]]\n# id = \"kira-1\"\n# bech32_prefix = \"kira\"\n# nodes = [\"tcp://10.0.0.2:26659\"]\n")
 	}
 	for _, ch := range c.Chains {
-		fmt.Fprintf(&b, "\n[[chain]]\n")
-		fmt.Fprintf(&b, "id = %q\n", ch.ID)
-		if c.Mode == ModeSoftsign && ch.HSMKeyID != 0 {
-			fmt.Fprintf(&b, "# The key is held by the YubiHSM2 as this ed25519 key object.\n")
-			fmt.Fprintf(&b, "hsm_key_id = %d\n", ch.HSMKeyID)
-		} else if c.Mode == ModeSoftsign {
-			fmt.Fprintf(&b, "# Whole key for softsign (CometBFT priv_validator_key.json format).\n")
-			fmt.Fprintf(&b, "key = %q\n", ch.Key)
-		}
-		if c.Mode == ModeThreshold && ch.GroupFile != "" {
-			fmt.Fprintf(&b, "# This chain's own validator key (not [threshold]'s): its group key and this cosigner's share.\n")
-			fmt.Fprintf(&b, "group_file = %q\n", ch.GroupFile)
-			if ch.ShareHSMObject != 0 {
-				fmt.Fprintf(&b, "share_hsm_object = %d\n", ch.ShareHSMObject)
-			} else {
-				fmt.Fprintf(&b, "share_file = %q\n", ch.ShareFile)
-			}
-		}
-		if ch.SignRawBytes {
-			fmt.Fprintf(&b, "# Sign celestia-core's raw-bytes requests (application bytes) with the consensus key.\n")
-			fmt.Fprintf(&b, "sign_raw_bytes = true\n")
-		}
-		fmt.Fprintf(&b, "# Account prefix: keys show prints <prefix>valconspub and <prefix>valcons.\n")
-		fmt.Fprintf(&b, "bech32_prefix = %q\n", ch.Prefix())
-		fmt.Fprintf(&b, "# priv_validator_laddr of the validator and of any sentries: tcp://host:port or unix:///path.\n")
-		fmt.Fprintf(&b, "nodes = [")
-		for i, n := range ch.Nodes {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "%q", n)
-		}
-		b.WriteString("]\n")
-		marshalDoppelganger(&b, ch)
+		c.marshalChain(&b, ch)
 	}
 	return []byte(b.String())
+}
+
+// MarshalChain renders one [[chain]] table as Marshal does, to append to
+// a configuration ('cosigner shard --add-to').
+func (c *Config) MarshalChain(ch ChainConfig) []byte {
+	var b strings.Builder
+	c.marshalChain(&b, ch)
+	return []byte(b.String())
+}
+
+func (c *Config) marshalChain(b *strings.Builder, ch ChainConfig) {
+	fmt.Fprintf(b, "\n[[chain]]\n")
+	fmt.Fprintf(b, "id = %q\n", ch.ID)
+	if c.Mode == ModeSoftsign && ch.HSMKeyID != 0 {
+		fmt.Fprintf(b, "# The key is held by the YubiHSM2 as this ed25519 key object.\n")
+		fmt.Fprintf(b, "hsm_key_id = %d\n", ch.HSMKeyID)
+	} else if c.Mode == ModeSoftsign {
+		fmt.Fprintf(b, "# Whole key for softsign (CometBFT priv_validator_key.json format).\n")
+		fmt.Fprintf(b, "key = %q\n", ch.Key)
+	}
+	if c.Mode == ModeThreshold && ch.GroupFile != "" {
+		fmt.Fprintf(b, "# This chain's own validator key (not [threshold]'s): its group key and this cosigner's share.\n")
+		fmt.Fprintf(b, "group_file = %q\n", ch.GroupFile)
+		if ch.ShareHSMObject != 0 {
+			fmt.Fprintf(b, "share_hsm_object = %d\n", ch.ShareHSMObject)
+		} else {
+			fmt.Fprintf(b, "share_file = %q\n", ch.ShareFile)
+		}
+	}
+	if ch.SignRawBytes {
+		fmt.Fprintf(b, "# Sign celestia-core's raw-bytes requests (application bytes) with the consensus key.\n")
+		fmt.Fprintf(b, "sign_raw_bytes = true\n")
+	}
+	fmt.Fprintf(b, "# Account prefix: keys show prints <prefix>valconspub and <prefix>valcons.\n")
+	fmt.Fprintf(b, "bech32_prefix = %q\n", ch.Prefix())
+	fmt.Fprintf(b, "# priv_validator_laddr of the validator and of any sentries: tcp://host:port or unix:///path.\n")
+	fmt.Fprintf(b, "nodes = [")
+	for i, n := range ch.Nodes {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(b, "%q", n)
+	}
+	b.WriteString("]\n")
+	marshalDoppelganger(b, ch)
 }
 
 // validateDoppelganger checks a chain's rpc and doppelganger_* keys.
