@@ -136,7 +136,6 @@ func TestShardAddTo(t *testing.T) {
 	}
 }
 
-
 // copyTree copies the directory src to dst, keeping file modes.
 func copyTree(t *testing.T, src, dst string) {
 	t.Helper()
