@@ -162,3 +162,53 @@ func copyTree(t *testing.T, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// TestStartRefusesBadChainKeys: start refuses a chain whose share does not
+// match its group file, and two chains naming one validator key in two
+// different pairs of files (a key listed twice by mistake), before it
+// listens or signs.
+func TestStartRefusesBadChainKeys(t *testing.T) {
+	keyA, _ := cometKey(t)
+	keyB, _ := cometKey(t)
+	out := filepath.Join(t.TempDir(), "shards")
+	mustCLI(t, "shard", "--key", keyA, "--threshold", "2", "--shares", "3", "--out", out,
+		"--chain-id", "chain-a", "--node", "tcp://127.0.0.1:26659")
+	mustCLI(t, "shard", "--key", keyB, "--add-to", out, "--chain-id", "chain-b", "--node", "tcp://127.0.0.1:26669")
+	for _, tc := range []struct {
+		name string
+		edit func(home string)
+		want string
+	}{
+		{"share of another group", func(home string) {
+			copyFile(t, filepath.Join(home, "group.json"), filepath.Join(home, "group-chain-b.json"))
+		}, "belongs to another group"},
+		{"one key twice", func(home string) {
+			copyFile(t, filepath.Join(home, "group.json"), filepath.Join(home, "group-chain-b.json"))
+			copyFile(t, filepath.Join(home, "share.json"), filepath.Join(home, "share-chain-b.json"))
+		}, "name one validator key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			home := filepath.Join(t.TempDir(), "home")
+			copyTree(t, filepath.Join(out, "cosigner-1"), home)
+			for _, chain := range []string{"chain-a", "chain-b"} {
+				mustCLI(t, "state", "init", "--home", home, "--chain-id", chain, "--height", "0")
+			}
+			tc.edit(home)
+			code, _, errOut := cli(t, "start", "--home", home)
+			if code == 0 || !strings.Contains(errOut, tc.want) {
+				t.Errorf("start: exit %d, want an error with %q:\n%s", code, tc.want, errOut)
+			}
+		})
+	}
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
