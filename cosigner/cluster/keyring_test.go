@@ -44,7 +44,9 @@ type twoKeyCluster struct {
 	coord      *Coordinator
 }
 
-func newTwoKeyCluster(t *testing.T) *twoKeyCluster {
+// newTwoKeyCluster starts the cosigners and, with coordinate, cosigner 1's
+// coordinator (which tops up commitment pools in the background).
+func newTwoKeyCluster(t *testing.T, coordinate bool) *twoKeyCluster {
 	t.Helper()
 	deal := func() *threshold.Dealing {
 		_, key, _ := ed25519.GenerateKey(nil)
@@ -107,6 +109,9 @@ func newTwoKeyCluster(t *testing.T) *twoKeyCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !coordinate {
+		return tc
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { tc.coord.Run(ctx); close(done) }()
@@ -117,7 +122,7 @@ func newTwoKeyCluster(t *testing.T) *twoKeyCluster {
 // TestTwoKeysOneCluster: one coordinator signs two chains, each with its
 // own key, and every signature verifies for its chain's key only.
 func TestTwoKeysOneCluster(t *testing.T) {
-	tc := newTwoKeyCluster(t)
+	tc := newTwoKeyCluster(t, true)
 	ctx := context.Background()
 	for chain, pub := range map[string]ed25519.PublicKey{chainA: tc.keyA, chainB: tc.keyB} {
 		got, _ := tc.coord.PubKey(ctx, chain)
@@ -154,9 +159,10 @@ func TestTwoKeysOneCluster(t *testing.T) {
 // key A in a request for key B's chain name no nonce of key B; a request
 // naming key A for a chain signed with key B here is refused; a key the
 // cosigner holds no share of, or none named where it holds several, is
-// refused; nothing moves a mark.
+// refused; chain B's mark does not move, and key A's commitments still
+// sign for chain A afterwards.
 func TestShareBoundToKey(t *testing.T) {
-	tc := newTwoKeyCluster(t)
+	tc := newTwoKeyCluster(t, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	p2 := tc.peers[1]
@@ -191,6 +197,13 @@ func TestShareBoundToKey(t *testing.T) {
 	if poolA() != a0 || poolB() != b0 {
 		t.Errorf("pools changed: A %d -> %d, B %d -> %d", a0, poolA(), b0, poolB())
 	}
+	// The same commitments still sign for key A's chain: nothing of key A
+	// was consumed.
+	reqA := testkit.VoteOf(chainA, 3, 0, privval.StepPrevote, "X", testkit.T0)
+	sr.ChainID, sr.GroupKey, sr.Messages[0].SignBytes = chainA, tc.keyA, reqA.SignBytes
+	if _, err := p2.Sign(ctx, sr); err != nil {
+		t.Errorf("key A's commitments, after the refusal, for key A's chain: %v", err)
+	}
 	// Key A named for chain B: refused by the share signer of key A, which
 	// does not sign chain B.
 	refused("key A for chain B", shareReq(tc.keyA, tc.keyA), signstate.RefusedUnknownChain, "is not signed with validator key")
@@ -202,10 +215,8 @@ func TestShareBoundToKey(t *testing.T) {
 	if _, err := p2.Commitments(ctx, stranger.Public().(ed25519.PublicKey), 1); err == nil || !strings.Contains(err.Error(), "no share of validator key") {
 		t.Errorf("commitments of an unknown key: %v", err)
 	}
-	for _, chain := range []string{chainA, chainB} {
-		if m, _ := tc.keys[1].Mark(chain); m.Height != 1 {
-			t.Errorf("%s mark moved to %d", chain, m.Height)
-		}
+	if m, _ := tc.keys[1].Mark(chainB); m.Height != 1 {
+		t.Errorf("%s mark moved to %d", chainB, m.Height)
 	}
 	// The right key and commitments sign.
 	if _, err := p2.Sign(ctx, shareReq(tc.keyB, tc.keyB)); err != nil {
