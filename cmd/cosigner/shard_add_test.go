@@ -3,6 +3,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -210,5 +211,36 @@ func copyFile(t *testing.T, src, dst string) {
 	}
 	if err := os.WriteFile(dst, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReassembleChainKey: 'keys reassemble --chain-id' rebuilds the key of
+// a chain's own share files, and without it [threshold]'s key.
+func TestReassembleChainKey(t *testing.T) {
+	keyA, pvA := cometKey(t)
+	keyB, pvB := cometKey(t)
+	out := filepath.Join(t.TempDir(), "shards")
+	mustCLI(t, "shard", "--key", keyA, "--threshold", "2", "--shares", "3", "--out", out,
+		"--chain-id", "chain-a", "--node", "tcp://127.0.0.1:26659")
+	mustCLI(t, "shard", "--key", keyB, "--add-to", out, "--chain-id", "chain-b", "--node", "tcp://127.0.0.1:26669")
+	dir := t.TempDir()
+	for i, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, pvA.Key.Address.String()},
+		{[]string{"--chain-id", "chain-a"}, pvA.Key.Address.String()},
+		{[]string{"--chain-id", "chain-b"}, pvB.Key.Address.String()},
+	} {
+		file := filepath.Join(dir, fmt.Sprintf("key-%d.json", i))
+		args := append([]string{"keys", "reassemble", "--out", file}, tc.args...)
+		stdout := mustCLI(t, append(args, filepath.Join(out, "cosigner-1"), filepath.Join(out, "cosigner-3"))...)
+		if !strings.Contains(stdout, "address: "+tc.want) {
+			t.Errorf("reassemble %v: %s", tc.args, stdout)
+		}
+	}
+	code, _, errOut := cli(t, "keys", "reassemble", "--out", filepath.Join(dir, "x.json"), "--chain-id", "chain-c", filepath.Join(out, "cosigner-1"), filepath.Join(out, "cosigner-2"))
+	if code != 2 || !strings.Contains(errOut, "chain \"chain-c\" is not in") {
+		t.Errorf("unknown chain: exit %d %s", code, errOut)
 	}
 }
