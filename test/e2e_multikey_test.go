@@ -54,7 +54,8 @@ func hashTree(t *testing.T, dir string) map[string][32]byte {
 // chains then sign multiKeyBlocks blocks, every commit carries a valid
 // precommit of the chain's own key and no evidence, no (chain, height,
 // round, step) is signed twice, and status and metrics name the key of
-// each chain.
+// each chain. Then the leader is SIGKILLed and the next one signs both
+// chains on, every commit still verified for its own key.
 func TestClusterTwoKeys(t *testing.T) {
 	bin := requireCosigner(t)
 	t.Parallel()
@@ -155,6 +156,30 @@ func TestClusterTwoKeys(t *testing.T) {
 			t.Errorf("cosigner_sign_last_height{chain=%q} = %v, %v", chain, v, ok)
 		}
 	}
-	t.Logf("e2e: one 2-of-3 cluster, leader cosigner %d: %s to height %d and %s to %d, %d signatures and %d shares logged",
-		leader.ID, a.ChainID, topA-1, b.ChainID, topB-1, len(sigs), shares)
+
+	// The leader is SIGKILLed: the next one fetches commitments of both
+	// keys and both chains go on, each with its own key.
+	leader.Kill()
+	wctx, cancel := context.WithTimeout(ctx, clusterWait)
+	defer cancel()
+	next, err := cl.WaitLeader(wctx, leader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	endA := a.WaitHeight(ctx, topA+5, 2*time.Minute)
+	endB := b.WaitHeight(ctx, topB+5, 2*time.Minute)
+	for _, c := range []struct {
+		n   *harness.Node
+		top int64
+	}{{a, endA}, {b, endB}} {
+		if _, err := c.n.VerifyChain(ctx, c.n.PubKey, 1, c.top-1); err != nil {
+			t.Fatalf("chain %s after the leader's kill: %v", c.n.ChainID, err)
+		}
+	}
+	if err := harness.CheckClusterNoDoubleSign(cl.Records()); err != nil {
+		t.Error(err)
+	}
+	t.Logf("e2e: one 2-of-3 cluster, leader cosigner %d: %s to height %d and %s to %d, %d signatures and %d shares logged; "+
+		"leader killed, cosigner %d led both on to %d and %d",
+		leader.ID, a.ChainID, topA-1, b.ChainID, topB-1, len(sigs), shares, next.ID, endA-1, endB-1)
 }
