@@ -303,7 +303,7 @@ func (c *Config) Validate() error {
 		}
 		errs = append(errs, c.validateChainHSM(where, ch)...)
 		if c.Mode == ModeThreshold && ch.Key != "" {
-			bad("%s: key = %q: threshold mode signs with [threshold] share_file; remove the key", where, ch.Key)
+			bad("%s: key = %q: threshold mode signs with [threshold] share_file, or the chain's own group_file and share_file ('cosigner shard --add-to'); remove the key", where, ch.Key)
 		}
 		errs = append(errs, c.validateChainShare(where, ch)...)
 		if ch.Bech32Prefix != "" && !bech32PrefixPattern.MatchString(ch.Bech32Prefix) {
