@@ -343,6 +343,7 @@ type Coordinator struct {
 	// first, and chainKey the index in keys of each chain in
 	// cfg.ChainKeys; both read-only after construction.
 	keys     []*threshold.GroupKey
+	pubs     []ed25519.PublicKey // pubs[i] is keys[i].PublicKey()
 	chainKey map[string]int
 	self     int
 	state    Replicated
@@ -398,6 +399,9 @@ func NewCoordinator(cfg CoordinatorConfig, group *threshold.GroupKey, self int, 
 		}
 		c.chainKey[chain] = i
 	}
+	for _, k := range c.keys {
+		c.pubs = append(c.pubs, k.PublicKey())
+	}
 	for id := 1; id <= group.N(); id++ {
 		client, ok := peers[id]
 		if !ok {
@@ -410,7 +414,7 @@ func NewCoordinator(cfg CoordinatorConfig, group *threshold.GroupKey, self int, 
 
 // PubKey returns the validator public key of chainID.
 func (c *Coordinator) PubKey(_ context.Context, chainID string) (ed25519.PublicKey, error) {
-	return c.keys[c.keyOf(chainID)].PublicKey(), nil
+	return c.keys[c.keyOf(chainID)].PublicKey(), nil // a copy: the caller may keep it
 }
 
 // keyOf returns the index in c.keys of the key that signs chainID.
@@ -547,7 +551,7 @@ func (c *Coordinator) fetch(ctx context.Context, p *peer, key, n int) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 	defer cancel()
 	start := time.Now()
-	cs, err := p.client.Commitments(ctx, c.keys[key].PublicKey(), n)
+	cs, err := p.client.Commitments(ctx, c.pubs[key], n)
 	if err == nil {
 		err = c.checkCommitments(p.id, cs)
 	}
@@ -982,7 +986,7 @@ func (c *Coordinator) choose(ctx context.Context, req *privval.SignRequest, k in
 // aggregates and verifies. It returns the cosigners to blame on failure
 // and, by id, the refusals of those that refused by their own mark.
 func (c *Coordinator) round(ctx context.Context, req *privval.SignRequest, msgs [][]byte, quorum []*peer, commits [][]PublishedCommitment) ([][]byte, []int, map[int]*signstate.Refusal, error) {
-	share := buildShareRequest(req, c.keys[c.keyOf(req.ChainID)].PublicKey(), msgs, quorum, commits)
+	share := buildShareRequest(req, c.pubs[c.keyOf(req.ChainID)], msgs, quorum, commits)
 	replies, pkgs, err := c.fanOut(ctx, share, quorum)
 	if err != nil {
 		return nil, nil, nil, err
@@ -1117,7 +1121,7 @@ func (c *Coordinator) aggregate(req *privval.SignRequest, msgs [][]byte, pkgs []
 			}
 			return nil, blame, err
 		}
-		if !ed25519.Verify(c.keys[c.keyOf(req.ChainID)].PublicKey(), msgs[k], sig) {
+		if !ed25519.Verify(c.pubs[c.keyOf(req.ChainID)], msgs[k], sig) {
 			// Aggregate verified it; this would be a bug, never a reply.
 			return nil, nil, errors.New("aggregate signature does not verify")
 		}

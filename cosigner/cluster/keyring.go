@@ -25,6 +25,9 @@ import (
 // concurrent use.
 type Keyring struct {
 	signers []*ShareSigner
+	// pubs[i] is signers[i]'s validator key, copied once: ForKey runs on
+	// every share request.
+	pubs    []ed25519.PublicKey
 	byChain map[string]*ShareSigner
 }
 
@@ -64,6 +67,7 @@ func NewKeyring(signers ...*ShareSigner) (*Keyring, error) {
 			k.byChain[id] = s
 		}
 		s.pool.setHandleBase(uint64(i) * handleStride)
+		k.pubs = append(k.pubs, s.PublicKey())
 	}
 	return k, nil
 }
@@ -95,9 +99,9 @@ func (k *Keyring) ForKey(pub []byte) (*ShareSigner, error) {
 		}
 		return nil, fmt.Errorf("the request names no validator key and cosigner %d holds %d: upgrade the leader", k.ID(), len(k.signers))
 	}
-	for _, s := range k.signers {
-		if bytes.Equal(s.PublicKey(), pub) {
-			return s, nil
+	for i, p := range k.pubs {
+		if bytes.Equal(p, pub) {
+			return k.signers[i], nil
 		}
 	}
 	return nil, fmt.Errorf("%w: cosigner %d holds no share of validator key %X", ErrUnknownKey, k.ID(), pub)

@@ -48,7 +48,8 @@ type ShareMessage struct {
 type ShareRequest struct {
 	ChainID string
 	// GroupKey is the validator public key the leader signs the chain with
-	// and drew the commitments of; empty: the receiver's only key.
+	// and drew the commitments of; empty: the receiver's only key. Read
+	// only: the leader's requests share one copy per key.
 	GroupKey ed25519.PublicKey
 	Messages []ShareMessage
 
@@ -65,8 +66,10 @@ type ShareRequest struct {
 // durably and only then releases shares. It is safe for concurrent use.
 type ShareSigner struct {
 	share *threshold.KeyShare
-	pool  *NoncePool
-	opts  SignerOptions
+	// pub is the group key, copied once (requests are checked against it).
+	pub  ed25519.PublicKey
+	pool *NoncePool
+	opts SignerOptions
 	// chains is filled at construction and read-only after.
 	chains map[string]*signstate.SignState
 	now    func() time.Time
@@ -103,7 +106,7 @@ type SignerOptions struct {
 
 // NewShareSigner returns a ShareSigner for share drawing nonces from pool.
 func NewShareSigner(share *threshold.KeyShare, pool *NoncePool, opts SignerOptions) (*ShareSigner, error) {
-	s := &ShareSigner{share: share, pool: pool, opts: opts, chains: map[string]*signstate.SignState{},
+	s := &ShareSigner{share: share, pub: share.Group().PublicKey(), pool: pool, opts: opts, chains: map[string]*signstate.SignState{},
 		bounds: map[string]signstate.Bound{}, now: opts.Now}
 	if s.now == nil {
 		s.now = time.Now
@@ -239,9 +242,9 @@ func (s *ShareSigner) sign(req *ShareRequest, nonces []*threshold.Nonce) ([]thre
 	if !ok {
 		return nil, s.refuse(signstate.RefusedUnknownChain, "chain %q is not signed with validator key %X here", req.ChainID, s.PublicKey())
 	}
-	if len(req.GroupKey) != 0 && !bytes.Equal(req.GroupKey, s.PublicKey()) {
+	if len(req.GroupKey) != 0 && !bytes.Equal(req.GroupKey, s.pub) {
 		return nil, s.refuse(signstate.RefusedUnknownChain, "chain %q is signed with validator key %X here, the request is for key %X: the cosigners' configurations disagree",
-			req.ChainID, s.PublicKey(), req.GroupKey)
+			req.ChainID, s.pub, req.GroupKey)
 	}
 	if len(req.Messages) > 0 && req.Messages[0].Kind == KindRawBytes {
 		return s.signRawBytes(req, nonces)
