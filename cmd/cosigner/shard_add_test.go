@@ -244,3 +244,40 @@ func TestReassembleChainKey(t *testing.T) {
 		t.Errorf("unknown chain: exit %d %s", code, errOut)
 	}
 }
+
+// TestShardAddToGathered: --add-to needs no secret of the homes: copies of
+// each host's cosigner.toml, group files and cluster CA certificate are
+// enough, as an operator gathers them when the shard output is gone.
+func TestShardAddToGathered(t *testing.T) {
+	keyA, _ := cometKey(t)
+	keyB, pvB := cometKey(t)
+	out := filepath.Join(t.TempDir(), "shards")
+	mustCLI(t, "shard", "--key", keyA, "--threshold", "2", "--shares", "3", "--out", out,
+		"--chain-id", "chain-a", "--node", "tcp://127.0.0.1:26659")
+	gathered := filepath.Join(t.TempDir(), "gathered")
+	for i := 1; i <= 3; i++ {
+		home := filepath.Join(out, fmt.Sprintf("cosigner-%d", i))
+		dst := filepath.Join(gathered, fmt.Sprintf("cosigner-%d", i))
+		if err := os.MkdirAll(filepath.Join(dst, "tls"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range []string{config.FileName, "group.json", filepath.Join("tls", "cluster-ca.crt")} {
+			copyFile(t, filepath.Join(home, f), filepath.Join(dst, f))
+		}
+	}
+	stdout := mustCLI(t, "shard", "--key", keyB, "--add-to", gathered, "--chain-id", "chain-b", "--node", "tcp://127.0.0.1:26669")
+	if !strings.Contains(stdout, pvB.Key.Address.String()) {
+		t.Fatalf("output:\n%s", stdout)
+	}
+	// Back in the real homes, the new files and configuration load.
+	for i := 1; i <= 3; i++ {
+		src := filepath.Join(gathered, fmt.Sprintf("cosigner-%d", i))
+		home := filepath.Join(out, fmt.Sprintf("cosigner-%d", i))
+		for _, f := range []string{"share-chain-b.json", "group-chain-b.json", config.FileName} {
+			copyFile(t, filepath.Join(src, f), filepath.Join(home, f))
+		}
+		if show := mustCLI(t, "keys", "show", "--home", home, "--chain-id", "chain-b"); !strings.Contains(show, pvB.Key.Address.String()) {
+			t.Errorf("cosigner %d: %s", i, show)
+		}
+	}
+}
