@@ -220,9 +220,6 @@ func checkNewKey(h home, pub ed25519.PublicKey) error {
 	}
 	for _, f := range files {
 		g, err := LoadGroup(h.cfg.Path(f))
-		if errors.Is(err, fs.ErrNotExist) && f == h.cfg.Threshold.GroupFile {
-			continue
-		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", h.dir, err)
 		}
