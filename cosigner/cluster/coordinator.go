@@ -555,6 +555,14 @@ func (c *Coordinator) fetch(ctx context.Context, p *peer, key, n int) {
 	if err == nil {
 		err = c.checkCommitments(p.id, cs)
 	}
+	var refusal *signstate.Refusal
+	if errors.As(err, &refusal) && refusal.Reason == signstate.RefusedUnknownChain {
+		// It holds no share of this key (not restarted since the key was
+		// added): reachable, and its commitments of other keys stay good.
+		c.log.Debug("nonce commitments unavailable", "peer", p.id, "err", err)
+		p.result(time.Since(start), nil)
+		return
+	}
 	if err != nil {
 		if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
 			c.log.Debug("nonce commitments unavailable", "peer", p.id, "err", err)
@@ -1062,8 +1070,13 @@ func (c *Coordinator) fanOut(ctx context.Context, share *ShareRequest, quorum []
 				err = fmt.Errorf("cosigner %d returned %d shares for %d messages", p.id, len(shares), n)
 			}
 			var refusal *signstate.Refusal
-			if errors.As(err, &refusal) && refusal.Final() {
-				p.result(time.Since(start), nil) // healthy; the request was wrong
+			// A cosigner that refuses by its mark, or because its own
+			// configuration does not sign the chain with this key (one
+			// not restarted yet after 'shard --add-to'), is healthy: the
+			// request was wrong for it, and its commitments of other keys
+			// stay good.
+			if errors.As(err, &refusal) && (refusal.Final() || refusal.Reason == signstate.RefusedUnknownChain) {
+				p.result(time.Since(start), nil)
 			} else {
 				p.result(time.Since(start), err)
 			}

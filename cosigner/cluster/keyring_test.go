@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,8 +46,10 @@ type twoKeyCluster struct {
 }
 
 // newTwoKeyCluster starts the cosigners and, with coordinate, cosigner 1's
-// coordinator (which tops up commitment pools in the background).
-func newTwoKeyCluster(t *testing.T, coordinate bool) *twoKeyCluster {
+// coordinator (which tops up commitment pools in the background). The
+// cosigners in onlyA hold key A alone (not restarted yet after key B was
+// added).
+func newTwoKeyCluster(t *testing.T, coordinate bool, onlyA ...int) *twoKeyCluster {
 	t.Helper()
 	deal := func() *threshold.Dealing {
 		_, key, _ := ed25519.GenerateKey(nil)
@@ -76,7 +79,11 @@ func newTwoKeyCluster(t *testing.T, coordinate bool) *twoKeyCluster {
 			}
 			return s
 		}
-		k, err := NewKeyring(signer(a.Shares[i], chainA), signer(b.Shares[i], chainB))
+		signers := []*ShareSigner{signer(a.Shares[i], chainA), signer(b.Shares[i], chainB)}
+		if slices.Contains(onlyA, id) {
+			signers = signers[:1]
+		}
+		k, err := NewKeyring(signers...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,6 +228,39 @@ func TestShareBoundToKey(t *testing.T) {
 	// The right key and commitments sign.
 	if _, err := p2.Sign(ctx, shareReq(tc.keyB, tc.keyB)); err != nil {
 		t.Errorf("a well-bound request: %v", err)
+	}
+}
+
+// TestKeyNotEverywhereYet: while one cosigner holds key A alone (it has
+// not restarted since key B was added), chain B signs with the two others
+// and chain A with any two; the lagging cosigner's refusal of B does not
+// make it unhealthy.
+func TestKeyNotEverywhereYet(t *testing.T) {
+	tc := newTwoKeyCluster(t, true, 2)
+	ctx := context.Background()
+	for h := int64(2); h < 6; h++ {
+		for _, chain := range []string{chainB, chainA} {
+			req := testkit.VoteOf(chain, h, 0, privval.StepPrevote, "X", testkit.T0)
+			resp, err := tc.coord.Sign(ctx, req)
+			if err != nil {
+				t.Fatalf("%s %d: %v", chain, h, err)
+			}
+			pub := tc.keyA
+			if chain == chainB {
+				pub = tc.keyB
+			}
+			if !ed25519.Verify(pub, req.SignBytes, resp.Signature) {
+				t.Fatalf("%s %d: the signature is not of the chain's key", chain, h)
+			}
+		}
+	}
+	if m, ok := tc.keys[1].Mark(chainB); ok {
+		t.Errorf("cosigner 2 has a mark of chain B: %+v", m)
+	}
+	for _, p := range tc.coord.Peers() {
+		if !p.Reachable {
+			t.Errorf("cosigner %d unreachable after refusing a key it lacks: %s", p.ID, p.LastError)
+		}
 	}
 }
 

@@ -96,7 +96,7 @@ func (s *Service) GetNonceCommitments(ctx context.Context, req *cosignerv1.GetNo
 	}
 	signer, err := s.keys.ForKey(req.GetGroupKey())
 	if err != nil {
-		resp.Refusal = &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_INVALID_REQUEST, Message: err.Error()}
+		resp.Refusal = &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_UNKNOWN_CHAIN, Message: err.Error()}
 		return resp, nil
 	}
 	resp.GroupKey = signer.PublicKey()

@@ -128,7 +128,9 @@ const (
 	// The cosigner could not write its high-water mark durably; it released
 	// nothing. Retry with another cosigner.
 	RefusalReason_REFUSAL_REASON_UNAVAILABLE RefusalReason = 7
-	// The chain id is not one this cosigner signs for.
+	// The chain id is not one this cosigner signs for, or not with the
+	// validator key the request names, or the cosigner holds no share of that
+	// key.
 	RefusalReason_REFUSAL_REASON_UNKNOWN_CHAIN RefusalReason = 8
 )
 
@@ -453,8 +455,9 @@ type GetNonceCommitmentsRequest struct {
 	Count uint32 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
 	// The validator public key (32 bytes) whose share the nonces are for: a
 	// cluster may sign several chains with different keys, and each key has
-	// its own nonce pool. Empty: the cosigner's only key; a cosigner holding
-	// several refuses it with INVALID_REQUEST.
+	// its own nonce pool. Empty: the cosigner's only key. A cosigner holding
+	// no share of that key, or several keys when none is named, refuses with
+	// UNKNOWN_CHAIN.
 	GroupKey      []byte `protobuf:"bytes,2,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -510,7 +513,7 @@ type GetNonceCommitmentsResponse struct {
 	BootId      []byte                 `protobuf:"bytes,2,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	Commitments []*NonceCommitment     `protobuf:"bytes,3,rep,name=commitments,proto3" json:"commitments,omitempty"`
 	// Set when the request was refused (NOT_LEADER: the caller is not the
-	// leader in this cosigner's view; INVALID_REQUEST: no share of that key).
+	// leader in this cosigner's view; UNKNOWN_CHAIN: no share of that key).
 	Refusal *Refusal `protobuf:"bytes,4,opt,name=refusal,proto3" json:"refusal,omitempty"`
 	// The validator public key the commitments are bound to; the leader
 	// drops a batch for another key than it asked for.
