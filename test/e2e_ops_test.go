@@ -183,21 +183,37 @@ func TestOpsCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	node.Start(ctx)
-	var followers []*harness.Member
-	for _, m := range cl.Members {
-		if m != leader {
-			followers = append(followers, m)
-		}
-	}
 	chain := []string{"chain", node.ChainID}
 	precommit := append([]string{"type", "precommit"}, chain...)
 	above := func(h float64) func(float64) bool { return func(v float64) bool { return v > h } }
 	equals := func(x float64) func(float64) bool { return func(v float64) bool { return v == x } }
 
-	// Heights rise on the leader.
-	s, err := harness.WaitMetric(wctx, leader.MetricsAddr, "cosigner_sign_last_height", above(2), precommit...)
-	if err != nil {
-		t.Fatal(err)
+	// Heights rise on the leader. On a loaded machine the first leader
+	// may lose its lead while the node starts (a missed heartbeat): ask
+	// again who leads until one leader's heights rise.
+	var s harness.Scrape
+	for {
+		sctx, scancel := context.WithTimeout(wctx, 15*time.Second)
+		s, err = harness.WaitMetric(sctx, leader.MetricsAddr, "cosigner_sign_last_height", above(2), precommit...)
+		scancel()
+		if err == nil {
+			break
+		}
+		now, lerr := cl.WaitLeader(wctx)
+		if lerr != nil {
+			t.Fatal(err, lerr)
+		}
+		if now == leader && wctx.Err() != nil {
+			t.Fatal(err)
+		}
+		t.Logf("cosigner %d leads now (was %d): %v", now.ID, leader.ID, err)
+		leader = now
+	}
+	var followers []*harness.Member
+	for _, m := range cl.Members {
+		if m != leader {
+			followers = append(followers, m)
+		}
 	}
 	h0, _ := s.Value("cosigner_sign_last_height", precommit...)
 	if _, err = harness.WaitMetric(wctx, leader.MetricsAddr, "cosigner_sign_last_height", above(h0+2), precommit...); err != nil {
