@@ -73,6 +73,13 @@ others do not have.`,
 			if timeout <= 0 {
 				return usagef("--timeout %v must be positive", timeout)
 			}
+			// Held for the whole ceremony: the share must not appear under a
+			// running cosigner, nor two ceremonies run on one home.
+			unlock, err := lockHomeToWrite(cmd, cfg.Home())
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			sharePath, groupPath := cfg.Path(t.ShareFile), cfg.Path(t.GroupFile)
 			if !force {
 				if err := share.CheckNoKey(sharePath, groupPath); err != nil {

@@ -428,6 +428,11 @@ func (c *run) handle(e event) error {
 			if _, ok := c.confirms[p]; !ok {
 				return c.peerErr(p, nil, "sent a DKG message before confirming the transcript: refused")
 			}
+			// Each peer sends us a deal and a response per dealer before
+			// its done: more is not an honest peer's.
+			if len(c.early) >= 2*len(c.ids)*len(c.ids) {
+				return c.peerErr(p, nil, "sent more DKG messages than a ceremony has before ours started: refused")
+			}
 			c.early = append(c.early, e)
 			return nil
 		}
