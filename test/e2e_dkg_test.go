@@ -188,9 +188,8 @@ func wantDKGAborted(t *testing.T, cl *harness.Cluster, ps []*harness.Process, wa
 // TestDKGFailures: each way a ceremony must abort (a cheating dealer, a host
 // killed in the hello phase or while the others wait for its deals, a
 // mismatched threshold, a wrong peer list, a replayed message), on real
-// processes over
-// loopback mutual TLS, leaves no share anywhere; after each, a rerun on the
-// same homes succeeds (rerunning is safe).
+// processes over loopback mutual TLS, leaves no share anywhere; after each,
+// a rerun on the same homes succeeds (rerunning is safe).
 func TestDKGFailures(t *testing.T) {
 	requireCosigner(t)
 	bin := buildCheatingCosigner(t)
