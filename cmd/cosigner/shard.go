@@ -21,7 +21,7 @@ func newShardCmd() *cobra.Command {
 	var peers, nodes, rpc []string
 	cmd := &cobra.Command{
 		Use:   "shard",
-		Short: "Split a validator key into threshold shares, one directory per cosigner",
+		Short: "Split a validator key into threshold shares, one home per cosigner (--no-key: the homes for dkg)",
 		Long: `shard splits a CometBFT priv_validator_key.json (or a TMKMS base64 key, or a
 cosigner/ed25519-scalar-key file from 'keys reassemble', to re-shard after an emergency) into N
 FROST shares, any M of which sign (M must be more than N/2, so two quorums always
