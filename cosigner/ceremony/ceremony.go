@@ -169,12 +169,17 @@ var testHookSend func(self, to int, f frame) []frame
 // completed) and no share. It writes no file.
 func Run(ctx context.Context, opts Options, newProtocol NewProtocol) (*threshold.KeyShare, *threshold.GroupKey, error) {
 	c, err := newRun(opts)
+	if err == nil && newProtocol == nil {
+		err = errors.New("ceremony: no protocol")
+	}
 	if err != nil {
+		if opts.Listener != nil {
+			opts.Listener.Close()
+		}
 		return nil, nil, err
 	}
-	if newProtocol == nil {
-		return nil, nil, errors.New("ceremony: no protocol")
-	}
+	// The ephemeral long-term secret dies with the ceremony.
+	defer clear(c.longSec)
 	c.newProtocol = newProtocol
 	ln := opts.Listener
 	if ln == nil {
