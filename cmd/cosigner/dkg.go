@@ -104,7 +104,7 @@ others do not have.`,
 				return withHint(err, "nothing was written; fix the cause, then run 'cosigner dkg' again on every host (with --force on any host that completed)")
 			}
 			if err := share.WriteKey(sharePath, groupPath, ks, force); err != nil {
-				if errors.Is(err, share.ErrKeyExists) {
+				if errors.Is(err, share.ErrShareInPlace) {
 					return withHint(err, "a key appeared during the ceremony: this ceremony's share was not written; discard every host's share of it and rerun")
 				}
 				return err
