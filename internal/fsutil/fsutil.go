@@ -11,6 +11,7 @@ package fsutil
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -18,26 +19,39 @@ import (
 // WriteNew creates path with mode 0600, failing with an error satisfying
 // errors.Is(err, fs.ErrExist) if anything is there, writes data and syncs
 // the file and its directory. After a crash the file is absent, or present
-// with all of data.
+// with all of data: data goes to a temporary file in the same directory,
+// synced, then hard-linked to path (which fails if path exists), so path
+// never names a partly written file. A crash can leave the temporary file
+// (".NAME.tmp-*") behind; nothing reads it.
 func WriteNew(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	dir := filepath.Dir(path)
+	if _, err := os.Lstat(path); err == nil {
+		return &os.PathError{Op: "create", Path: path, Err: fs.ErrExist}
+	}
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
+	tmpName := tmp.Name()
+	defer os.Remove(tmpName)
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
+	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return SyncDir(filepath.Dir(path))
+	if err := os.Link(tmpName, path); err != nil {
+		return err
+	}
+	if err := os.Remove(tmpName); err != nil {
+		return err
+	}
+	return SyncDir(dir)
 }
 
 // Replace replaces path with data (mode perm) so that after a power loss
