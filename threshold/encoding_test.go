@@ -3,9 +3,12 @@ package threshold
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/big"
+	"slices"
 	"strings"
 	"testing"
 
@@ -366,4 +369,60 @@ func FuzzDecodeSignatureShare(f *testing.F) {
 			t.Errorf("%x re-encodes to %x", b, s.Bytes())
 		}
 	})
+}
+
+// TestCanonicalElementMatchesBytes holds decodeElement's canonical check to
+// its definition, p.Bytes() == b, on every encoding SetBytes accepts among:
+// y in 0..40, p-40..p-1 and all 19 non-canonical y in p..2^255-1, each with
+// both sign bits, the small-order points, and random bytes.
+func TestCanonicalElementMatchesBytes(t *testing.T) {
+	var encs [][]byte
+	le := func(v *big.Int) []byte {
+		b := make([]byte, ElementSize)
+		v.FillBytes(b)
+		slices.Reverse(b)
+		return b
+	}
+	p := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+	for k := int64(0); k <= 40; k++ {
+		encs = append(encs, le(big.NewInt(k)), le(new(big.Int).Sub(p, big.NewInt(k+1))))
+	}
+	for k := int64(0); k < 19; k++ {
+		encs = append(encs, le(new(big.Int).Add(p, big.NewInt(k))))
+	}
+	for _, b := range slices.Clone(encs) {
+		signed := slices.Clone(b)
+		signed[ElementSize-1] |= 0x80
+		encs = append(encs, signed)
+	}
+	for _, s := range smallOrder {
+		encs = append(encs, mustHex(t, s))
+	}
+	for range 4000 {
+		b := make([]byte, ElementSize)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		encs = append(encs, b)
+	}
+	decoded, rejected := 0, 0
+	for _, b := range encs {
+		pt, err := new(edwards25519.Point).SetBytes(b)
+		if err != nil {
+			continue
+		}
+		decoded++
+		want := string(pt.Bytes()) == string(b)
+		if !want {
+			rejected++
+		}
+		if got := canonicalElement(pt, b); got != want {
+			t.Errorf("%x: canonicalElement %t, Bytes round trip %t", b, got, want)
+		}
+	}
+	// Some of the edge encodings are on the curve and not canonical (y = p
+	// + 1 is y = 1, the identity; y = 1 and y = p - 1 with the sign bit).
+	if decoded < 2000 || rejected < 3 {
+		t.Fatalf("only %d encodings decoded, %d of them non-canonical: the test checks too little", decoded, rejected)
+	}
 }
