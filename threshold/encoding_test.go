@@ -426,3 +426,39 @@ func TestCanonicalElementMatchesBytes(t *testing.T) {
 		t.Fatalf("only %d encodings decoded, %d of them non-canonical: the test checks too little", decoded, rejected)
 	}
 }
+
+// TestEncodePairMatchesBytes holds encodePair, a commitment's encoding with
+// one field inversion for both points, to Point.Bytes: for random points
+// (with Z not 1, as a scalar multiplication leaves them), the base point, the
+// identity and the small-order points, in both orders.
+func TestEncodePairMatchesBytes(t *testing.T) {
+	points := []*edwards25519.Point{edwards25519.NewGeneratorPoint(), edwards25519.NewIdentityPoint()}
+	for _, s := range smallOrder {
+		p, err := new(edwards25519.Point).SetBytes(mustHex(t, s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Adding B moves Z off 1, then the torsion point back onto it.
+		q := new(edwards25519.Point).Add(p, edwards25519.NewGeneratorPoint())
+		points = append(points, p, q.Subtract(q, edwards25519.NewGeneratorPoint()))
+	}
+	for range 200 {
+		var seed [64]byte
+		if _, err := rand.Read(seed[:]); err != nil {
+			t.Fatal(err)
+		}
+		k, err := edwards25519.NewScalar().SetUniformBytes(seed[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		points = append(points, new(edwards25519.Point).ScalarBaseMult(k))
+	}
+	for i, d := range points {
+		e := points[(i*7+3)%len(points)]
+		var enc [2 * ElementSize]byte
+		encodePair(&enc, d, e)
+		if want := append(d.Bytes(), e.Bytes()...); !bytes.Equal(enc[:], want) {
+			t.Fatalf("encodePair(%x, %x) = %x", d.Bytes(), e.Bytes(), enc)
+		}
+	}
+}
