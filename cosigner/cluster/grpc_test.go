@@ -129,7 +129,7 @@ func serveGRPCCosigners(t testing.TB, m, n int) *grpcCluster {
 			t.Fatal(err)
 		}
 		rc := &staticRaft{self: id, leader: 1}
-		srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(ct.ServerTLSConfig())))
+		srv := grpc.NewServer(serverOptions(ct.ServerTLSConfig())...)
 		cosignerv1.RegisterCosignerServer(srv, NewService(s, rc, "test"))
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
