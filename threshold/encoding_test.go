@@ -427,11 +427,11 @@ func TestCanonicalElementMatchesBytes(t *testing.T) {
 	}
 }
 
-// TestEncodePairMatchesBytes holds encodePair, a commitment's encoding with
-// one field inversion for both points, to Point.Bytes: for random points
-// (with Z not 1, as a scalar multiplication leaves them), the base point, the
-// identity and the small-order points, in both orders.
-func TestEncodePairMatchesBytes(t *testing.T) {
+// TestEncodePointsMatchesBytes holds encodePoints, the encoding of several
+// points with one field inversion, to Point.Bytes: for random points (with
+// Z not 1, as a scalar multiplication leaves them), the base point, the
+// identity and the small-order points, one to five at a time.
+func TestEncodePointsMatchesBytes(t *testing.T) {
 	points := []*edwards25519.Point{edwards25519.NewGeneratorPoint(), edwards25519.NewIdentityPoint()}
 	for _, s := range smallOrder {
 		p, err := new(edwards25519.Point).SetBytes(mustHex(t, s))
@@ -453,12 +453,99 @@ func TestEncodePairMatchesBytes(t *testing.T) {
 		}
 		points = append(points, new(edwards25519.Point).ScalarBaseMult(k))
 	}
-	for i, d := range points {
-		e := points[(i*7+3)%len(points)]
-		var enc [2 * ElementSize]byte
-		encodePair(&enc, d, e)
-		if want := append(d.Bytes(), e.Bytes()...); !bytes.Equal(enc[:], want) {
-			t.Fatalf("encodePair(%x, %x) = %x", d.Bytes(), e.Bytes(), enc)
+	for i := range points {
+		n := 1 + i%5
+		pts := make([]*edwards25519.Point, n)
+		out := make([][]byte, n)
+		for j := range pts {
+			pts[j] = points[(i*7+j*3)%len(points)]
+			out[j] = make([]byte, ElementSize)
+		}
+		encodePoints(out, pts...)
+		for j, p := range pts {
+			if !bytes.Equal(out[j], p.Bytes()) {
+				t.Fatalf("encodePoints, point %d of %d: %x, Bytes %x", j, n, out[j], p.Bytes())
+			}
 		}
 	}
+}
+
+// TestCommitmentFromEighths checks the cofactor-cleared decoding: a
+// commitment NewNonce made decodes from its eighths to the same commitment
+// (D_i = [8](D_i/8)); adding a small-order point to an eighth changes
+// nothing (the torsion is cleared); a small-order eighth, a non-canonical,
+// short or off-curve encoding and identifier 0 are refused.
+func TestCommitmentFromEighths(t *testing.T) {
+	_, seed := cometKey(t)
+	d, err := Deal(seed, 2, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewNonce(d.Shares[1], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := n.Commitment()
+	h8, b8, ok := c.Eighths()
+	if !ok {
+		t.Fatal("NewNonce's commitment has no eighths")
+	}
+	for i, pair := range [][2][]byte{{h8, c.enc[:ElementSize]}, {b8, c.enc[ElementSize:]}} {
+		p, err := new(edwards25519.Point).SetBytes(pair[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(new(edwards25519.Point).MultByCofactor(p).Bytes(), pair[1]) {
+			t.Fatalf("point %d: [8](eighth) is not the commitment's point", i)
+		}
+	}
+	got, err := CommitmentFromEighths(2, h8, b8)
+	if err != nil || !got.Equal(c) {
+		t.Fatalf("CommitmentFromEighths: %v, %v; want %x", got.Bytes(), err, c.Bytes())
+	}
+	if gh, gb, ok := got.Eighths(); !ok || !bytes.Equal(gh, h8) || !bytes.Equal(gb, b8) {
+		t.Fatal("decoded commitment lost its eighths")
+	}
+	if _, _, ok := mustDecodeCommitment(t, c.Bytes()).Eighths(); ok {
+		t.Fatal("DecodeCommitment's commitment claims eighths")
+	}
+	// A torsion component in an eighth is cleared: the same D_i, E_i.
+	for _, s := range smallOrder {
+		tor, err := new(edwards25519.Point).SetBytes(mustHex(t, s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := new(edwards25519.Point).SetBytes(h8)
+		moved := new(edwards25519.Point).Add(p, tor).Bytes()
+		if got, err := CommitmentFromEighths(2, moved, b8); err != nil || !got.Equal(c) {
+			t.Errorf("eighth + small-order %s: %v, equal %t", s, err, got.Equal(c))
+		}
+		// A small-order eighth makes the identity: refused.
+		if _, err := CommitmentFromEighths(2, h8, mustHex(t, s)); !errors.Is(err, errIdentity) {
+			t.Errorf("small-order eighth %s: %v, want the identity refused", s, err)
+		}
+	}
+	for name, tc := range map[string]struct {
+		id   uint16
+		h, b []byte
+	}{
+		"id 0":                         {0, h8, b8},
+		"short":                        {2, h8[:31], b8},
+		"not on the curve":             {2, h8, mustHex(t, "0200000000000000000000000000000000000000000000000000000000000000")},
+		"non-canonical (y = p + 1)":    {2, mustHex(t, "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"), b8},
+		"non-canonical (-1 with sign)": {2, h8, mustHex(t, "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff")},
+	} {
+		if _, err := CommitmentFromEighths(tc.id, tc.h, tc.b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func mustDecodeCommitment(t *testing.T, b []byte) Commitment {
+	t.Helper()
+	c, err := DecodeCommitment(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
