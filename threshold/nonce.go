@@ -117,6 +117,8 @@ func NewNonce(share *KeyShare, random io.Reader) (*Nonce, error) {
 	return n, nil
 }
 
+const maxEncodePoints = 4
+
 var (
 	inverseOfEightOnce sync.Once
 	inverseOfEightVal  *edwards25519.Scalar
@@ -207,12 +209,15 @@ func nonceGenerate(k, secret *edwards25519.Scalar, random io.Reader) error {
 // reduced, with the sign bit set to the parity of x = X/Z. Z is never 0
 // for a point, so neither is the product. The points are public
 // commitments; the encoding takes variable time like Bytes.
-// TestEncodePointsMatchesBytes holds it to Bytes.
+// TestEncodePointsMatchesBytes holds it to Bytes. It takes at most
+// maxEncodePoints points: its callers encode a commitment's two points and
+// their eighths.
 func encodePoints(out [][]byte, pts ...*edwards25519.Point) {
-	xs := make([]*field.Element, len(pts))
-	ys := make([]*field.Element, len(pts))
-	zs := make([]*field.Element, len(pts))
-	prefix := make([]field.Element, len(pts))
+	if len(pts) > maxEncodePoints {
+		panic("threshold: encodePoints of more than 4 points")
+	}
+	var xs, ys, zs [maxEncodePoints]*field.Element
+	var prefix [maxEncodePoints]field.Element
 	for i, p := range pts {
 		xs[i], ys[i], zs[i], _ = p.ExtendedCoordinates()
 		if i == 0 {
