@@ -995,26 +995,24 @@ func (c *Coordinator) fanOut(ctx context.Context, share *ShareRequest, quorum []
 	n := len(share.Messages)
 	replies := make([]shareReply, len(quorum))
 	var wg sync.WaitGroup
-	send := func(i int, p *peer, r *ShareRequest) {
-		wg.Go(func() {
-			start := time.Now()
-			shares, err := p.client.Sign(attemptCtx, r)
-			c.cfg.Metrics.ObservePeerRPC(p.id, time.Since(start))
-			if err == nil && len(shares) != n {
-				err = fmt.Errorf("cosigner %d returned %d shares for %d messages", p.id, len(shares), n)
-			}
-			var refusal *signstate.Refusal
-			if errors.As(err, &refusal) && refusal.Final() {
-				p.result(time.Since(start), nil) // healthy; the request was wrong
-			} else {
-				p.result(time.Since(start), err)
-			}
-			replies[i] = shareReply{shares, err}
-		})
+	call := func(i int, p *peer, r *ShareRequest) {
+		start := time.Now()
+		shares, err := p.client.Sign(attemptCtx, r)
+		c.cfg.Metrics.ObservePeerRPC(p.id, time.Since(start))
+		if err == nil && len(shares) != n {
+			err = fmt.Errorf("cosigner %d returned %d shares for %d messages", p.id, len(shares), n)
+		}
+		var refusal *signstate.Refusal
+		if errors.As(err, &refusal) && refusal.Final() {
+			p.result(time.Since(start), nil) // healthy; the request was wrong
+		} else {
+			p.result(time.Since(start), err)
+		}
+		replies[i] = shareReply{shares, err}
 	}
 	for i, p := range quorum {
 		if p.id != c.self {
-			send(i, p, share)
+			wg.Go(func() { call(i, p, share) })
 		}
 	}
 	pkgs := make([]*threshold.SigningPackage, n)
@@ -1030,11 +1028,13 @@ func (c *Coordinator) fanOut(ctx context.Context, share *ShareRequest, quorum []
 			return nil, nil, err
 		}
 	}
+	// This cosigner's own share runs here, beside the RPCs in flight: a
+	// goroutine of its own would grow a fresh stack on every request.
 	for i, p := range quorum {
 		if p.id == c.self {
 			local := *share
 			local.Packages = pkgs
-			send(i, p, &local)
+			call(i, p, &local)
 		}
 	}
 	wg.Wait()
