@@ -22,9 +22,9 @@ var ErrNonceUsed = errors.New("threshold: nonce already used")
 // 9591, Section 5.1): its identifier i, the hiding nonce commitment D_i =
 // d_i·B and the binding nonce commitment E_i = e_i·B.
 //
-// Commitments are made by NewNonce or decoded by DecodeCommitment, so every
-// Commitment other than the zero value holds two valid elements of the
-// prime-order group. A Commitment is a value: copying it is cheap and safe.
+// Commitments are made by NewNonce or decoded by DecodeCommitment or
+// CommitmentFromEighths, so every Commitment other than the zero value holds
+// two valid elements of the prime-order group. A Commitment is a value: copying it is cheap and safe.
 type Commitment struct {
 	id      uint16
 	hiding  *edwards25519.Point // shared, never modified
@@ -103,8 +103,9 @@ func NewNonce(share *KeyShare, random io.Reader) (*Nonce, error) {
 		return nil, err
 	}
 	// D_i = [8]([d_i/8]B) = [d_i]B, and likewise E_i: the eighths cost
-	// three doublings more and let a receiver skip the prime-order check
-	// (CommitmentFromEighths).
+	// three doublings and two encodings more and let a receiver skip the
+	// prime-order check (CommitmentFromEighths). They reveal nothing D_i
+	// does not: D_i/8 = [1/8 mod L]D_i, the one eighth of prime order.
 	k := edwards25519.NewScalar()
 	d8 := new(edwards25519.Point).ScalarBaseMult(k.Multiply(&n.hiding, inverseOfEight()))
 	e8 := new(edwards25519.Point).ScalarBaseMult(k.Multiply(&n.binding, inverseOfEight()))
