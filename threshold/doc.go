@@ -49,6 +49,12 @@
 // wrong lengths, identifier 0, non-canonical scalars and points, the identity
 // and points outside the prime-order subgroup.
 //
+// A Commitment made by NewNonce also knows its eighths, D_i/8 and E_i/8
+// (Commitment.Eighths). CommitmentFromEighths decodes a commitment from them
+// as D_i = [8](D_i/8), which is in the prime-order subgroup whatever the
+// sender sent (the group has order 8·L), at the cost of three doublings a
+// point instead of DecodeCommitment's multiplication by L-1.
+//
 // Arithmetic on secrets (key shares, nonces) is constant-time; checks that
 // see only public values (commitments, public shares, signature shares) use
 // variable-time multi-scalar multiplication.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"filippo.io/edwards25519"
+	"filippo.io/edwards25519/field"
 )
 
 // This file holds the ciphersuite of RFC 9591, Section 6.1,
@@ -90,13 +91,38 @@ func decodeElement(b []byte) (*edwards25519.Point, error) {
 	}
 	// SetBytes accepts y >= p and x = 0 with the sign bit set; RFC 8032
 	// rejects both, and so do we, so that every element has one encoding.
-	if string(p.Bytes()) != string(b) {
+	if !canonicalElement(p, b) {
 		return nil, fmt.Errorf("point %x: %w", b, errNonCanonical)
 	}
 	if err := checkElement(p); err != nil {
 		return nil, fmt.Errorf("point %x: %w", b, err)
 	}
 	return p, nil
+}
+
+// canonicalElement reports whether b, which SetBytes decoded to p, is the
+// encoding p.Bytes() returns, without the field inversion Bytes costs.
+// SetBytes reads y mod p from the low 255 bits and picks the x whose parity
+// is the sign bit, except that x = 0 has no odd twin; Bytes writes y reduced
+// and x's parity. So the two agree exactly when the low 255 bits are y < p
+// (a field element's Bytes is its reduced encoding, no inversion) and not x
+// = 0 with the sign bit set (p's X is 0 exactly when x = X/Z is: Z is never
+// 0). TestCanonicalElementMatchesBytes holds it to p.Bytes().
+func canonicalElement(p *edwards25519.Point, b []byte) bool {
+	var y [ElementSize]byte
+	copy(y[:], b)
+	y[ElementSize-1] &= 0x7f
+	fe, err := new(field.Element).SetBytes(y[:])
+	if err != nil || string(fe.Bytes()) != string(y[:]) {
+		return false
+	}
+	if b[ElementSize-1]&0x80 != 0 {
+		x, _, _, _ := p.ExtendedCoordinates()
+		if x.Equal(new(field.Element)) == 1 {
+			return false
+		}
+	}
+	return true
 }
 
 // checkElement rejects the identity and points with a small-order component.

@@ -3,9 +3,12 @@ package threshold
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"math/big"
+	"slices"
 	"strings"
 	"testing"
 
@@ -351,6 +354,39 @@ func FuzzDecodeCommitment(f *testing.F) {
 	})
 }
 
+func FuzzCommitmentFromEighths(f *testing.F) {
+	_, seed := cometKey(f)
+	d, err := Deal(seed, 2, 3, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	n, err := NewNonce(d.Shares[0], nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	h8, b8, _ := n.Commitment().Eighths()
+	f.Add(uint16(1), h8, b8)
+	for _, s := range smallOrder {
+		f.Add(uint16(1), mustHex(f, s), b8)
+	}
+	f.Fuzz(func(t *testing.T, id uint16, h, b []byte) {
+		c, err := CommitmentFromEighths(id, h, b)
+		if err != nil {
+			return
+		}
+		// The result is a commitment DecodeCommitment accepts, prime-order
+		// checks included, and it keeps the eighths it came from.
+		again, err := DecodeCommitment(c.Bytes())
+		if err != nil || !again.Equal(c) {
+			t.Fatalf("CommitmentFromEighths(%d, %x, %x) = %x, which DecodeCommitment refuses: %v", id, h, b, c.Bytes(), err)
+		}
+		gh, gb, ok := c.Eighths()
+		if !ok || !bytes.Equal(gh, h) || !bytes.Equal(gb, b) {
+			t.Fatal("eighths not kept")
+		}
+	})
+}
+
 func FuzzDecodeSignatureShare(f *testing.F) {
 	_, _, _, sigShares := vectorEncodings(f)
 	for _, b := range sigShares {
@@ -366,4 +402,183 @@ func FuzzDecodeSignatureShare(f *testing.F) {
 			t.Errorf("%x re-encodes to %x", b, s.Bytes())
 		}
 	})
+}
+
+// TestCanonicalElementMatchesBytes holds decodeElement's canonical check to
+// its definition, p.Bytes() == b, on every encoding SetBytes accepts among:
+// y in 0..40, p-40..p-1 and all 19 non-canonical y in p..2^255-1, each with
+// both sign bits, the small-order points, and random bytes.
+func TestCanonicalElementMatchesBytes(t *testing.T) {
+	var encs [][]byte
+	le := func(v *big.Int) []byte {
+		b := make([]byte, ElementSize)
+		v.FillBytes(b)
+		slices.Reverse(b)
+		return b
+	}
+	p := new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 255), big.NewInt(19))
+	for k := int64(0); k <= 40; k++ {
+		encs = append(encs, le(big.NewInt(k)), le(new(big.Int).Sub(p, big.NewInt(k+1))))
+	}
+	for k := int64(0); k < 19; k++ {
+		encs = append(encs, le(new(big.Int).Add(p, big.NewInt(k))))
+	}
+	for _, b := range slices.Clone(encs) {
+		signed := slices.Clone(b)
+		signed[ElementSize-1] |= 0x80
+		encs = append(encs, signed)
+	}
+	for _, s := range smallOrder {
+		encs = append(encs, mustHex(t, s))
+	}
+	for range 4000 {
+		b := make([]byte, ElementSize)
+		if _, err := rand.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		encs = append(encs, b)
+	}
+	decoded, rejected := 0, 0
+	for _, b := range encs {
+		pt, err := new(edwards25519.Point).SetBytes(b)
+		if err != nil {
+			continue
+		}
+		decoded++
+		want := string(pt.Bytes()) == string(b)
+		if !want {
+			rejected++
+		}
+		if got := canonicalElement(pt, b); got != want {
+			t.Errorf("%x: canonicalElement %t, Bytes round trip %t", b, got, want)
+		}
+	}
+	// Some of the edge encodings are on the curve and not canonical (y = p
+	// + 1 is y = 1, the identity; y = 1 and y = p - 1 with the sign bit).
+	if decoded < 2000 || rejected < 3 {
+		t.Fatalf("only %d encodings decoded, %d of them non-canonical: the test checks too little", decoded, rejected)
+	}
+}
+
+// TestEncodePointsMatchesBytes holds encodePoints, the encoding of several
+// points with one field inversion, to Point.Bytes: for random points (with
+// Z not 1, as a scalar multiplication leaves them), the base point, the
+// identity and the small-order points, one to four at a time.
+func TestEncodePointsMatchesBytes(t *testing.T) {
+	points := []*edwards25519.Point{edwards25519.NewGeneratorPoint(), edwards25519.NewIdentityPoint()}
+	for _, s := range smallOrder {
+		p, err := new(edwards25519.Point).SetBytes(mustHex(t, s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Adding B moves Z off 1, then the torsion point back onto it.
+		q := new(edwards25519.Point).Add(p, edwards25519.NewGeneratorPoint())
+		points = append(points, p, q.Subtract(q, edwards25519.NewGeneratorPoint()))
+	}
+	for range 200 {
+		var seed [64]byte
+		if _, err := rand.Read(seed[:]); err != nil {
+			t.Fatal(err)
+		}
+		k, err := edwards25519.NewScalar().SetUniformBytes(seed[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		points = append(points, new(edwards25519.Point).ScalarBaseMult(k))
+	}
+	for i := range points {
+		n := 1 + i%maxEncodePoints
+		pts := make([]*edwards25519.Point, n)
+		out := make([][]byte, n)
+		for j := range pts {
+			pts[j] = points[(i*7+j*3)%len(points)]
+			out[j] = make([]byte, ElementSize)
+		}
+		encodePoints(out, pts...)
+		for j, p := range pts {
+			if !bytes.Equal(out[j], p.Bytes()) {
+				t.Fatalf("encodePoints, point %d of %d: %x, Bytes %x", j, n, out[j], p.Bytes())
+			}
+		}
+	}
+}
+
+// TestCommitmentFromEighths checks the cofactor-cleared decoding: a
+// commitment NewNonce made decodes from its eighths to the same commitment
+// (D_i = [8](D_i/8)); adding a small-order point to an eighth changes
+// nothing (the torsion is cleared); a small-order eighth, a non-canonical,
+// short or off-curve encoding and identifier 0 are refused.
+func TestCommitmentFromEighths(t *testing.T) {
+	_, seed := cometKey(t)
+	d, err := Deal(seed, 2, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewNonce(d.Shares[1], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := n.Commitment()
+	h8, b8, ok := c.Eighths()
+	if !ok {
+		t.Fatal("NewNonce's commitment has no eighths")
+	}
+	for i, pair := range [][2][]byte{{h8, c.enc[:ElementSize]}, {b8, c.enc[ElementSize:]}} {
+		p, err := new(edwards25519.Point).SetBytes(pair[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(new(edwards25519.Point).MultByCofactor(p).Bytes(), pair[1]) {
+			t.Fatalf("point %d: [8](eighth) is not the commitment's point", i)
+		}
+	}
+	got, err := CommitmentFromEighths(2, h8, b8)
+	if err != nil || !got.Equal(c) {
+		t.Fatalf("CommitmentFromEighths: %v, %v; want %x", got.Bytes(), err, c.Bytes())
+	}
+	if gh, gb, ok := got.Eighths(); !ok || !bytes.Equal(gh, h8) || !bytes.Equal(gb, b8) {
+		t.Fatal("decoded commitment lost its eighths")
+	}
+	if _, _, ok := mustDecodeCommitment(t, c.Bytes()).Eighths(); ok {
+		t.Fatal("DecodeCommitment's commitment claims eighths")
+	}
+	// A torsion component in an eighth is cleared: the same D_i, E_i.
+	for _, s := range smallOrder {
+		tor, err := new(edwards25519.Point).SetBytes(mustHex(t, s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, _ := new(edwards25519.Point).SetBytes(h8)
+		moved := new(edwards25519.Point).Add(p, tor).Bytes()
+		if got, err := CommitmentFromEighths(2, moved, b8); err != nil || !got.Equal(c) {
+			t.Errorf("eighth + small-order %s: %v, equal %t", s, err, got.Equal(c))
+		}
+		// A small-order eighth makes the identity: refused.
+		if _, err := CommitmentFromEighths(2, h8, mustHex(t, s)); !errors.Is(err, errIdentity) {
+			t.Errorf("small-order eighth %s: %v, want the identity refused", s, err)
+		}
+	}
+	for name, tc := range map[string]struct {
+		id   uint16
+		h, b []byte
+	}{
+		"id 0":                         {0, h8, b8},
+		"short":                        {2, h8[:31], b8},
+		"not on the curve":             {2, h8, mustHex(t, "0200000000000000000000000000000000000000000000000000000000000000")},
+		"non-canonical (y = p + 1)":    {2, mustHex(t, "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"), b8},
+		"non-canonical (-1 with sign)": {2, h8, mustHex(t, "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff")},
+	} {
+		if _, err := CommitmentFromEighths(tc.id, tc.h, tc.b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func mustDecodeCommitment(t *testing.T, b []byte) Commitment {
+	t.Helper()
+	c, err := DecodeCommitment(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -512,3 +512,59 @@ func TestSigningPackageValidation(t *testing.T) {
 		}
 	})
 }
+
+// TestAggregateMatchesVerify holds Aggregate's own check of the signature to
+// crypto/ed25519.Verify's answer on the same bytes, both ways: the
+// coordinator relies on it and verifies each signature once. Valid shares
+// give a signature both accept; a tampered share (its z moved by k, which
+// moves the sum the same way) gives R || z' that Verify rejects, and
+// Aggregate refuses it.
+func TestAggregateMatchesVerify(t *testing.T) {
+	for _, tc := range []struct{ m, n int }{{2, 3}, {3, 5}} {
+		t.Run(fmt.Sprintf("%d-of-%d", tc.m, tc.n), func(t *testing.T) {
+			_, seed := cometKey(t)
+			d, err := Deal(seed, tc.m, tc.n, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, signers := range subsets(tc.m, tc.n) {
+				msg := randomMessage(t)
+				nonces, list := round(t, d, signers)
+				shares := signAll(t, d, msg, nonces, list)
+				pkg, err := NewSigningPackage(d.Group, msg, list)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sig, err := Aggregate(pkg, shares)
+				if err != nil || !ed25519.Verify(d.Group.PublicKey(), msg, sig) {
+					t.Fatalf("signers %v: Aggregate %x, %v; ed25519.Verify rejects it", signers, sig, err)
+				}
+				// Verify checks the message too: the same signature of
+				// another message is refused.
+				if ed25519.Verify(d.Group.PublicKey(), randomMessage(t), sig) {
+					t.Fatalf("signers %v: signature verifies for another message", signers)
+				}
+				for i := range shares {
+					bad := slices.Clone(shares)
+					bad[i].Z.Add(&bad[i].Z, scalarOne())
+					forged := slices.Clone(sig)
+					var z [ScalarSize]byte
+					copy(z[:], sig[ElementSize:])
+					zs, err := decodeScalar(z[:])
+					if err != nil {
+						t.Fatal(err)
+					}
+					copy(forged[ElementSize:], zs.Add(zs, scalarOne()).Bytes())
+					if ed25519.Verify(d.Group.PublicKey(), msg, forged) {
+						t.Fatalf("signers %v: ed25519.Verify accepts a signature with z+1", signers)
+					}
+					if s, err := Aggregate(pkg, bad); err == nil {
+						t.Fatalf("signers %v: Aggregate accepted share %d moved by one: %x", signers, bad[i].ID, s)
+					} else if !slices.Equal(Culprits(err), []uint16{bad[i].ID}) {
+						t.Fatalf("signers %v: Aggregate named %v, want %d", signers, Culprits(err), bad[i].ID)
+					}
+				}
+			}
+		})
+	}
+}

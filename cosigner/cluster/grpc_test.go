@@ -77,7 +77,7 @@ type grpcCluster struct {
 
 // newGRPCCluster runs n cosigners, each serving the Cosigner service over
 // mutual TLS on loopback, with cosigner 1 leading.
-func newGRPCCluster(t *testing.T, m, n int) *grpcCluster {
+func newGRPCCluster(t testing.TB, m, n int) *grpcCluster {
 	t.Helper()
 	gc := serveGRPCCosigners(t, m, n)
 	clients := map[int]PeerClient{1: LocalPeer{keyringOf(gc.shares[0])}}
@@ -100,7 +100,7 @@ func newGRPCCluster(t *testing.T, m, n int) *grpcCluster {
 // with its own durable sign state at height 1 and its own nonce pool,
 // serving the Cosigner service over mutual TLS on loopback, with cosigner 1
 // leading in every cosigner's Raft view. No coordinator runs.
-func serveGRPCCosigners(t *testing.T, m, n int) *grpcCluster {
+func serveGRPCCosigners(t testing.TB, m, n int) *grpcCluster {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(nil)
 	dealing, err := threshold.Deal(key.Seed(), m, n, nil)
@@ -129,7 +129,7 @@ func serveGRPCCosigners(t *testing.T, m, n int) *grpcCluster {
 			t.Fatal(err)
 		}
 		rc := &staticRaft{self: id, leader: 1}
-		srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(ct.ServerTLSConfig())))
+		srv := grpc.NewServer(serverOptions(ct.ServerTLSConfig())...)
 		cosignerv1.RegisterCosignerServer(srv, NewService(keyringOf(s), rc, "test"))
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -148,12 +148,12 @@ func serveGRPCCosigners(t *testing.T, m, n int) *grpcCluster {
 }
 
 // dial connects cosigner from to cosigner to, with from's certificate.
-func (gc *grpcCluster) dial(t *testing.T, from, to int) *grpc.ClientConn {
+func (gc *grpcCluster) dial(t testing.TB, from, to int) *grpc.ClientConn {
 	t.Helper()
 	return dialWith(t, gc.addrs[to-1], gc.tls[from-1].ClientTLSConfig(to))
 }
 
-func dialWith(t *testing.T, addr string, cfg *tls.Config) *grpc.ClientConn {
+func dialWith(t testing.TB, addr string, cfg *tls.Config) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 	if err != nil {

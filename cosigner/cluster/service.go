@@ -210,8 +210,13 @@ func (s *Service) TransferLeadership(ctx context.Context, req *cosignerv1.Transf
 
 func commitmentToProto(c PublishedCommitment) *cosignerv1.NonceCommitment {
 	b := c.Commitment.Bytes()
-	return &cosignerv1.NonceCommitment{SignerId: uint32(c.Commitment.ID()), BootId: append([]byte(nil), c.BootID[:]...),
+	p := &cosignerv1.NonceCommitment{SignerId: uint32(c.Commitment.ID()), BootId: append([]byte(nil), c.BootID[:]...),
 		Handle: c.Handle, Hiding: b[2 : 2+threshold.ElementSize], Binding: b[2+threshold.ElementSize:]}
+	// The eighths spare the receiver the prime-order check of each point.
+	if h8, b8, ok := c.Commitment.Eighths(); ok {
+		p.HidingEighth, p.BindingEighth = h8, b8
+	}
+	return p
 }
 
 func commitmentFromProto(p *cosignerv1.NonceCommitment) (PublishedCommitment, error) {
@@ -225,7 +230,19 @@ func commitmentFromProto(p *cosignerv1.NonceCommitment) (PublishedCommitment, er
 	binary.BigEndian.PutUint16(buf, uint16(p.GetSignerId()))
 	copy(buf[2:], p.GetHiding())
 	copy(buf[2+threshold.ElementSize:], p.GetBinding())
-	c, err := threshold.DecodeCommitment(buf)
+	var c threshold.Commitment
+	var err error
+	if len(p.GetHidingEighth()) == 0 && len(p.GetBindingEighth()) == 0 {
+		// A sender without eighths: check each point's order.
+		c, err = threshold.DecodeCommitment(buf)
+	} else {
+		// D = 8 * (D/8) is prime-order by construction; it must be the
+		// D the message names, which older cosigners check and use.
+		c, err = threshold.CommitmentFromEighths(uint16(p.GetSignerId()), p.GetHidingEighth(), p.GetBindingEighth())
+		if err == nil && !bytes.Equal(c.Bytes(), buf) {
+			err = fmt.Errorf("commitment of cosigner %d: hiding and binding are not 8 times their eighths", p.GetSignerId())
+		}
+	}
 	if err != nil {
 		return PublishedCommitment{}, err
 	}

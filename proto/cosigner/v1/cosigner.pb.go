@@ -259,7 +259,15 @@ type NonceCommitment struct {
 	// Hiding nonce commitment D = G * d, 32 bytes.
 	Hiding []byte `protobuf:"bytes,4,opt,name=hiding,proto3" json:"hiding,omitempty"`
 	// Binding nonce commitment E = G * e, 32 bytes.
-	Binding       []byte `protobuf:"bytes,5,opt,name=binding,proto3" json:"binding,omitempty"`
+	Binding []byte `protobuf:"bytes,5,opt,name=binding,proto3" json:"binding,omitempty"`
+	// D/8 and E/8: the points whose multiples by the cofactor 8 are D and E,
+	// 32 bytes each, or both empty. A receiver that gets them takes D = 8 *
+	// (D/8), in the prime-order subgroup by construction, instead of checking
+	// D's order (a scalar multiplication), and refuses the commitment unless
+	// the result is hiding and binding above. Cosigners that predate them
+	// ignore them and check hiding and binding.
+	HidingEighth  []byte `protobuf:"bytes,6,opt,name=hiding_eighth,json=hidingEighth,proto3" json:"hiding_eighth,omitempty"`
+	BindingEighth []byte `protobuf:"bytes,7,opt,name=binding_eighth,json=bindingEighth,proto3" json:"binding_eighth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -325,6 +333,20 @@ func (x *NonceCommitment) GetHiding() []byte {
 func (x *NonceCommitment) GetBinding() []byte {
 	if x != nil {
 		return x.Binding
+	}
+	return nil
+}
+
+func (x *NonceCommitment) GetHidingEighth() []byte {
+	if x != nil {
+		return x.HidingEighth
+	}
+	return nil
+}
+
+func (x *NonceCommitment) GetBindingEighth() []byte {
+	if x != nil {
+		return x.BindingEighth
 	}
 	return nil
 }
@@ -1324,13 +1346,15 @@ var File_cosigner_v1_cosigner_proto protoreflect.FileDescriptor
 
 const file_cosigner_v1_cosigner_proto_rawDesc = "" +
 	"\n" +
-	"\x1acosigner/v1/cosigner.proto\x12\vcosigner.v1\"\x91\x01\n" +
+	"\x1acosigner/v1/cosigner.proto\x12\vcosigner.v1\"\xdd\x01\n" +
 	"\x0fNonceCommitment\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12\x17\n" +
 	"\aboot_id\x18\x02 \x01(\fR\x06bootId\x12\x16\n" +
 	"\x06handle\x18\x03 \x01(\x04R\x06handle\x12\x16\n" +
 	"\x06hiding\x18\x04 \x01(\fR\x06hiding\x12\x18\n" +
-	"\abinding\x18\x05 \x01(\fR\abinding\"\x91\x01\n" +
+	"\abinding\x18\x05 \x01(\fR\abinding\x12#\n" +
+	"\rhiding_eighth\x18\x06 \x01(\fR\fhidingEighth\x12%\n" +
+	"\x0ebinding_eighth\x18\a \x01(\fR\rbindingEighth\"\x91\x01\n" +
 	"\x19PublishCommitmentsRequest\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12\x17\n" +
 	"\aboot_id\x18\x02 \x01(\fR\x06bootId\x12>\n" +
