@@ -406,7 +406,7 @@ func writeHome(home string, cfg *config.Config, ks *threshold.KeyShare, caPEM []
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := share.WriteHome(tmp, cfg, ks, caPEM, cert); err != nil {
+	if err := share.WriteHome(tmp, cfg, ks, share.FirstEpoch, caPEM, cert); err != nil {
 		return err
 	}
 	for _, c := range chains {

@@ -56,7 +56,7 @@ func Seal(ctx context.Context, h *hsm.Client, cfg *config.Config, objectID uint1
 // LoadFromHSM reads the share sealed as opaque object objectID and
 // checks it against the group file as Load does.
 func LoadFromHSM(ctx context.Context, h *hsm.Client, objectID uint16, groupPath string) (*threshold.KeyShare, error) {
-	group, err := LoadGroup(groupPath)
+	group, epoch, err := LoadGroupEpoch(groupPath)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +66,7 @@ func LoadFromHSM(ctx context.Context, h *hsm.Client, objectID uint16, groupPath 
 	}
 	// The decoded share keeps its own copy of the secret.
 	defer clear(data)
-	return decode(data, fmt.Sprintf("in yubihsm object %d", objectID), group, groupPath)
+	return decode(data, fmt.Sprintf("in yubihsm object %d", objectID), group, epoch.Number, groupPath)
 }
 
 // LoadFromConfig loads the threshold share: from the YubiHSM2 when

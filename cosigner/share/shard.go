@@ -153,27 +153,27 @@ func writeShardDir(dir string, id int, share *threshold.KeyShare, ca *clustertls
 	if err != nil {
 		return err
 	}
-	return WriteHome(dir, cfg, share, ca.CertPEM(), cert)
+	return WriteHome(dir, cfg, share, FirstEpoch, ca.CertPEM(), cert)
 }
 
 // WriteHome writes a threshold cosigner's home into dir, creating it 0700:
 // cfg as cosigner.toml, the key share (0600) and the group key it belongs
-// to, the cluster CA certificate with this cosigner's certificate and key,
+// to, both of epoch number epoch, the cluster CA certificate with this cosigner's certificate and key,
 // a fresh SecretConnection identity and an empty state directory. It never
 // overwrites a file. `shard` writes one per cosigner; `migrate horcrux`
 // writes the home of the host it runs on.
-func WriteHome(dir string, cfg *config.Config, share *threshold.KeyShare, caCertPEM []byte, cert *clustertls.Cert) error {
+func WriteHome(dir string, cfg *config.Config, share *threshold.KeyShare, epoch uint64, caCertPEM []byte, cert *clustertls.Cert) error {
 	for _, d := range []string{dir, filepath.Join(dir, cfg.StateDir)} {
 		if err := fsutil.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
 	}
-	shareJSON, err := Marshal(share)
+	shareJSON, err := Marshal(share, epoch)
 	if err != nil {
 		return err
 	}
 	defer clear(shareJSON)
-	groupJSON, err := MarshalGroup(share.Group())
+	groupJSON, err := MarshalGroup(share.Group(), epoch)
 	if err != nil {
 		return err
 	}
