@@ -103,7 +103,8 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		self, _ := t.Self()
 		opts.Log.Info("starting", "version", opts.Version, "mode", cfg.Mode, "cosigner", t.ID, "threshold", t.Threshold, "shares", t.Shares,
 			"pubkey", info.Bech32, "address", info.Address, "grpc", self.Address, "raft", self.RaftAddress,
-			"node_id", privval.NodeID(identity.Public().(ed25519.PublicKey)), "boot_id", cl.Signer().Pool().BootID().String())
+			"node_id", privval.NodeID(identity.Public().(ed25519.PublicKey)), "boot_id", cl.Signer().Pool().BootID().String(),
+			"epoch", cl.Epoch().Number, "group", cl.Epoch().Short())
 		for _, ch := range cfg.Chains {
 			mk, _ := cl.Signer().Mark(ch.ID)
 			opts.Log.Info("chain ready", "chain", ch.ID, "height", mk.Height, "round", mk.Round, "step", int(mk.Step), "nodes", len(ch.Nodes))

@@ -208,8 +208,12 @@ the key the chain knows to confirm that sharding kept the validator key.`,
 					return withHint(err, "copy this cosigner's directory from the 'cosigner shard' output unchanged")
 				}
 				pub = ks.Group().PublicKey()
-				fmt.Fprintf(cmd.ErrOrStderr(), "share %d of a %d-of-%d key verified against the group commitments\n",
-					ks.ID(), t.Threshold, t.Shares)
+				_, epoch, err := share.LoadGroupEpoch(cfg.Path(t.GroupFile))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "share %d of a %d-of-%d key verified against the group commitments, %s\n",
+					ks.ID(), t.Threshold, t.Shares, epoch)
 			}
 			if prefix == "" {
 				prefix = config.DefaultBech32Prefix

@@ -40,6 +40,7 @@ type Cosigner struct {
 	version  string
 	identity ed25519.PrivateKey
 	share    *threshold.KeyShare
+	epochs   *EpochGuard
 	tls      *clustertls.Identity
 	signer   *ShareSigner
 	node     *raft.Node
@@ -85,6 +86,9 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 	if opts.Tracker == nil {
 		opts.Tracker = admin.NewTracker(opts.Metrics)
 	}
+	if err := share.CheckRetired(cfg.Home()); err != nil {
+		return nil, err
+	}
 	ks, err := share.LoadFromConfig(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -95,6 +99,12 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 	}
 	if int(ks.ID()) != t.ID {
 		return nil, fmt.Errorf("the share belongs to cosigner %d, cosigner.toml says threshold.id = %d", ks.ID(), t.ID)
+	}
+	// The share was checked against this group file: its epoch is the
+	// share's.
+	_, epoch, err := share.LoadGroupEpoch(cfg.Path(t.GroupFile))
+	if err != nil {
+		return nil, err
 	}
 	ctls, err := clustertls.Load(cfg.Path(t.TLSDir))
 	if err != nil {
@@ -107,7 +117,8 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 	if err != nil {
 		return nil, err
 	}
-	c := &Cosigner{cfg: cfg, log: log, version: opts.Version, identity: identity, share: ks, tls: ctls,
+	epochs := NewEpochGuard(epoch, t.ID, log, opts.Metrics)
+	c := &Cosigner{cfg: cfg, log: log, version: opts.Version, identity: identity, share: ks, tls: ctls, epochs: epochs,
 		metrics: opts.Metrics, tracker: opts.Tracker, dups: NewDuplicates(log, opts.Metrics), doppel: opts.Doppel}
 	var states []*signstate.SignState
 	for _, ch := range cfg.Chains {
@@ -155,7 +166,7 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 	}
 	c.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(ctls.ServerTLSConfig())),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}))
-	cosignerv1.RegisterCosignerServer(c.grpc, NewService(c.signer, raftControl{c.node}, opts.Version))
+	cosignerv1.RegisterCosignerServer(c.grpc, NewService(c.signer, raftControl{c.node}, opts.Version, epochs))
 
 	c.peers = map[int]PeerClient{t.ID: LocalPeer{c.signer}}
 	for _, p := range t.Peers {
@@ -170,7 +181,7 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 			return nil, fmt.Errorf("cosigner %d at %s: %w", p.ID, p.Address, err)
 		}
 		c.conns = append(c.conns, conn)
-		c.peers[p.ID] = NewGRPCPeer(p.ID, conn)
+		c.peers[p.ID] = NewGRPCPeer(p.ID, conn, epochs)
 	}
 	return c, nil
 }
@@ -286,6 +297,9 @@ func (c *Cosigner) Coordinator() *Coordinator {
 	defer c.mu.Unlock()
 	return c.coord
 }
+
+// Epoch returns the epoch of this cosigner's share.
+func (c *Cosigner) Epoch() share.Epoch { return c.epochs.Epoch() }
 
 // Node returns the Raft node.
 func (c *Cosigner) Node() *raft.Node { return c.node }

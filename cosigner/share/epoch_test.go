@@ -3,10 +3,12 @@ package share
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEpochs: shard writes epoch 1 into both files; files written before
@@ -96,4 +98,39 @@ func TestEpochs(t *testing.T) {
 			t.Fatal("MarshalGroup wrote epoch 0")
 		}
 	})
+}
+
+// TestRetire: a retired home is refused with a message naming both epochs
+// and where the new share is; a retirement file is never overwritten; an
+// unreadable or foreign one still retires the home.
+func TestRetire(t *testing.T) {
+	home := t.TempDir()
+	if err := CheckRetired(home); err != nil {
+		t.Fatalf("a fresh home: %v", err)
+	}
+	_, key, _ := ed25519.GenerateKey(nil)
+	out := filepath.Join(t.TempDir(), "s")
+	g, err := Shard(key, out, Options{Threshold: 2, Shares: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, next := EpochOf(g, 1), EpochOf(g, 2)
+	next.Group[0] ^= 1
+	at := time.Date(2026, 12, 2, 4, 0, 0, 0, time.UTC)
+	if err := Retire(home, old, next, "/var/lib/cosigner-new", at); err != nil {
+		t.Fatal(err)
+	}
+	err = CheckRetired(home)
+	if !errors.Is(err, ErrRetired) || !strings.Contains(err.Error(), "(epoch 1, group "+old.Short()) ||
+		!strings.Contains(err.Error(), "epoch 2 (group "+next.Short()) || !strings.Contains(err.Error(), "/var/lib/cosigner-new") {
+		t.Fatalf("err = %v", err)
+	}
+	if err := Retire(home, old, next, "", at); err == nil {
+		t.Fatal("a retirement file was overwritten")
+	}
+	foreign := t.TempDir()
+	os.WriteFile(filepath.Join(foreign, RetiredFile), []byte("{}"), 0o600)
+	if err := CheckRetired(foreign); !errors.Is(err, ErrRetired) {
+		t.Fatalf("a foreign retirement file: %v", err)
+	}
 }
