@@ -48,7 +48,7 @@ lint: $(STATICCHECK)
 ## fuzz: each fuzz target for a short while (FUZZTIME=30s by default).
 FUZZTIME ?= 30s
 fuzz:
-	@for pkg in ./privval ./threshold ./cosigner/signstate ./cosigner/keys ./cosigner/config ./cosigner/migrate ./raft ./test/yubihsmsim; do \
+	@for pkg in ./privval ./threshold ./cosigner/ceremony ./cosigner/signstate ./cosigner/keys ./cosigner/config ./cosigner/migrate ./raft ./test/yubihsmsim; do \
 	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep ^Fuzz); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \

@@ -59,6 +59,17 @@ func (e *DealerError) Error() string {
 	return fmt.Sprintf("DKG aborted: participant %d dealt a bad share to participant %d (%s); do not use participant %d's host until it is understood, then rerun the ceremony", e.Dealer, e.Accuser, e.Reason, e.Dealer)
 }
 
+// ErrRetired is Result's error for a participant of a resharing that deals
+// but has no place in the new group, once the resharing has completed: it
+// has no share, by design.
+var ErrRetired = errors.New("DKG: this participant retires: the resharing completed, and it has no share in the new group")
+
+// dkgHook, when set, is called with every DKG that NewDKG and NewReshare
+// return. Only tests set it (a test file of this package, or a file added
+// with `go build -overlay`, as the end-to-end cheating-dealer test does);
+// the product never does.
+var dkgHook func(*DKG)
+
 // MessageKind is the phase a DKG message belongs to.
 type MessageKind uint8
 
@@ -173,6 +184,9 @@ func NewDKG(self int, longterm []byte, participants [][]byte, m int, ceremonyID 
 		return nil, fmt.Errorf("DKG: %w", err)
 	}
 	d.gen = gen
+	if dkgHook != nil {
+		dkgHook(d)
+	}
 	return d, nil
 }
 
@@ -425,7 +439,7 @@ func (d *DKG) Result() (*KeyShare, *GroupKey, error) {
 		return nil, nil, fmt.Errorf("DKG: not complete, still waiting for participants %v (started: %v); a participant that left aborts the ceremony: rerun it", miss, d.started)
 	}
 	if d.self == 0 {
-		return nil, nil, errors.New("DKG: this participant retires: the resharing completed, and it has no share in the new group")
+		return nil, nil, ErrRetired
 	}
 	if !d.gen.ThresholdCertified() || len(d.gen.QUAL()) != len(d.dealers) {
 		return nil, nil, errors.New("DKG: not every deal is certified by every participant: rerun the ceremony")

@@ -130,5 +130,8 @@ func NewReshare(own *KeyShare, oldGroup *GroupKey, longterm []byte, oldParticipa
 		d.oldSelf = 0 // deals from ourselves are never expected
 	}
 	copy(d.session[:], h.Sum(nil))
+	if dkgHook != nil {
+		dkgHook(d)
+	}
 	return d, nil
 }
