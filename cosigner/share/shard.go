@@ -131,6 +131,17 @@ func shardPeers(opts Options) ([]config.PeerConfig, error) {
 }
 
 func writeShardDir(dir string, id int, share *threshold.KeyShare, ca *clustertls.CA, peers []config.PeerConfig, opts Options) error {
+	cfg := HomeConfig(id, peers, opts)
+	cert, err := ca.Issue(id)
+	if err != nil {
+		return err
+	}
+	return WriteHome(dir, cfg, share, FirstEpoch, ca.CertPEM(), cert)
+}
+
+// HomeConfig returns the cosigner.toml of cosigner id of a cluster of
+// peers (Peers(opts)), as shard writes it.
+func HomeConfig(id int, peers []config.PeerConfig, opts Options) *config.Config {
 	cfg := config.DefaultConfig()
 	cfg.Mode = config.ModeThreshold
 	cfg.Threshold.ID = id
@@ -149,12 +160,12 @@ func writeShardDir(dir string, id int, share *threshold.KeyShare, ca *clustertls
 	if opts.ChainID != "" {
 		cfg.Chains = []config.ChainConfig{{ID: opts.ChainID, Bech32Prefix: opts.Bech32Prefix, Nodes: opts.Nodes, RPC: opts.RPC}}
 	}
-	cert, err := ca.Issue(id)
-	if err != nil {
-		return err
-	}
-	return WriteHome(dir, cfg, share, FirstEpoch, ca.CertPEM(), cert)
+	return cfg
 }
+
+// Peers returns the [[threshold.peer]] list of opts: opts.Peers with Raft
+// on the next port, or a loopback cluster.
+func Peers(opts Options) ([]config.PeerConfig, error) { return shardPeers(opts) }
 
 // WriteHome writes a threshold cosigner's home into dir, creating it 0700:
 // cfg as cosigner.toml, the key share (0600) and the group key it belongs

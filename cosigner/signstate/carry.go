@@ -2,6 +2,11 @@ package signstate
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/cosigner/cosigner/privval"
 )
@@ -49,4 +54,68 @@ func sameContent(a, b []byte) bool {
 	}
 	only, err := privval.OnlyTimestampDiffers(a, b)
 	return err == nil && only
+}
+
+// MaxMarksSize bounds an EncodeMarks rendering DecodeMarks accepts.
+const MaxMarksSize = 16 << 10
+
+// EncodeMarks renders marks, by chain id, as a JSON array of state-file
+// objects (the fields of a state file, signatures dropped): what a
+// resharing's dealer sends the other participants.
+func EncodeMarks(marks map[string]Mark) []byte {
+	ids := make([]string, 0, len(marks))
+	for id := range marks {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := []byte{'['}
+	for i, id := range ids {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		m := marks[id]
+		m.Signature = nil
+		out = append(out, encodeState(id, m)...)
+	}
+	return append(out, ']')
+}
+
+// DecodeMarks decodes what EncodeMarks renders, checking every mark as a
+// state file is checked (its sign bytes at its height, round and step) and
+// refusing a chain listed twice, an invalid chain id or more than
+// MaxMarksSize bytes.
+func DecodeMarks(data []byte) (map[string]Mark, error) {
+	if len(data) > MaxMarksSize {
+		return nil, fmt.Errorf("marks: %d bytes, at most %d", len(data), MaxMarksSize)
+	}
+	var raw []json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("marks: %w", err)
+	}
+	if raw == nil {
+		return nil, errors.New("marks: not a list")
+	}
+	out := map[string]Mark{}
+	for i, r := range raw {
+		var head struct {
+			ChainID string `json:"chain_id"`
+		}
+		if err := json.Unmarshal(r, &head); err != nil {
+			return nil, fmt.Errorf("marks: entry %d: %w", i, err)
+		}
+		if id := head.ChainID; id == "" || len(id) > 50 || strings.ContainsAny(id, `/\`) || id == "." || id == ".." {
+			// The chain id names a state file: it must be a plain file name.
+			return nil, fmt.Errorf("marks: entry %d: chain id %q is not valid", i, id)
+		}
+		if _, dup := out[head.ChainID]; dup {
+			return nil, fmt.Errorf("marks: chain %s listed twice", head.ChainID)
+		}
+		m, err := parseMark(r, head.ChainID)
+		if err != nil {
+			return nil, fmt.Errorf("marks: chain %s: %w", head.ChainID, err)
+		}
+		m.Signature = nil
+		out[head.ChainID] = m
+	}
+	return out, nil
 }

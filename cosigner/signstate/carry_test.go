@@ -67,3 +67,56 @@ func TestHighest(t *testing.T) {
 		t.Fatalf("resend of the agreed block: %v %v", d, err)
 	}
 }
+
+// TestMarksRoundTrip: EncodeMarks and DecodeMarks keep every field but the
+// signature; bad input is refused.
+func TestMarksRoundTrip(t *testing.T) {
+	t0 := time.Unix(1700000000, 0).UTC()
+	v := vote(12, 1, privval.StepPrecommit, "A", t0)
+	in := map[string]Mark{
+		"chain-a": {Height: 12, Round: 1, Step: privval.StepPrecommit, SignBytes: v.SignBytes, Signature: make([]byte, 64)},
+		"chain-b": {Height: 40},
+	}
+	out, err := DecodeMarks(EncodeMarks(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 2 || out["chain-a"].Height != 12 || out["chain-a"].Step != privval.StepPrecommit ||
+		string(out["chain-a"].SignBytes) != string(v.SignBytes) || out["chain-a"].Signature != nil || out["chain-b"].Height != 40 {
+		t.Fatalf("round trip: %+v", out)
+	}
+	if m, err := DecodeMarks(EncodeMarks(nil)); err != nil || len(m) != 0 {
+		t.Fatalf("no marks: %v %v", m, err)
+	}
+	for _, bad := range []string{``, `null`, `{}`, `[{"chain_id":"../x","height":"1","round":0,"step":0}]`,
+		`[{"chain_id":"a","height":"1","round":0,"step":0},{"chain_id":"a","height":"2","round":0,"step":0}]`,
+		`[{"chain_id":"a","height":"-1","round":0,"step":0}]`, `[{"chain_id":"a","height":"1","round":0,"step":0,"extra":1}]`} {
+		if _, err := DecodeMarks([]byte(bad)); err == nil {
+			t.Errorf("DecodeMarks(%s) accepted", bad)
+		}
+	}
+}
+
+// FuzzDecodeMarks: no panic, and what decodes re-encodes to what decodes
+// the same.
+func FuzzDecodeMarks(f *testing.F) {
+	v := vote(12, 1, privval.StepPrecommit, "A", time.Unix(1700000000, 0).UTC())
+	f.Add(EncodeMarks(map[string]Mark{"c": {Height: 12, Round: 1, Step: privval.StepPrecommit, SignBytes: v.SignBytes}}))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeMarks(b)
+		if err != nil {
+			return
+		}
+		again, err := DecodeMarks(EncodeMarks(m))
+		if err != nil || len(again) != len(m) {
+			t.Fatalf("re-decoding: %v", err)
+		}
+		for id, mk := range m {
+			g := again[id]
+			if g.Height != mk.Height || g.Round != mk.Round || g.Step != mk.Step || string(g.SignBytes) != string(mk.SignBytes) {
+				t.Fatalf("chain %s changed: %+v -> %+v", id, mk, g)
+			}
+		}
+	})
+}
