@@ -37,11 +37,16 @@ type Retirement struct {
 }
 
 // Retire writes RetiredFile into home, naming old as the epoch it holds
-// and successor as the one that replaced it (newHome: where this host's
-// new share is, "" if none). It never overwrites: a home is retired once.
+// and successor as the one that replaced it (its Group zero when unknown
+// here, as on a retiring host; newHome: where this host's new share is,
+// "" if none). It never overwrites: a home is retired once.
 func Retire(home string, old, successor Epoch, newHome string, at time.Time) error {
+	next := ""
+	if successor.Group != ([32]byte{}) {
+		next = hex.EncodeToString(successor.Group[:])
+	}
 	data, err := json.MarshalIndent(Retirement{Type: retiredFileType, Epoch: old.Number, Group: hex.EncodeToString(old.Group[:]),
-		Successor: successor.Number, SuccessorGroup: hex.EncodeToString(successor.Group[:]), SuccessorHome: newHome, At: at.UTC()}, "", "  ")
+		Successor: successor.Number, SuccessorGroup: next, SuccessorHome: newHome, At: at.UTC()}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -74,7 +79,12 @@ func CheckRetired(home string) error {
 	if r.SuccessorHome != "" {
 		where = "this host's new share is in " + r.SuccessorHome + ": start that home"
 	}
-	short := func(h string) string { return h[:min(8, len(h))] }
+	short := func(h string) string {
+		if h == "" {
+			return "unknown here"
+		}
+		return h[:min(8, len(h))]
+	}
 	return fmt.Errorf("%w: %s says this home's share (epoch %d, group %s) was replaced by epoch %d (group %s) at %s; %s. "+
 		"The old shares must never sign again: an old cluster beside the new one could sign a block twice",
 		ErrRetired, path, r.Epoch, short(r.Group), r.Successor, short(r.SuccessorGroup), r.At.Format(time.RFC3339), where)
