@@ -98,16 +98,29 @@ func (g *EpochGuard) Check(peer int, theirs *cosignerv1.Epoch, side string) erro
 		}
 		err = &EpochMismatchError{Peer: peer, Self: g.self, Theirs: e, Ours: g.own}
 	}
+	g.report(peer, side, err.Theirs, err)
+	return err
+}
+
+// Refused records that cosigner peer refused our epoch without telling
+// which it holds (a ping answered FAILED_PRECONDITION; err carries its
+// message): logged and counted as Check does, under metrics.SideCalled.
+func (g *EpochGuard) Refused(peer int, err error) {
+	g.report(peer, metrics.SideCalled, share.Epoch{}, err)
+}
+
+// report counts a mismatch with peer and logs it at warn the first time
+// for this peer, side and epoch of theirs, at debug after that.
+func (g *EpochGuard) report(peer int, side string, theirs share.Epoch, err error) {
 	g.metrics.PeerEpochMismatch(peer, side)
 	k := epochKey{peer, side}
 	g.mu.Lock()
 	last, seen := g.logged[k]
-	g.logged[k] = err.Theirs
+	g.logged[k] = theirs
 	g.mu.Unlock()
-	if !seen || last != err.Theirs {
+	if !seen || last != theirs {
 		g.log.Warn(LogEpochMismatch, "peer", peer, "side", side, "err", err.Error(), "hint", epochHint)
 	} else {
 		g.log.Debug(LogEpochMismatch, "peer", peer, "side", side, "err", err.Error())
 	}
-	return err
 }

@@ -382,7 +382,7 @@ func (g *GRPCPeer) Ping(ctx context.Context) (*cosignerv1.PingResponse, time.Dur
 	rtt := time.Since(start)
 	if status.Code(err) == codes.FailedPrecondition {
 		// The cosigner refused our epoch; its message says which it holds.
-		g.epochs.metrics.PeerEpochMismatch(g.id, metrics.SideCalled)
+		g.epochs.Refused(g.id, err)
 		return nil, rtt, err
 	}
 	if err == nil {
