@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"path/filepath"
 
@@ -228,15 +229,7 @@ the key the chain knows to confirm that sharding kept the validator key.`,
 					keys.PubKeyInfo
 				}{label, info})
 			}
-			if label != "" {
-				fmt.Fprintf(out, "chain:       %s\n", label)
-			}
-			fmt.Fprintf(out, "hex:         %s\n", info.Hex)
-			fmt.Fprintf(out, "base64:      %s\n", info.Base64)
-			fmt.Fprintf(out, "cosmos-json: %s\n", info.CosmosJSON)
-			fmt.Fprintf(out, "bech32:      %s\n", info.Bech32)
-			fmt.Fprintf(out, "address:     %s\n", info.Address)
-			fmt.Fprintf(out, "valcons:     %s\n", info.Bech32Addr)
+			printPubKey(out, label, info)
 			return nil
 		},
 	}
@@ -244,4 +237,19 @@ the key the chain knows to confirm that sharding kept the validator key.`,
 	cmd.Flags().StringVar(&prefix, "bech32-prefix", "", "bech32 account prefix (default: the chain's bech32_prefix)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	return cmd
+}
+
+// printPubKey prints a consensus public key in every form an operator
+// pastes somewhere (genesis, create-validator, an explorer), as 'keys show'
+// does.
+func printPubKey(out io.Writer, label string, info keys.PubKeyInfo) {
+	if label != "" {
+		fmt.Fprintf(out, "chain:       %s\n", label)
+	}
+	fmt.Fprintf(out, "hex:         %s\n", info.Hex)
+	fmt.Fprintf(out, "base64:      %s\n", info.Base64)
+	fmt.Fprintf(out, "cosmos-json: %s\n", info.CosmosJSON)
+	fmt.Fprintf(out, "bech32:      %s\n", info.Bech32)
+	fmt.Fprintf(out, "address:     %s\n", info.Address)
+	fmt.Fprintf(out, "valcons:     %s\n", info.Bech32Addr)
 }

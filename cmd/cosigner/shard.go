@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,6 +17,7 @@ import (
 func newShardCmd() *cobra.Command {
 	var keyFile, out, chainID, prefix string
 	var m, n int
+	var noKey bool
 	var peers, nodes, rpc []string
 	cmd := &cobra.Command{
 		Use:   "shard",
@@ -44,13 +46,28 @@ double sign, since two quorums share 2M-N cosigners and only an honest one
 refuses the second of two conflicting votes; M shares sign on their own. It
 warns when that second figure is 0: 2-of-3 and 3-of-5 tolerate no compromised
 cosigner; 3-of-4 tolerates one, 4-of-5 and 5-of-7 two.
-See ` + threatModelDoc + `.`,
-		Example: `  cosigner shard --key priv_validator_key.json --threshold 2 --shares 3 --out shards \
+See ` + threatModelDoc + `.
+
+--no-key writes the same homes without a share or group file and without any
+key: the cluster's TLS identities, configuration, peers and SecretConnection
+identities. Copy each to its host and run 'cosigner dkg' there: the hosts
+generate the validator key among themselves and no machine ever holds it
+(` + thresholdDoc + `).`,
+		Example: `  cosigner shard --no-key --threshold 2 --shares 3 --out homes --chain-id kira-1 --node tcp://10.8.0.1:26659 \
+    --peer 10.8.0.11:7100 --peer 10.8.0.12:7100 --peer 10.8.0.13:7100
+  cosigner shard --key priv_validator_key.json --threshold 2 --shares 3 --out shards \
     --peer 10.8.0.11:7100 --peer 10.8.0.12:7100 --peer 10.8.0.13:7100 \
     --chain-id kira-1 --node tcp://10.8.0.1:26659 --bech32-prefix kira`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := requireFlags(cmd, "key", "threshold", "shares", "out"); err != nil {
+			if noKey && cmd.Flags().Changed("key") {
+				return usagef("--no-key prepares the homes for 'cosigner dkg' and takes no --key")
+			}
+			required := []string{"key", "threshold", "shares", "out"}
+			if noKey {
+				required = required[1:]
+			}
+			if err := requireFlags(cmd, required...); err != nil {
 				return err
 			}
 			if 2*m <= n {
@@ -77,14 +94,17 @@ See ` + threatModelDoc + `.`,
 					return usageError{err}
 				}
 			}
+			so := share.Options{
+				Threshold: m, Shares: n, Peers: peers, ChainID: chainID, Nodes: nodes, Bech32Prefix: prefix, RPC: rpc,
+			}
+			if noKey {
+				return prepareNoKey(cmd, out, so)
+			}
 			key, warning, err := keys.LoadImportChainKey(keyFile)
 			if err != nil {
 				return withHint(err, "give a CometBFT priv_validator_key.json, a TMKMS base64 ed25519 key or a key file 'keys reassemble' wrote")
 			}
 			warnOpenKey(cmd, warning)
-			so := share.Options{
-				Threshold: m, Shares: n, Peers: peers, ChainID: chainID, Nodes: nodes, Bech32Prefix: prefix, RPC: rpc,
-			}
 			var group *threshold.GroupKey
 			if key.Scalar != nil {
 				group, err = share.ShardScalar(key.Scalar, out, so)
@@ -107,13 +127,7 @@ See ` + threatModelDoc + `.`,
 			fmt.Fprintf(w, "a %d-of-%d cluster:\n", m, n)
 			printTolerance(w, "  ", down, compromised, toSign)
 			fmt.Fprintln(w)
-			for i := 1; i <= n; i++ {
-				host := "127.0.0.1 (loopback cluster)"
-				if len(peers) > 0 {
-					host = strings.Split(peers[i-1], ":")[0]
-				}
-				fmt.Fprintf(w, "  %s  ->  cosigner %d on %s\n", share.Dir(out, i), i, host)
-			}
+			printHomes(w, out, so)
 			fmt.Fprintf(w, `
 next:
   1. copy each directory to its host (scp -r, keep the modes; share.json and tls/cluster.key are secret)
@@ -126,7 +140,8 @@ next:
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "key", "", "priv_validator_key.json or TMKMS key to split (required)")
+	cmd.Flags().StringVar(&keyFile, "key", "", "priv_validator_key.json or TMKMS key to split (required unless --no-key)")
+	cmd.Flags().BoolVar(&noKey, "no-key", false, "write the homes without any key, for 'cosigner dkg' to generate it on the hosts")
 	cmd.Flags().IntVar(&m, "threshold", 0, "M: cosigners needed to sign (required, more than half of --shares)")
 	cmd.Flags().IntVar(&n, "shares", 0, "N: number of cosigners, 2 to 255 (required)")
 	cmd.Flags().StringVar(&out, "out", "", "output directory; must not exist (required)")
@@ -136,4 +151,43 @@ next:
 	cmd.Flags().StringVar(&prefix, "bech32-prefix", "", "bech32 account prefix for display and config")
 	cmd.Flags().StringArrayVar(&rpc, "rpc", nil, "CometBFT RPC of a node of the chain, http://host:26657: turns the doppelganger watch on (repeatable)")
 	return cmd
+}
+
+// printHomes lists which home goes to which host.
+func printHomes(w io.Writer, out string, so share.Options) {
+	for i := 1; i <= so.Shares; i++ {
+		host := "127.0.0.1 (loopback cluster)"
+		if len(so.Peers) > 0 {
+			host = strings.Split(so.Peers[i-1], ":")[0]
+		}
+		fmt.Fprintf(w, "  %s  ->  cosigner %d on %s\n", share.Dir(out, i), i, host)
+	}
+}
+
+// prepareNoKey is 'shard --no-key': the homes of a cluster whose key
+// 'cosigner dkg' generates on the hosts.
+func prepareNoKey(cmd *cobra.Command, out string, so share.Options) error {
+	err := share.Prepare(out, so)
+	if errors.Is(err, share.ErrOutExists) {
+		return withHint(err, "shard never overwrites; choose a new --out")
+	}
+	if err != nil {
+		return usageError{err}
+	}
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "prepared the homes of a %d-of-%d cluster, without any key\n\n", so.Threshold, so.Shares)
+	down, compromised, toSign := threshold.Tolerance(so.Threshold, so.Shares)
+	fmt.Fprintf(w, "a %d-of-%d cluster:\n", so.Threshold, so.Shares)
+	printTolerance(w, "  ", down, compromised, toSign)
+	fmt.Fprintln(w)
+	printHomes(w, out, so)
+	fmt.Fprintf(w, `
+next:
+  1. copy each directory to its host (scp -r, keep the modes; tls/cluster.key is secret)
+  2. on every host, within a few minutes of each other: cosigner dkg --home <dir>
+  3. check that every host printed the same validator key, and put it in the genesis or a create-validator transaction
+  4. on each host: cosigner state init --home <dir> --chain-id <chain> --height <height>, then cosigner start --home <dir>
+`)
+	warnNoCompromise(cmd.ErrOrStderr(), so.Threshold, so.Shares)
+	return nil
 }

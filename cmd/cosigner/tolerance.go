@@ -11,6 +11,9 @@ import (
 // threatModelDoc is where the figures below are explained.
 const threatModelDoc = "docs/threshold.md, \"Threat model\""
 
+// thresholdDoc is where the DKG ceremony is described step by step.
+const thresholdDoc = "docs/threshold.md, \"Distributed key generation\""
+
 // printTolerance prints the figures of threshold.Tolerance, one a line,
 // each line starting with indent.
 func printTolerance(w io.Writer, indent string, down, compromised, toSign int) {

@@ -3,9 +3,12 @@ package ceremony
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cosigner/cosigner/cosigner/clustertls"
@@ -203,8 +206,8 @@ func (l *links) dial(ctx context.Context, w *writer) (*tls.Conn, net.Conn, error
 			}
 			l.untrack(raw)
 			raw.Close()
-			if ctx.Err() == nil {
-				err = fmt.Errorf("TLS with cosigner %d at %s: %w", w.peer, w.addr, err)
+			err = fmt.Errorf("TLS with cosigner %d at %s: %w", w.peer, w.addr, err)
+			if ctx.Err() == nil && !transient(err) {
 				l.report(event{peer: w.peer, err: err, fatal: true})
 				return nil, nil, err
 			}
@@ -283,4 +286,12 @@ func (l *links) close(writers map[int]*writer, cancel context.CancelFunc) {
 	l.conns = nil
 	l.mu.Unlock()
 	<-done
+}
+
+// transient reports whether a handshake failed for want of a peer (its
+// process starting or stopping: the connection closed or reset) rather than
+// for a certificate one side refused, which retrying cannot cure.
+func transient(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
 }

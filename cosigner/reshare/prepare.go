@@ -1,8 +1,6 @@
 package reshare
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,7 +9,6 @@ import (
 
 	"github.com/cosigner/cosigner/cosigner/clustertls"
 	"github.com/cosigner/cosigner/cosigner/config"
-	"github.com/cosigner/cosigner/cosigner/keys"
 	"github.com/cosigner/cosigner/cosigner/share"
 	"github.com/cosigner/cosigner/internal/fsutil"
 )
@@ -105,7 +102,7 @@ func Prepare(out string, opts PrepareOptions) (*Plan, error) {
 		}
 		if q.ID <= plan.Shares {
 			cfg := share.HomeConfig(q.ID, peers, opts.Options)
-			err = writeMemberHome(share.Dir(out, q.ID), cfg, ca.CertPEM(), cert)
+			err = share.WriteHome(share.Dir(out, q.ID), cfg, nil, plan.Epoch, ca.CertPEM(), cert)
 		} else {
 			err = writeTLSOnly(RetiringDir(out, q.OldID), ca.CertPEM(), cert)
 		}
@@ -133,31 +130,6 @@ func homeDir(out string, q Participant, p *Plan) string {
 		return share.Dir(out, q.ID)
 	}
 	return RetiringDir(out, q.OldID)
-}
-
-// writeMemberHome writes a new member's home without its share: what
-// share.WriteHome writes minus the share and group files, which the
-// resharing adds.
-func writeMemberHome(dir string, cfg *config.Config, caPEM []byte, cert *clustertls.Cert) error {
-	for _, d := range []string{dir, filepath.Join(dir, cfg.StateDir)} {
-		if err := fsutil.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
-	}
-	if err := clustertls.WriteFiles(filepath.Join(dir, cfg.Threshold.TLSDir), caPEM, cert); err != nil {
-		return err
-	}
-	_, identity, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	if err := fsutil.WriteNew(filepath.Join(dir, cfg.IdentityKey), keys.MarshalNodeKey(identity)); err != nil {
-		return err
-	}
-	if err := fsutil.WriteNew(filepath.Join(dir, config.FileName), cfg.Marshal()); err != nil {
-		return err
-	}
-	return fsutil.SyncDir(dir)
 }
 
 // writeTLSOnly writes a retiring host's new home: its certificate.

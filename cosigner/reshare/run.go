@@ -20,7 +20,6 @@ import (
 	"github.com/cosigner/cosigner/cosigner/config"
 	"github.com/cosigner/cosigner/cosigner/share"
 	"github.com/cosigner/cosigner/cosigner/signstate"
-	"github.com/cosigner/cosigner/internal/fsutil"
 	"github.com/cosigner/cosigner/threshold"
 )
 
@@ -194,10 +193,8 @@ func checkMemberHome(cfg *config.Config, self int, plan *Plan) error {
 		return fmt.Errorf("%s says cosigner %d, %d-of-%d; the plan and the certificate say cosigner %d, %d-of-%d",
 			filepath.Join(cfg.Home(), config.FileName), t.ID, t.Threshold, t.Shares, self, plan.Threshold, plan.Shares)
 	}
-	for _, p := range []string{cfg.Path(t.ShareFile), cfg.Path(t.GroupFile)} {
-		if _, err := os.Lstat(p); err == nil {
-			return fmt.Errorf("%w: %s exists", ErrHasShare, p)
-		}
+	if err := share.CheckNoKey(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile)); err != nil {
+		return fmt.Errorf("%w: %v", ErrHasShare, err)
 	}
 	states, _ := filepath.Glob(filepath.Join(cfg.Path(cfg.StateDir), "*.json"))
 	if len(states) > 0 {
@@ -332,7 +329,8 @@ func checkResult(ks *threshold.KeyShare, group, oldGroup *threshold.GroupKey, se
 
 // writeMember writes a new member's files, each created new: the carried
 // state files first (a share is never usable without its marks), then
-// the group file, the share file last (start needs both).
+// the group and share files (share.WriteKey: each whole or not at all,
+// the share last).
 func writeMember(cfg *config.Config, ks *threshold.KeyShare, group *threshold.GroupKey, epoch uint64, marks map[string]signstate.Mark) ([]string, error) {
 	var files []string
 	for id, m := range marks {
@@ -342,42 +340,17 @@ func writeMember(cfg *config.Config, ks *threshold.KeyShare, group *threshold.Gr
 		}
 		files = append(files, p)
 	}
-	groupJSON, err := share.MarshalGroup(group, epoch)
-	if err != nil {
-		return files, err
-	}
 	t := cfg.Threshold
-	if err := publishNew(cfg.Path(t.GroupFile), groupJSON); err != nil {
+	if err := share.WriteKey(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile), ks, epoch, false); err != nil {
+		if errors.Is(err, share.ErrKeyExists) {
+			return files, fmt.Errorf("%w: %v", ErrHasShare, err)
+		}
 		return files, err
 	}
-	files = append(files, cfg.Path(t.GroupFile))
-	shareJSON, err := share.Marshal(ks, epoch)
-	if err != nil {
-		return files, err
-	}
-	defer clear(shareJSON)
-	if err := publishNew(cfg.Path(t.ShareFile), shareJSON); err != nil {
-		return files, err
-	}
-	files = append(files, cfg.Path(t.ShareFile))
+	files = append(files, cfg.Path(t.GroupFile), cfg.Path(t.ShareFile))
 	// Read back as start will.
 	if _, err := share.Load(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile)); err != nil {
 		return files, fmt.Errorf("the share written does not load: %w", err)
 	}
 	return files, nil
-}
-
-// publishNew creates path with data atomically (a complete file or
-// none), never replacing one: written to a temporary name, then linked.
-func publishNew(path string, data []byte) error {
-	tmp := path + ".tmp"
-	os.Remove(tmp) // a leftover of an interrupted run holds nothing we need
-	if err := fsutil.WriteNew(tmp, data); err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil {
-		return fmt.Errorf("%w: %v", ErrHasShare, err)
-	}
-	return fsutil.SyncDir(filepath.Dir(path))
 }

@@ -106,6 +106,39 @@ func shard(out string, opts Options, deal func(io.Reader) (*threshold.Dealing, e
 	return dealing.Group, nil
 }
 
+// Prepare writes, under out (which must not exist), one home per cosigner
+// of an opts.Threshold-of-opts.Shares cluster without any key: cosigner.toml,
+// a cluster certificate issued by a one-off CA whose private key is
+// discarded before Prepare returns, a SecretConnection identity and an
+// empty state directory. `cosigner dkg` then writes each cosigner's share
+// and the group file into its home. opts.Random is not used.
+func Prepare(out string, opts Options) error {
+	if err := threshold.CheckThreshold(opts.Threshold, opts.Shares); err != nil {
+		return err
+	}
+	peers, err := shardPeers(opts)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(out); err == nil {
+		return fmt.Errorf("%w: %s", ErrOutExists, out)
+	}
+	ca, err := clustertls.NewCA()
+	if err != nil {
+		return err
+	}
+	defer ca.Discard()
+	if err := fsutil.MkdirAll(out, 0o700); err != nil {
+		return err
+	}
+	for id := 1; id <= opts.Shares; id++ {
+		if err := writeShardDir(Dir(out, id), id, nil, ca, peers, opts); err != nil {
+			return fmt.Errorf("cosigner %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
 func shardPeers(opts Options) ([]config.PeerConfig, error) {
 	peers := make([]config.PeerConfig, opts.Shares)
 	if len(opts.Peers) == 0 {
@@ -172,21 +205,13 @@ func Peers(opts Options) ([]config.PeerConfig, error) { return shardPeers(opts) 
 // to, both of epoch number epoch, the cluster CA certificate with this cosigner's certificate and key,
 // a fresh SecretConnection identity and an empty state directory. It never
 // overwrites a file. `shard` writes one per cosigner; `migrate horcrux`
-// writes the home of the host it runs on.
+// writes the home of the host it runs on. With a nil share it writes
+// neither share nor group file (a home prepared for `cosigner dkg`).
 func WriteHome(dir string, cfg *config.Config, share *threshold.KeyShare, epoch uint64, caCertPEM []byte, cert *clustertls.Cert) error {
 	for _, d := range []string{dir, filepath.Join(dir, cfg.StateDir)} {
 		if err := fsutil.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
-	}
-	shareJSON, err := Marshal(share, epoch)
-	if err != nil {
-		return err
-	}
-	defer clear(shareJSON)
-	groupJSON, err := MarshalGroup(share.Group(), epoch)
-	if err != nil {
-		return err
 	}
 	_, identity, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -195,15 +220,24 @@ func WriteHome(dir string, cfg *config.Config, share *threshold.KeyShare, epoch 
 	if err := clustertls.WriteFiles(filepath.Join(dir, cfg.Threshold.TLSDir), caCertPEM, cert); err != nil {
 		return err
 	}
-	files := []struct {
+	type file struct {
 		name string
 		data []byte
-	}{
-		{cfg.Threshold.ShareFile, shareJSON},
-		{cfg.Threshold.GroupFile, groupJSON},
-		{cfg.IdentityKey, keys.MarshalNodeKey(identity)},
-		{config.FileName, cfg.Marshal()},
 	}
+	var files []file
+	if share != nil {
+		shareJSON, err := Marshal(share, epoch)
+		if err != nil {
+			return err
+		}
+		defer clear(shareJSON)
+		groupJSON, err := MarshalGroup(share.Group(), epoch)
+		if err != nil {
+			return err
+		}
+		files = append(files, file{cfg.Threshold.ShareFile, shareJSON}, file{cfg.Threshold.GroupFile, groupJSON})
+	}
+	files = append(files, file{cfg.IdentityKey, keys.MarshalNodeKey(identity)}, file{config.FileName, cfg.Marshal()})
 	for _, f := range files {
 		if err := fsutil.WriteNew(filepath.Join(dir, f.name), f.data); err != nil {
 			return err

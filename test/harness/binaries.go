@@ -228,12 +228,42 @@ func ModuleRoot() (string, error) {
 // BuildCosigner builds ./cmd/cosigner of the module into dir and returns the
 // binary's path. Test packages call it once from TestMain.
 func BuildCosigner(dir string) (string, error) {
+	return BuildCosignerOverlay(dir, nil)
+}
+
+// BuildCosignerOverlay builds ./cmd/cosigner into dir with extra files
+// added to the module through `go build -overlay`: add maps a path
+// relative to the module root (which must not exist) to the file to
+// compile there. The product's sources are not touched; test hooks (a
+// cheating dealer) live only in binaries built this way.
+func BuildCosignerOverlay(dir string, add map[string]string) (string, error) {
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
 	bin := filepath.Join(dir, "cosigner")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/cosigner")
+	args := []string{"build"}
+	if len(add) > 0 {
+		replace := map[string]string{}
+		for rel, src := range add {
+			abs, err := filepath.Abs(src)
+			if err != nil {
+				return "", err
+			}
+			replace[filepath.Join(root, rel)] = abs
+		}
+		data, err := json.Marshal(map[string]map[string]string{"Replace": replace})
+		if err != nil {
+			return "", err
+		}
+		overlay := filepath.Join(dir, "overlay.json")
+		if err := os.WriteFile(overlay, data, 0o600); err != nil {
+			return "", err
+		}
+		args = append(args, "-overlay", overlay)
+	}
+	args = append(args, "-o", bin, "./cmd/cosigner")
+	cmd := exec.Command("go", args...)
 	cmd.Dir = root
 	var out bytes.Buffer
 	cmd.Stdout = &out

@@ -28,7 +28,8 @@ type ClusterConfig struct {
 	// ChainID is the chain the cluster signs for.
 	ChainID string
 	// KeyFile is the validator key to shard, for example a Node's
-	// ValidatorKeyFile.
+	// ValidatorKeyFile. Empty: the homes are prepared without a key
+	// (`shard --no-key`), for RunDKG to generate it.
 	KeyFile string
 	// Nodes are the priv_validator_laddr of every node the leader dials.
 	Nodes []string
@@ -87,9 +88,10 @@ type Member struct {
 	// CLI runs setup and state commands against Home.
 	CLI *Cosigner
 
-	t    testing.TB
-	bin  string
-	runs []*Process
+	t       testing.TB
+	bin     string
+	runs    []*Process
+	dkgRuns int
 }
 
 // NewCluster shards cfg.KeyFile with `cosigner shard`, rewrites each
@@ -103,8 +105,12 @@ func NewCluster(t testing.TB, cfg ClusterConfig) *Cluster {
 	dir := t.TempDir()
 	c := &Cluster{Dir: filepath.Join(dir, "shards"), ChainID: cfg.ChainID, Threshold: cfg.Threshold, t: t, proxies: map[Link]*Proxy{}}
 
-	args := []string{"shard", "--key", cfg.KeyFile, "--threshold", strconv.Itoa(cfg.Threshold),
-		"--shares", strconv.Itoa(cfg.Shares), "--out", c.Dir, "--chain-id", cfg.ChainID}
+	args := []string{"shard", "--key", cfg.KeyFile}
+	if cfg.KeyFile == "" {
+		args = []string{"shard", "--no-key"}
+	}
+	args = append(args, "--threshold", strconv.Itoa(cfg.Threshold),
+		"--shares", strconv.Itoa(cfg.Shares), "--out", c.Dir, "--chain-id", cfg.ChainID)
 	for _, n := range cfg.Nodes {
 		args = append(args, "--node", n)
 	}
