@@ -95,6 +95,9 @@ func TestReshare(t *testing.T) {
 	}
 	first := node.WaitCommitSignedBy(ctx, node.PubKey, oldTop+1, clusterWait)
 	resumed := time.Since(stopped)
+	if st := nc.Member(3).CLI.Run("status", "--home", homes[2], "--json"); st.Code != 0 || !strings.Contains(st.Stdout, `"epoch": 2`) {
+		t.Errorf("status of a new cosigner does not report epoch 2:\n%s", st.String())
+	}
 	top := node.WaitHeight(ctx, first+10, clusterWait)
 	verified, err := node.VerifyChain(ctx, node.PubKey, 1, top-1)
 	if err != nil {

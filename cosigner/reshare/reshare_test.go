@@ -71,6 +71,18 @@ func listeners(t *testing.T, n int) ([]net.Listener, []string) {
 	return lns, addrs
 }
 
+// relisten reopens a listener on ln's address (a ceremony closes its
+// listener when it ends).
+func relisten(t *testing.T, ln net.Listener) net.Listener {
+	t.Helper()
+	n, err := net.Listen("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
 type host struct {
 	opts Options
 	res  *Result
@@ -258,6 +270,29 @@ func TestReshareRefusals(t *testing.T) {
 		if err := run(Options{Home: share.Dir(out, 2), OldHome: share.Dir(old, 2)}); err == nil || !strings.Contains(err.Error(), "the new one is 2") {
 			t.Fatalf("err = %v", err)
 		}
+	})
+	t.Run("a dealer does not come", func(t *testing.T) {
+		// Cosigners 1 and 3 run, dealer 2 never starts: the ceremony times
+		// out, nothing is written, no old home is retired.
+		hosts := []*host{
+			{opts: Options{Home: share.Dir(out, 1), OldHome: share.Dir(old, 1), Timeout: 2 * time.Second, Listener: lns[0], DialInterval: 20 * time.Millisecond}},
+			{opts: Options{Home: share.Dir(out, 3), Timeout: 2 * time.Second, Listener: lns[2], DialInterval: 20 * time.Millisecond}},
+		}
+		runHosts(hosts)
+		for i, h := range hosts {
+			if h.err == nil || !strings.Contains(h.err.Error(), "hello of cosigner 2") {
+				t.Fatalf("host %d: %v, want a timeout naming cosigner 2", i+1, h.err)
+			}
+		}
+		for _, home := range []string{share.Dir(out, 1), share.Dir(out, 3)} {
+			if _, err := os.Stat(filepath.Join(home, "share.json")); err == nil {
+				t.Fatalf("%s holds a share after a timeout", home)
+			}
+		}
+		if err := share.CheckRetired(share.Dir(old, 1)); err != nil {
+			t.Fatalf("old home 1 retired after a timeout: %v", err)
+		}
+		lns[0], lns[2] = relisten(t, lns[0]), relisten(t, lns[2])
 	})
 	t.Run("participants with different plans", func(t *testing.T) {
 		// A second preparation of the same shape: other certificates, so
