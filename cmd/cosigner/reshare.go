@@ -86,9 +86,17 @@ See ` + reshareDoc + `.`,
 			defer stop()
 			log := newLogger(cmd.ErrOrStderr(), "info")
 			res, err := reshare.Run(ctx, reshare.Options{Home: home, OldHome: oldHome, Timeout: timeout, Log: log})
+			var incomplete *reshare.IncompleteError
 			switch {
 			case errors.Is(err, share.ErrRetired):
 				return usageError{withHint(err, "this old home was already reshared; its share must not deal again")}
+			case errors.As(err, &incomplete):
+				hint := "the other participants hold their new shares: do not rerun the ceremony. Fix the cause, remove the files listed, " +
+					"and once the new cluster runs without this host, add it back by resharing the new cluster (" + reshareDoc + ")"
+				if oldHome != "" && !incomplete.OldHomeRetired {
+					hint = "never start " + oldHome + " again: its shares were replaced. " + hint
+				}
+				return withHint(err, "%s", hint)
 			case errors.Is(err, reshare.ErrHasShare):
 				return usageError{withHint(err, "a resharing never replaces key or state files; if this home completed an earlier run, it is done")}
 			case err != nil:

@@ -324,3 +324,49 @@ func TestReshareRefusals(t *testing.T) {
 		}
 	})
 }
+
+// TestReshareIncomplete: the ceremony completes but one member cannot
+// write its files (its group file's directory is missing): it reports an
+// *IncompleteError listing what it wrote, the others hold their new
+// shares, and every old home, the failing member's included, is retired.
+func TestReshareIncomplete(t *testing.T) {
+	dir := t.TempDir()
+	old, _, _ := oldCluster(t, dir)
+	lns, addrs := listeners(t, 3)
+	out := filepath.Join(dir, "new")
+	if _, err := Prepare(out, PrepareOptions{
+		Options:  share.Options{Threshold: 2, Shares: 3, Peers: addrs, ChainID: chain, Nodes: []string{"tcp://127.0.0.1:1"}},
+		OldGroup: filepath.Join(share.Dir(old, 1), "group.json"),
+		Keep:     map[int]int{1: 1, 2: 2},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(share.Dir(out, 2), "cosigner.toml")
+	data, _ := os.ReadFile(cfgPath)
+	if err := os.WriteFile(cfgPath, []byte(strings.Replace(string(data), `group_file = "group.json"`, `group_file = "missing/group.json"`, 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var hosts []*host
+	for i := 1; i <= 3; i++ {
+		o := Options{Home: share.Dir(out, i), Timeout: time.Minute, Listener: lns[i-1], DialInterval: 20 * time.Millisecond}
+		if i <= 2 {
+			o.OldHome = share.Dir(old, i)
+		}
+		hosts = append(hosts, &host{opts: o})
+	}
+	runHosts(hosts)
+	var ie *IncompleteError
+	if !errors.As(hosts[1].err, &ie) || !ie.OldHomeRetired || len(ie.Files) != 1 {
+		t.Fatalf("member 2: %v, want an *IncompleteError with its state file written and its old home retired", hosts[1].err)
+	}
+	for _, i := range []int{0, 2} {
+		if hosts[i].err != nil {
+			t.Fatalf("member %d: %v", i+1, hosts[i].err)
+		}
+	}
+	for id := 1; id <= 2; id++ {
+		if err := share.CheckRetired(share.Dir(old, id)); !errors.Is(err, share.ErrRetired) {
+			t.Fatalf("old home %d not retired: %v", id, err)
+		}
+	}
+}

@@ -57,6 +57,24 @@ type Result struct {
 	Files []string
 }
 
+// IncompleteError is a resharing that completed among the participants
+// but not on this host's disk: writing its new files, or retiring its old
+// home, failed. The other participants hold their new shares; rerunning
+// the ceremony is not the fix.
+type IncompleteError struct {
+	// Files were written before the failure.
+	Files []string
+	// OldHomeRetired reports that the old home was retired all the same.
+	OldHomeRetired bool
+	Err            error
+}
+
+func (e *IncompleteError) Error() string {
+	return fmt.Sprintf("the resharing completed, but this host's part failed: %v (files written: %v)", e.Err, e.Files)
+}
+
+func (e *IncompleteError) Unwrap() error { return e.Err }
+
 // ErrHasShare is wrapped by Run's error for a new home that already
 // holds a share, group or sign-state file: a resharing never replaces one.
 var ErrHasShare = errors.New("the new home already holds key or state files")
@@ -138,7 +156,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if errors.Is(err, threshold.ErrRetired) && !member {
 		res.Retired = true
 		if err := share.Retire(opts.OldHome, oldEpoch, share.Epoch{Number: plan.Epoch}, "", now()); err != nil {
-			return nil, err
+			return nil, &IncompleteError{Err: fmt.Errorf("retire the old home: %w", err)}
 		}
 		res.Files = append(res.Files, filepath.Join(opts.OldHome, share.RetiredFile))
 		return res, nil
@@ -153,13 +171,20 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	res.Group, res.Epoch, res.Marks = group, share.EpochOf(group, plan.Epoch), carried
-	if res.Files, err = writeMember(newCfg, ks, group, plan.Epoch, carried); err != nil {
-		return nil, err
+	res.Files, err = writeMember(newCfg, ks, group, plan.Epoch, carried)
+	if err != nil {
+		// The others completed: this host's old share must not sign again
+		// either, whether or not its new files are in place.
+		ie := &IncompleteError{Files: res.Files, Err: err}
+		if opts.OldHome != "" {
+			ie.OldHomeRetired = share.Retire(opts.OldHome, oldEpoch, res.Epoch, "", now()) == nil
+		}
+		return nil, ie
 	}
 	if opts.OldHome != "" {
 		abs, _ := filepath.Abs(opts.Home)
 		if err := share.Retire(opts.OldHome, oldEpoch, res.Epoch, abs, now()); err != nil {
-			return nil, fmt.Errorf("the new share is written, but retiring the old home failed: %w; do not start %s again", err, opts.OldHome)
+			return nil, &IncompleteError{Files: res.Files, Err: fmt.Errorf("retire the old home: %w", err)}
 		}
 		res.Files = append(res.Files, filepath.Join(opts.OldHome, share.RetiredFile))
 	}
