@@ -50,8 +50,10 @@ starts at the highest of them, so nothing the old cluster signed can be
 signed again differently. Only once every participant has completed does a
 member write its state, group and share files into NEW (new files only,
 never replacing one), and then the old home is retired: it holds
-retired.json and 'cosigner start' refuses it. On any failure nothing is
-written and no old home is retired; rerun on every host.
+retired.json and 'cosigner start' refuses it. If the ceremony fails, nothing
+is written and no old home is retired: rerun on every host. If it completed
+but this host could not write its files, the error says so and what to do
+(do not rerun: the others hold their new shares).
 See ` + reshareDoc + `.`,
 		Example: `  # continuing host (old share 1, new cosigner 1)
   cosigner reshare --old-home /var/lib/cosigner --home /var/lib/cosigner-e2
