@@ -99,15 +99,17 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		c.closers = append(c.closers, cl.Close)
 		backend, ready = cl, cl.Ready
 		t := cfg.Threshold
-		info := keys.DescribePubKey(cl.Signer().PublicKey(), cfg.Chains[0].Prefix())
 		self, _ := t.Self()
 		opts.Log.Info("starting", "version", opts.Version, "mode", cfg.Mode, "cosigner", t.ID, "threshold", t.Threshold, "shares", t.Shares,
-			"pubkey", info.Bech32, "address", info.Address, "grpc", self.Address, "raft", self.RaftAddress,
-			"node_id", privval.NodeID(identity.Public().(ed25519.PublicKey)), "boot_id", cl.Signer().Pool().BootID().String(),
+			"keys", len(cl.Keys().Signers()), "grpc", self.Address, "raft", self.RaftAddress,
+			"node_id", privval.NodeID(identity.Public().(ed25519.PublicKey)), "boot_id", cl.Keys().BootID().String(),
 			"epoch", cl.Epoch().Number, "group", cl.Epoch().Short())
 		for _, ch := range cfg.Chains {
-			mk, _ := cl.Signer().Mark(ch.ID)
-			opts.Log.Info("chain ready", "chain", ch.ID, "height", mk.Height, "round", mk.Round, "step", int(mk.Step), "nodes", len(ch.Nodes))
+			mk, _ := cl.Keys().Mark(ch.ID)
+			info := keys.DescribePubKey(cl.Keys().PublicKey(ch.ID), ch.Prefix())
+			m.SetChainKey(ch.ID, info.Address, info.Bech32)
+			opts.Log.Info("chain ready", "chain", ch.ID, "pubkey", info.Bech32, "address", info.Address, "key", cfg.ChainShare(&ch).String(),
+				"height", mk.Height, "round", mk.Round, "step", int(mk.Step), "nodes", len(ch.Nodes))
 		}
 	} else {
 		s, err := c.newSoftsign(ctx, cfg, identity, opts, m, dm, tracker)
@@ -115,7 +117,10 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 			c.close()
 			return nil, err
 		}
-		sb := &softsignBackend{signer: s, tracker: tracker, version: opts.Version, guards: c.guards}
+		sb := &softsignBackend{signer: s, tracker: tracker, version: opts.Version, guards: c.guards, prefixes: map[string]string{}}
+		for _, ch := range cfg.Chains {
+			sb.prefixes[ch.ID] = ch.Prefix()
+		}
 		backend, ready = sb, sb.Ready
 	}
 	if err := c.listen(cfg, opts, ready, backend); err != nil {
@@ -183,6 +188,7 @@ func (c *Cosigner) newSoftsign(ctx context.Context, cfg *config.Config, identity
 		mk := state.Mark()
 		tracker.ServeNodes(ch.ID, ch.Nodes, mk.Height)
 		info := keys.DescribePubKey(key.Public(), ch.Prefix())
+		m.SetChainKey(ch.ID, info.Address, info.Bech32)
 		args := []any{"chain", ch.ID, "pubkey", info.Bech32, "address", info.Address,
 			"height", mk.Height, "round", mk.Round, "step", int(mk.Step)}
 		if ch.HSMKeyID != 0 {
@@ -318,6 +324,8 @@ type softsignBackend struct {
 	tracker *admin.Tracker
 	version string
 	guards  doppel.Guards
+	// prefixes are the chains' bech32 prefixes, for status.
+	prefixes map[string]string
 }
 
 var _ admin.Backend = (*softsignBackend)(nil)
@@ -356,6 +364,12 @@ func (a *softsignBackend) Status(context.Context) admin.Status {
 		}
 		m, _ := a.signer.Mark(id)
 		st.Chains = append(st.Chains, admin.NewChainReport(id, m.Height, m.Round, m.Step, time.Time{}, "state"))
+	}
+	for i := range st.Chains {
+		if pub, err := a.signer.PubKey(context.Background(), st.Chains[i].ID); err == nil {
+			info := keys.DescribePubKey(pub, a.prefixes[st.Chains[i].ID])
+			st.Chains[i].Address, st.Chains[i].PubKey = info.Address, info.Bech32
+		}
 	}
 	st.Nodes = a.tracker.NodeReports()
 	return st

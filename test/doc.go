@@ -22,6 +22,14 @@
 //     v0.38.17 chain, is stopped, and its homes become cosigner homes with
 //     `cosigner migrate horcrux`; cosigner signs on with the same shares,
 //     every commit verified, nothing released below Horcrux's marks.
+//   - TestMigrateFromTMKMS: a tmkms.toml and files in TMKMS's formats
+//     (the consensus key as a seed, and as a 64-byte expanded key) migrate
+//     with `cosigner migrate tmkms`, and the home signs on above TMKMS's
+//     state.
+//   - TestClusterTwoKeys: one 2-of-3 cluster signs two v0.38.17 chains with
+//     different validator keys (`shard`, then `shard --add-to`), every
+//     commit verified for its own key, across a leader kill; adding a chain
+//     or key the homes have, or to another shape, changes no file.
 //   - TestBadRequests, TestBadFrames, TestStartRefusesBadState: a fake node
 //     built from CometBFT's privval client, and a raw unix socket, send what
 //     must never be signed or parsed; a missing or corrupt state file stops

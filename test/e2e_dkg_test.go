@@ -143,7 +143,8 @@ func TestDKGChain(t *testing.T) {
 
 // buildCheatingCosigner builds the cosigner binary with the test hooks of
 // testdata/dkgcheat.go (a dealer that corrupts its deal to one participant)
-// and testdata/dkgreplay.go (a participant that sends a message twice),
+// and testdata/dkgreplay.go (a participant that sends a message twice, or
+// holds back its deals),
 // each switched on by an environment variable; the product binary has
 // neither.
 func buildCheatingCosigner(t *testing.T) string {
@@ -184,9 +185,11 @@ func wantDKGAborted(t *testing.T, cl *harness.Cluster, ps []*harness.Process, wa
 	}
 }
 
-// TestDKGFailures: each way a ceremony must abort, on real processes over
-// loopback mutual TLS, leaves no share anywhere; after each, a rerun on the
-// same homes succeeds (rerunning is safe).
+// TestDKGFailures: each way a ceremony must abort (a cheating dealer, a host
+// killed in the hello phase or while the others wait for its deals, a
+// mismatched threshold, a wrong peer list, a replayed message), on real
+// processes over loopback mutual TLS, leaves no share anywhere; after each,
+// a rerun on the same homes succeeds (rerunning is safe).
 func TestDKGFailures(t *testing.T) {
 	requireCosigner(t)
 	bin := buildCheatingCosigner(t)
@@ -200,7 +203,7 @@ func TestDKGFailures(t *testing.T) {
 		wantDKGAborted(t, cl, ps, bad, bad, bad)
 		runDKG(t, cl)
 	})
-	t.Run("host killed mid-ceremony", func(t *testing.T) {
+	t.Run("host killed in the hello phase", func(t *testing.T) {
 		cl := newCluster(t)
 		// Cosigners 3 and 1 meet; 2 is not started yet, so the ceremony
 		// waits in its hello phase until 3 is killed.
@@ -214,6 +217,21 @@ func TestDKGFailures(t *testing.T) {
 		p3.Kill()
 		// 1 aborts at once (a 10-minute timeout would fail the wait).
 		wantDKGAborted(t, cl, []*harness.Process{p1}, "cosigner 3: left the ceremony before it completed")
+		runDKG(t, cl)
+	})
+	t.Run("host killed while the others wait for its deals", func(t *testing.T) {
+		cl := newCluster(t)
+		ps := cl.StartDKG(map[int][]string{3: {"COSIGNER_TEST_DKG_HOLD=1"}}, "--timeout", "10m")
+		ctx, cancel := context.WithTimeout(context.Background(), dkgWait)
+		defer cancel()
+		for _, p := range ps[:2] {
+			if _, _, err := p.WaitLine(ctx, 0, func(l string) bool { return strings.Contains(l, `msg="ceremony transcript confirmed: dealing"`) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ps[2].Kill()
+		left := "cosigner 3: left the ceremony before it completed"
+		wantDKGAborted(t, cl, ps[:2], left, left)
 		runDKG(t, cl)
 	})
 	t.Run("mismatched threshold", func(t *testing.T) {

@@ -84,6 +84,12 @@ func TestClusterDuplicateCosignerID(t *testing.T) {
 		p := cl.Proxy(harness.Link{From: m.ID, To: dup.ID, Proto: harness.LinkGRPC})
 		p.SetTargets(dup.GRPCAddr, twin.GRPCAddr)
 		p.SetMaxConnAge(400 * time.Millisecond)
+		// A connection the leader made before the settings (it redials
+		// as soon as dup restarts, sooner on an idle machine than a
+		// loaded one) would reach the original for ever: close it, so
+		// every connection from here on takes the rotation.
+		p.Cut()
+		p.Heal()
 	}
 	flipped := time.Now()
 

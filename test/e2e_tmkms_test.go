@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -30,10 +31,20 @@ import (
 // tmkms.toml naming the node as tcp://ID@host:port. The migrated home
 // starts, the chain goes on with the same validator key, every commit
 // verifies, nothing is double-signed and nothing is signed at or below the
-// imported state.
+// imported state. It runs with the key as TMKMS v0.15 also reads it, a
+// 64-byte expanded key (the scalar half of SHA-512 of the seed, then the
+// prefix), which migrates as a scalar key file.
 func TestMigrateFromTMKMS(t *testing.T) {
 	bin := requireCosigner(t)
-	t.Parallel()
+	for _, form := range []string{"seed", "expanded"} {
+		t.Run(form, func(t *testing.T) {
+			t.Parallel()
+			migrateFromTMKMS(t, bin, form)
+		})
+	}
+}
+
+func migrateFromTMKMS(t *testing.T, bin, form string) {
 	ctx := context.Background()
 	node := harness.NewNode(t, harness.NodeConfig{Version: "v0.38.17", ChainID: "tmkms-1"})
 	ref := harness.StartReferenceSigner(t, node.SignerAddr, node.ChainID, node.ValidatorKeyFile)
@@ -69,9 +80,14 @@ secret_key = "secrets/kms-identity.key"
 protocol_version = "v0.38"
 reconnect = true
 `, node.ChainID, addr)
+	consensusKey := key.Seed()
+	if form == "expanded" {
+		h := sha512.Sum512(key.Seed())
+		consensusKey = h[:]
+	}
 	for name, data := range map[string]string{
 		"tmkms.toml": toml,
-		"secrets/" + node.ChainID + "-consensus.key": base64.StdEncoding.EncodeToString(key.Seed()),
+		"secrets/" + node.ChainID + "-consensus.key": base64.StdEncoding.EncodeToString(consensusKey),
 		"secrets/kms-identity.key":                   base64.StdEncoding.EncodeToString(idSeed),
 		"state/" + node.ChainID + "-consensus.json":  state,
 	} {
@@ -92,6 +108,9 @@ reconnect = true
 	out := c.MustRun("migrate", "tmkms", "--home", c.Home, "--metrics-listen", fmt.Sprintf("127.0.0.1:%d", port), filepath.Join(dir, "tmkms.toml"))
 	if !strings.Contains(out, "dropped the node ID "+hex.EncodeToString(nodeID)) || !strings.Contains(out, "stop TMKMS") {
 		t.Errorf("migrate output:\n%s", out)
+	}
+	if form == "expanded" && !strings.Contains(out, "64-byte expanded key") {
+		t.Errorf("migrate output does not note the expanded key:\n%s", out)
 	}
 	imported := c.StateShow()
 	if imported.Height != mark.Height || imported.Round != mark.Round || imported.Step != mark.Step {
@@ -120,8 +139,8 @@ reconnect = true
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("e2e: tmkms: state %s imported as %d/%d/%d, cosigner signed %d times, %d commits verified, chain at %d",
-		strings.TrimSpace(state), mark.Height, mark.Round, mark.Step, len(recs), n, top)
+	t.Logf("e2e: tmkms (%s key): state %s imported as %d/%d/%d, cosigner signed %d times, %d commits verified, chain at %d",
+		form, strings.TrimSpace(state), mark.Height, mark.Round, mark.Step, len(recs), n, top)
 }
 
 // tmkmsStateFrom turns a FilePV priv_validator_state.json into the state

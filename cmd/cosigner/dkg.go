@@ -73,6 +73,13 @@ others do not have.`,
 			if timeout <= 0 {
 				return usagef("--timeout %v must be positive", timeout)
 			}
+			// Held for the whole ceremony: the share must not appear under a
+			// running cosigner, nor two ceremonies run on one home.
+			unlock, err := lockHomeToWrite(cmd, cfg.Home())
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			sharePath, groupPath := cfg.Path(t.ShareFile), cfg.Path(t.GroupFile)
 			if !force {
 				if err := share.CheckNoKey(sharePath, groupPath); err != nil {
@@ -97,7 +104,7 @@ others do not have.`,
 				return withHint(err, "nothing was written; fix the cause, then run 'cosigner dkg' again on every host (with --force on any host that completed)")
 			}
 			if err := share.WriteKey(sharePath, groupPath, ks, share.FirstEpoch, force); err != nil {
-				if errors.Is(err, share.ErrKeyExists) {
+				if errors.Is(err, share.ErrShareInPlace) {
 					return withHint(err, "a key appeared during the ceremony: this ceremony's share was not written; discard every host's share of it and rerun")
 				}
 				return err

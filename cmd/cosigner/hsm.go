@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -256,6 +257,7 @@ label, and for ed25519 keys the public key as bech32 (<prefix>valconspub).`,
 
 func newHSMShareImportCmd() *cobra.Command {
 	var id int
+	var chainID string
 	cmd := &cobra.Command{
 		Use:   "import",
 		Short: "Move a threshold cosigner's key share into the YubiHSM2",
@@ -266,9 +268,14 @@ share_hsm_object in cosigner.toml, and only then removes the share file.
 'cosigner start' reads the share from the device; it never touches the disk
 again. Stop the cosigner first (it refuses while cosigner runs). The object is readable by any session with the
 get-opaque capability in its domain: give the authentication key cosigner
-uses only the capabilities it needs.`,
+uses only the capabilities it needs.
+
+--chain-id seals the share of a chain's own key ('shard --add-to'): its
+[[chain]] share_file line becomes share_hsm_object, the object is labelled
+cosigner-share-<id>-<chain>.`,
 		Example: `  cosigner hsm share import --home ~/.cosigner
-  cosigner hsm share import --home shards/cosigner-2 --id 200`,
+  cosigner hsm share import --home shards/cosigner-2 --id 200
+  cosigner hsm share import --home ~/.cosigner --chain-id osmosis-1 --id 201`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if id < 0 || id > 0xffff {
@@ -282,8 +289,21 @@ uses only the capabilities it needs.`,
 			if cfg.Mode != config.ModeThreshold {
 				return usagef("%s is a %s cosigner: only a threshold cosigner has a share to seal", home, cfg.Mode)
 			}
-			if cfg.Threshold.ShareHSMObject != 0 {
-				return usagef("the share is sealed already: cosigner.toml says share_hsm_object = %d", cfg.Threshold.ShareHSMObject)
+			src := config.ShareSource{GroupFile: cfg.Threshold.GroupFile, ShareFile: cfg.Threshold.ShareFile, HSMObject: cfg.Threshold.ShareHSMObject}
+			label := ""
+			if chainID != "" {
+				ch, ok := cfg.Chain(chainID)
+				if !ok {
+					return usagef("chain %q is not in %s", chainID, filepath.Join(home, config.FileName))
+				}
+				if ch.GroupFile == "" {
+					return usagef("chain %s is signed with [threshold]'s share: run without --chain-id", chainID)
+				}
+				src = cfg.ChainShare(ch)
+				label = share.ChainLabel(cfg.Threshold.ID, chainID)
+			}
+			if src.HSMObject != 0 {
+				return usagef("the share is sealed already: cosigner.toml says share_hsm_object = %d", src.HSMObject)
 			}
 			unlock, err := lockHomeToWrite(cmd, home)
 			if err != nil {
@@ -296,26 +316,36 @@ uses only the capabilities it needs.`,
 				return err
 			}
 			defer h.Close()
-			ks, objID, err := share.Seal(ctx, h, cfg, uint16(id))
+			ks, objID, err := share.SealSource(ctx, h, cfg, src, label, uint16(id))
 			if err := secretModeHint(err); err != nil {
 				return err
 			}
 			if err != nil {
 				return hsmHint(err, cfg)
 			}
-			if err := config.SetShareHSMObject(home, int(objID)); err != nil {
-				return withHint(err, "the share is stored as yubihsm object %d and %s is untouched: add share_hsm_object = %d under [threshold] by hand, then remove the file", objID, cfg.Path(cfg.Threshold.ShareFile), objID)
+			sharePath := cfg.Path(src.ShareFile)
+			if chainID != "" {
+				err = config.SetChainShareHSMObject(home, chainID, int(objID))
+			} else {
+				err = config.SetShareHSMObject(home, int(objID))
 			}
-			sharePath := cfg.Path(cfg.Threshold.ShareFile)
+			if err != nil {
+				where := "under [threshold]"
+				if chainID != "" {
+					where = "in chain " + chainID + "'s [[chain]], in place of its share_file"
+				}
+				return withHint(err, "the share is stored as yubihsm object %d and %s is untouched: add share_hsm_object = %d %s by hand, then remove the file", objID, sharePath, objID, where)
+			}
 			if err := fsutil.Remove(sharePath); err != nil {
 				return withHint(fmt.Errorf("remove %s: %w", sharePath, err), "the share is sealed as object %d and cosigner.toml uses it: remove the file by hand", objID)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "sealed share %d of %d-of-%d as yubihsm opaque object %d (label %s)\nremoved %s; cosigner.toml now has share_hsm_object = %d\n",
-				ks.ID(), ks.Group().Threshold(), ks.Group().N(), objID, share.Label(int(ks.ID())), sharePath, objID)
+				ks.ID(), ks.Group().Threshold(), ks.Group().N(), objID, cmp.Or(label, share.Label(int(ks.ID()))), sharePath, objID)
 			return nil
 		},
 	}
 	cmd.Flags().IntVar(&id, "id", 0, "object id for the share (default: the device picks a free one)")
+	cmd.Flags().StringVar(&chainID, "chain-id", "", "seal the share of this chain's own key (default: [threshold]'s)")
 	return cmd
 }
 
@@ -330,16 +360,16 @@ func isHSMError(err error) bool {
 	return false
 }
 
-// loadSealedShare reads the share sealed in the YubiHSM2 for commands that
-// show it.
-func loadSealedShare(cmd *cobra.Command, cfg *config.Config) (*threshold.KeyShare, error) {
+// loadSealedShareOf reads the share sealed in YubiHSM2 object, checked
+// against groupFile, for commands that show it.
+func loadSealedShareOf(cmd *cobra.Command, cfg *config.Config, object int, groupFile string) (*threshold.KeyShare, error) {
 	ctx := cmd.Context()
 	h, err := dialHSM(ctx, cfg, hsmLogger(cmd))
 	if err != nil {
 		return nil, err
 	}
 	defer h.Close()
-	ks, err := share.LoadFromHSM(ctx, h, uint16(cfg.Threshold.ShareHSMObject), cfg.Path(cfg.Threshold.GroupFile))
+	ks, err := share.LoadFromHSM(ctx, h, uint16(object), cfg.Path(groupFile))
 	if err != nil {
 		return nil, hsmHint(err, cfg)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -156,5 +157,63 @@ func TestHSMShareImportCommand(t *testing.T) {
 	code, _, errOut := cli(t, "hsm", "share", "import", "--home", home)
 	if code != 2 || !strings.Contains(errOut, "sealed already") {
 		t.Fatalf("second import: exit %d\n%s", code, errOut)
+	}
+}
+
+// TestHSMChainShareImport: 'hsm share import --chain-id' seals the share
+// of a chain's own key: the chain's share_file becomes share_hsm_object,
+// the file is removed, keys show reads the share from the device; a second
+// import and a chain signed with [threshold]'s share are refused.
+func TestHSMChainShareImport(t *testing.T) {
+	sim := testkit.Sim(t)
+	keyA, pvA := cometKey(t)
+	keyB, pvB := cometKey(t)
+	out := filepath.Join(t.TempDir(), "shards")
+	mustCLI(t, "shard", "--key", keyA, "--threshold", "2", "--shares", "3", "--out", out, "--chain-id", "chain-a", "--node", "tcp://127.0.0.1:26659")
+	mustCLI(t, "shard", "--key", keyB, "--add-to", out, "--chain-id", "chain-b", "--node", "tcp://127.0.0.1:26669")
+	home := filepath.Join(out, "cosigner-2")
+	addHSMSection(t, home, sim.Addr(), yubihsmsim.DefaultPassword)
+
+	stdout := mustCLI(t, "hsm", "share", "import", "--home", home, "--chain-id", "chain-b", "--id", "201")
+	if !strings.Contains(stdout, "object 201") || !strings.Contains(stdout, "cosigner-share-2-chain-b") {
+		t.Fatalf("share import output:\n%s", stdout)
+	}
+	if _, err := os.Stat(filepath.Join(home, "share-chain-b.json")); !os.IsNotExist(err) {
+		t.Fatalf("share-chain-b.json still on disk: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(home, "share.json")); err != nil {
+		t.Fatalf("share.json of chain-a: %v", err)
+	}
+	cfg, err := config.Load(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch, _ := cfg.Chain("chain-b"); ch.ShareHSMObject != 201 || ch.ShareFile != "" || ch.GroupFile != "group-chain-b.json" || cfg.Threshold.ShareHSMObject != 0 {
+		t.Fatalf("config after import: chain-b %+v, threshold %+v", ch, cfg.Threshold)
+	}
+	var shown []struct {
+		ChainID string `json:"chain_id"`
+		Address string `json:"address"`
+		Source  string `json:"source"`
+	}
+	if err := json.Unmarshal([]byte(mustCLI(t, "keys", "show", "--home", home, "--json")), &shown); err != nil {
+		t.Fatal(err)
+	}
+	if len(shown) != 2 || shown[0].Address != pvA.Key.Address.String() || shown[1].Address != pvB.Key.Address.String() ||
+		!strings.Contains(shown[1].Source, "share_hsm_object 201") {
+		t.Fatalf("keys show: %+v", shown)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--chain-id", "chain-b"}, "sealed already"},
+		{[]string{"--chain-id", "chain-a"}, "run without --chain-id"},
+		{[]string{"--chain-id", "chain-c"}, "not in"},
+	} {
+		code, _, errOut := cli(t, append([]string{"hsm", "share", "import", "--home", home}, tc.args...)...)
+		if code != 2 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("import %v: exit %d, want 2 with %q\n%s", tc.args, code, tc.want, errOut)
+		}
 	}
 }

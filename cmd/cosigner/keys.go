@@ -59,6 +59,76 @@ func secretModeHint(err error) error {
 	return usageError{withHint(err, "cosigner uses secret files only when no other user can read them; after the chmod, check the file's owner, and if someone else could have copied it meanwhile, treat the key as exposed")}
 }
 
+// loadShareSource loads and checks the share of src, from its file or the
+// YubiHSM2.
+func loadShareSource(cmd *cobra.Command, cfg *config.Config, src config.ShareSource) (*threshold.KeyShare, error) {
+	var ks *threshold.KeyShare
+	var err error
+	if src.HSMObject != 0 {
+		ks, err = loadSealedShareOf(cmd, cfg, src.HSMObject, src.GroupFile)
+	} else {
+		ks, err = share.Load(cfg.Path(src.ShareFile), cfg.Path(src.GroupFile))
+	}
+	if err := secretModeHint(err); err != nil {
+		return nil, err
+	}
+	if err != nil {
+		return nil, withHint(err, "copy this cosigner's directory from the 'cosigner shard' output unchanged")
+	}
+	return ks, nil
+}
+
+// chainKey is one line of showChainKeys: a chain and the key that signs
+// it.
+type chainKey struct {
+	ChainID string `json:"chain_id"`
+	// Source is where this cosigner's share of the key is.
+	Source string `json:"source"`
+	keys.PubKeyInfo
+}
+
+// showChainKeys prints, for a threshold home with several chains, which
+// validator key signs which chain, after checking each share.
+func showChainKeys(cmd *cobra.Command, cfg *config.Config, prefix string, asJSON bool) error {
+	var out []chainKey
+	loaded := map[config.ShareSource]*threshold.KeyShare{}
+	for i := range cfg.Chains {
+		ch := &cfg.Chains[i]
+		src := cfg.ChainShare(ch)
+		ks, ok := loaded[src]
+		if !ok {
+			var err error
+			if ks, err = loadShareSource(cmd, cfg, src); err != nil {
+				return fmt.Errorf("chain %s: %w", ch.ID, err)
+			}
+			loaded[src] = ks
+			fmt.Fprintf(cmd.ErrOrStderr(), "share %d of a %d-of-%d key (%s) verified against the group commitments\n",
+				ks.ID(), ks.Group().Threshold(), ks.Group().N(), src)
+		}
+		p := prefix
+		if p == "" {
+			p = ch.Prefix()
+		}
+		out = append(out, chainKey{ChainID: ch.ID, Source: src.String(), PubKeyInfo: keys.DescribePubKey(ks.Group().PublicKey(), p)})
+	}
+	w := cmd.OutOrStdout()
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	for i, k := range out {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "chain:       %s\n", k.ChainID)
+		fmt.Fprintf(w, "key:         %s\n", k.Source)
+		fmt.Fprintf(w, "bech32:      %s\n", k.Bech32)
+		fmt.Fprintf(w, "address:     %s\n", k.Address)
+	}
+	return nil
+}
+
 // warnOpenKey passes on LoadImportKey's warning: the key file being
 // imported is open to other users. The import goes on, since every copy
 // cosigner writes is 0600, but the original may have been copied.
@@ -162,7 +232,9 @@ func newKeysShowCmd() *cobra.Command {
 (<prefix>valconspub), and the validator address. On a threshold cosigner's home
 (a 'cosigner shard' output directory) it shows the group public key, after
 checking this cosigner's share against the group's commitments: compare it with
-the key the chain knows to confirm that sharding kept the validator key.`,
+the key the chain knows to confirm that sharding kept the validator key. A
+threshold home signing several chains with different keys ('cosigner shard
+--add-to') shows, without --chain-id, each chain with the key that signs it.`,
 		Example: `  cosigner keys show --home ~/.cosigner
   cosigner keys show --home shards/cosigner-1 --bech32-prefix kira
   cosigner keys show --home ~/.cosigner --chain-id kira-1 --json`,
@@ -172,11 +244,14 @@ the key the chain knows to confirm that sharding kept the validator key.`,
 			if err != nil {
 				return err
 			}
+			if cfg.Mode == config.ModeThreshold && chainID == "" && len(cfg.Chains) > 1 {
+				return showChainKeys(cmd, cfg, prefix, asJSON)
+			}
 			var pub ed25519.PublicKey
 			var label string
+			var ch *config.ChainConfig
 			if chainID != "" || len(cfg.Chains) > 0 {
-				ch, err := pickChain(cfg, chainID)
-				if err != nil {
+				if ch, err = pickChain(cfg, chainID); err != nil {
 					return err
 				}
 				label = ch.ID
@@ -196,25 +271,21 @@ the key the chain knows to confirm that sharding kept the validator key.`,
 			}
 			if cfg.Mode == config.ModeThreshold {
 				t := cfg.Threshold
-				var ks *threshold.KeyShare
-				if t.ShareHSMObject != 0 {
-					ks, err = loadSealedShare(cmd, cfg)
-				} else {
-					ks, err = share.Load(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile))
+				src := config.ShareSource{GroupFile: t.GroupFile, ShareFile: t.ShareFile, HSMObject: t.ShareHSMObject}
+				if ch != nil {
+					src = cfg.ChainShare(ch)
 				}
-				if err := secretModeHint(err); err != nil {
-					return err
-				}
+				ks, err := loadShareSource(cmd, cfg, src)
 				if err != nil {
-					return withHint(err, "copy this cosigner's directory from the 'cosigner shard' output unchanged")
+					return err
 				}
 				pub = ks.Group().PublicKey()
-				_, epoch, err := share.LoadGroupEpoch(cfg.Path(t.GroupFile))
+				_, epoch, err := share.LoadGroupEpoch(cfg.Path(src.GroupFile))
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "share %d of a %d-of-%d key verified against the group commitments, %s\n",
-					ks.ID(), t.Threshold, t.Shares, epoch)
+				fmt.Fprintf(cmd.ErrOrStderr(), "share %d of a %d-of-%d key (%s) verified against the group commitments, %s\n",
+					ks.ID(), ks.Group().Threshold(), ks.Group().N(), src, epoch)
 			}
 			if prefix == "" {
 				prefix = config.DefaultBech32Prefix

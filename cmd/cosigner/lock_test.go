@@ -61,6 +61,8 @@ func TestWritersRefuseWhileRunning(t *testing.T) {
 		// It fails at the device once cosigner is stopped (no [hsm]
 		// section): what matters is that the lock comes first.
 		{"hsm share import", thresholdHome, nil, []string{"hsm", "share", "import"}},
+		// It times out once cosigner is stopped (no other host runs dkg).
+		{"dkg --force", thresholdHome, nil, []string{"dkg", "--force", "--timeout", "300ms", "--listen", "127.0.0.1:0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,6 +98,12 @@ func TestWritersRefuseWhileRunning(t *testing.T) {
 			if tt.args[0] == "hsm" {
 				if code, _, errOut := cli(t, args...); code == 0 || !strings.Contains(errOut, "[hsm]") {
 					t.Errorf("cosigner stopped: exit %d, want the missing [hsm] section\n%s", code, errOut)
+				}
+				return
+			}
+			if tt.args[0] == "dkg" {
+				if code, _, errOut := cli(t, args...); code == 0 || !strings.Contains(errOut, "timed out") {
+					t.Errorf("cosigner stopped: exit %d, want a timeout waiting for the other hosts\n%s", code, errOut)
 				}
 				return
 			}

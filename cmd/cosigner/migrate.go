@@ -75,10 +75,12 @@ missing ones. Every host prints the same group fingerprint: compare them.
 
 Each cosigner's gRPC service takes the port of Horcrux's p2pAddr and its Raft
 transport the next port (Horcrux runs both on one); --peer and --raft-peer
-change them. Several chains with one key become one [[chain]] each (give each
-chain's nodes with --node CHAIN=ADDR); chains with different keys are refused:
-one cluster signs with one key for now, so migrate each key's chains with
---chain-id into a cluster of its own. See ` + migrateDoc + `.`,
+change them. Several chains become one [[chain]] each (give each chain's nodes
+with --node CHAIN=ADDR); chains with different keys become one cluster signing
+with several keys: the first key (by chain id) in [threshold]'s share.json, each
+other one in share-<chain>.json and group-<chain>.json named by its chains,
+each printed with its own fingerprint. --chain-id migrates only some chains.
+See ` + migrateDoc + `.`,
 		Example: `  # on every host, Horcrux stopped (systemctl stop horcrux):
   cosigner migrate horcrux export --horcrux-home ~/.horcrux --out horcrux-2.public.json
   # on one host:
@@ -182,8 +184,6 @@ func horcruxHint(err error, opts migrate.HorcruxOptions) error {
 	case errors.Is(err, migrate.ErrHorcruxStateMissing):
 		return withHint(err, "restore it from a backup; if this host never signed that chain, create both files at the chain's current height with "+
 			"'horcrux --home %s state set CHAIN HEIGHT', or leave the chain out with --chain-id", opts.HorcruxHome)
-	case errors.Is(err, migrate.ErrHorcruxMultiKey):
-		return withHint(err, "run the migration with --chain-id for the chains of one key (the same --chain-id on every host), into a cluster of its own")
 	}
 	return err
 }
@@ -193,10 +193,19 @@ func printHorcruxReport(w io.Writer, opts migrate.HorcruxOptions, rep *migrate.H
 	if prefix == "" {
 		prefix = config.DefaultBech32Prefix
 	}
-	info := keys.DescribePubKey(rep.PubKey, prefix)
 	fmt.Fprintf(w, "migrated Horcrux home %s to %s: cosigner %d of a %d-of-%d cluster\n", opts.HorcruxHome, opts.Home, rep.ID, rep.M, rep.N)
-	fmt.Fprintf(w, "validator %s (%s), the same shard as in Horcrux (%s%s)\n", info.Address, info.Bech32, rep.KeyChain, "_shard.json")
-	fmt.Fprintf(w, "group fingerprint %s: every host must print the same\n\n", rep.Fingerprint)
+	for i, k := range rep.Keys {
+		info := keys.DescribePubKey(k.PubKey, prefix)
+		if len(rep.Keys) > 1 {
+			fmt.Fprintf(w, "key %d of %d, signs %s (%s):\n  ", i+1, len(rep.Keys), strings.Join(k.Chains, ", "), k.Source)
+		}
+		fmt.Fprintf(w, "validator %s (%s), the same shard as in Horcrux (%s%s)\n", info.Address, info.Bech32, k.KeyChain, "_shard.json")
+		if len(rep.Keys) > 1 {
+			fmt.Fprintf(w, "  ")
+		}
+		fmt.Fprintf(w, "group fingerprint %s: every host must print the same\n", k.Fingerprint)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "cosigners:\n")
 	for _, p := range rep.Config.Threshold.Peers {
 		self := ""
@@ -212,7 +221,7 @@ func printHorcruxReport(w io.Writer, opts migrate.HorcruxOptions, rep *migrate.H
 			c.ID, markString(c.Cluster), markString(c.Share), markString(c.Start))
 		fmt.Fprintf(w, "    nodes %s\n", strings.Join(ch.Nodes, ", "))
 		if c.OtherDealing {
-			fmt.Fprintf(w, "    its Horcrux shard is another dealing of the same key: it signs with %s's share\n", rep.KeyChain)
+			fmt.Fprintf(w, "    its Horcrux shard is another dealing of the same key: it signs with %s's share\n", c.KeyChain)
 		}
 	}
 	if len(rep.NotCarried) > 0 {
@@ -226,10 +235,10 @@ func printHorcruxReport(w io.Writer, opts migrate.HorcruxOptions, rep *migrate.H
 	printTolerance(w, "  ", down, compromised, toSign)
 	fmt.Fprintf(w, `
 next:
-  1. migrate every host the same way, and check that each prints fingerprint %s
+  1. migrate every host the same way, and check that each prints the same fingerprint(s)
   2. on every host: cosigner start --home %s   (Horcrux stays stopped; keep its home unchanged)
-  3. cosigner status --home %s shows the leader and the chains it signs
-`, rep.Fingerprint, opts.Home, opts.Home)
+  3. cosigner status --home %s shows the leader and the chains it signs, each with its key
+`, opts.Home, opts.Home)
 	fmt.Fprint(w, doppelgangerAdvice)
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cosigner/cosigner/cosigner/keys"
 	"github.com/cosigner/cosigner/internal/testkit/testhorcrux"
 	"github.com/cosigner/cosigner/privval"
 )
@@ -149,7 +150,7 @@ func TestMigrateHorcruxCLIRefuses(t *testing.T) {
 			code: 1, want: []string{"horcrux is running", "hint: stop horcrux on every host"},
 		},
 		{
-			name: "chains of two keys",
+			name: "second key dealt apart on each host",
 			setup: func(c *testhorcrux.Cluster) {
 				seed := make([]byte, 32)
 				seed[0] = 1
@@ -157,7 +158,10 @@ func TestMigrateHorcruxCLIRefuses(t *testing.T) {
 					c.WriteShard(i, "other-1", pubOf(seed), testhorcrux.Deal(t, seed, 2, 3)[i-1], i)
 				}
 			},
-			code: 1, want: []string{"chains with different validator keys", "not supported yet", "hint: run the migration with --chain-id"},
+			after: func(c *testhorcrux.Cluster, public []string, tlsDir string) []string {
+				return migrateArgs(c, 1, public, tlsDir, "--node", "kira-1=tcp://10.0.1.1:26659", "--node", "other-1=tcp://10.0.1.2:26659")
+			},
+			code: 1, want: []string{"public shares of chain other-1 do not make a 2-of-3 dealing"},
 		},
 		{
 			name: "no public files",
@@ -203,6 +207,46 @@ func TestMigrateHorcruxCLIRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrateHorcruxCLITwoKeys: a Horcrux cluster signing two chains with
+// different keys migrates into one cosigner cluster; every host prints both
+// keys with the same fingerprints, and keys show names each chain's key.
+func TestMigrateHorcruxCLITwoKeys(t *testing.T) {
+	c := testhorcrux.New(t, 2, 3, "kira-1")
+	seed := make([]byte, 32)
+	seed[0] = 1
+	dealt := testhorcrux.Deal(t, seed, 2, 3)
+	for i := 1; i <= 3; i++ {
+		c.WriteShard(i, "other-1", pubOf(seed), dealt[i-1], i)
+		c.WriteState(i, "other-1", testhorcrux.ClusterState, testhorcrux.State{})
+		c.WriteState(i, "other-1", testhorcrux.ShareState, testhorcrux.State{})
+	}
+	public, tlsDir := horcruxCLI(t, c)
+	fingerprint := regexp.MustCompile(`group fingerprint ([0-9A-F]{16})`)
+	var first []string
+	for i := 1; i <= 3; i++ {
+		out := mustCLI(t, migrateArgs(c, i, public, tlsDir, "--node", "kira-1=tcp://10.0.1.1:26659", "--node", "other-1=tcp://10.0.1.2:26659")...)
+		var fps []string
+		for _, m := range fingerprint.FindAllStringSubmatch(out, -1) {
+			fps = append(fps, m[1])
+		}
+		if len(fps) != 2 || !strings.Contains(out, "key 2 of 2, signs other-1") || !strings.Contains(out, keysAddress(pubOf(seed))) {
+			t.Fatalf("host %d:\n%s", i, out)
+		}
+		if first == nil {
+			first = fps
+		} else if strings.Join(fps, ",") != strings.Join(first, ",") {
+			t.Errorf("host %d fingerprints %v, host 1 %v", i, fps, first)
+		}
+		show := mustCLI(t, "keys", "show", "--home", filepath.Join(c.Dir, fmt.Sprintf("cosigner-%d", i)))
+		if !strings.Contains(show, "chain:       other-1\nkey:         group_file \"group-other-1.json\"") ||
+			!strings.Contains(show, keysAddress(c.Pub)) || !strings.Contains(show, keysAddress(pubOf(seed))) {
+			t.Errorf("host %d keys show:\n%s", i, show)
+		}
+	}
+}
+
+func keysAddress(pub ed25519.PublicKey) string { return keys.Address(pub) }
 
 func pubOf(seed []byte) ed25519.PublicKey {
 	return ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)

@@ -41,8 +41,12 @@ TMKMS reached:
                           section with the connector, auth key and a 0600 copy
                           of the password
 
-It refuses what would not sign as TMKMS did, saying what to do: a key without
-its seed (TMKMS v0.15's 64-byte expanded keys and 96-byte YubiHSM2 exports), a
+A TMKMS v0.15 64-byte expanded key (scalar then prefix, no seed) becomes a
+cosigner/ed25519-scalar-key file of the same validator key, with a note.
+
+It refuses what would not sign as TMKMS did, saying what to do: a 96-byte
+YubiHSM2 export (keep the key in the device), 64 bytes that are also CometBFT's
+seed||public key layout (which key the chain has is unclear), a
 missing or unreadable state file (pass --height CHAIN=N with the chain's
 current height), a validator of a chain without a [[chain]], a chain with two
 keys, unknown keys in tmkms.toml, and an existing non-empty --home. Relative

@@ -23,7 +23,7 @@ cosigner: WARNING: ('cosigner shard') and securely destroy the file and every co
 `
 
 func newKeysReassembleCmd() *cobra.Command {
-	var out string
+	var out, chainID string
 	cmd := &cobra.Command{
 		Use:   "reassemble --out FILE SHARE-DIR...",
 		Short: "Emergency: rebuild the whole validator key from M cosigners' shares",
@@ -36,6 +36,10 @@ refuses fewer than M shares, shares of different groups, the same share twice
 and a share that does not match the commitments (named). The secret is never
 printed.
 
+With --chain-id it reassembles the key that signs that chain (a cluster
+signing several keys: a chain's own group_file and share_file); without, the
+key of [threshold]'s share_file.
+
 A softsign cosigner signs with FILE: set a chain's key = FILE in a softsign
 config ('cosigner init'), then 'cosigner start'. 'keys show' shows its key.
 
@@ -45,8 +49,9 @@ threshold setup exists to prevent. Run it off-line, stop every cosigner of
 the cluster first (the same key in two signers double-signs), carry over the
 sign state, and re-shard the key and destroy FILE as soon as you can. See
 docs/threshold.md, "Emergency reassembly".`,
-		Example: `  cosigner keys reassemble --out /secure/validator-key.json shards/cosigner-1 shards/cosigner-3`,
-		Args:    cobra.MinimumNArgs(1),
+		Example: `  cosigner keys reassemble --out /secure/validator-key.json shards/cosigner-1 shards/cosigner-3
+  cosigner keys reassemble --chain-id osmosis-1 --out /secure/osmosis-key.json shards/cosigner-1 shards/cosigner-2`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				return usageError{withHint(fmt.Errorf("--out is required"), "name the new key file, e.g. --out validator-key.json")}
@@ -60,10 +65,19 @@ docs/threshold.md, "Emergency reassembly".`,
 				if cfg.Mode != config.ModeThreshold {
 					return usageError{fmt.Errorf("share dir %s: mode is %q, not a threshold cosigner's home", dir, cfg.Mode)}
 				}
-				if cfg.Threshold.ShareHSMObject != 0 {
-					return usageError{fmt.Errorf("share dir %s: its share is sealed in a YubiHSM2 (share_hsm_object = %d) and cannot be read out", dir, cfg.Threshold.ShareHSMObject)}
+				t := cfg.Threshold
+				src := config.ShareSource{GroupFile: t.GroupFile, ShareFile: t.ShareFile, HSMObject: t.ShareHSMObject}
+				if chainID != "" {
+					ch, ok := cfg.Chain(chainID)
+					if !ok {
+						return usageError{fmt.Errorf("share dir %s: chain %q is not in its %s", dir, chainID, config.FileName)}
+					}
+					src = cfg.ChainShare(ch)
 				}
-				ks, err := share.Load(cfg.Path(cfg.Threshold.ShareFile), cfg.Path(cfg.Threshold.GroupFile))
+				if src.HSMObject != 0 {
+					return usageError{fmt.Errorf("share dir %s: its share is sealed in a YubiHSM2 (share_hsm_object = %d) and cannot be read out", dir, src.HSMObject)}
+				}
+				ks, err := share.Load(cfg.Path(src.ShareFile), cfg.Path(src.GroupFile))
 				if err := secretModeHint(err); err != nil {
 					return err
 				}
@@ -90,5 +104,6 @@ docs/threshold.md, "Emergency reassembly".`,
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "the key file to write (must not exist)")
+	cmd.Flags().StringVar(&chainID, "chain-id", "", "reassemble the key that signs this chain (default: [threshold]'s)")
 	return cmd
 }

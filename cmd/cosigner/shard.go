@@ -15,13 +15,13 @@ import (
 )
 
 func newShardCmd() *cobra.Command {
-	var keyFile, out, chainID, prefix string
+	var keyFile, out, addTo, chainID, prefix string
 	var m, n int
 	var noKey bool
 	var peers, nodes, rpc []string
 	cmd := &cobra.Command{
 		Use:   "shard",
-		Short: "Split a validator key into threshold shares, one directory per cosigner",
+		Short: "Split a validator key into threshold shares, one home per cosigner (--no-key: the homes for dkg)",
 		Long: `shard splits a CometBFT priv_validator_key.json (or a TMKMS base64 key, or a
 cosigner/ed25519-scalar-key file from 'keys reassemble', to re-shard after an emergency) into N
 FROST shares, any M of which sign (M must be more than N/2, so two quorums always
@@ -48,6 +48,16 @@ warns when that second figure is 0: 2-of-3 and 3-of-5 tolerate no compromised
 cosigner; 3-of-4 tolerates one, 4-of-5 and 5-of-7 two.
 See ` + threatModelDoc + `.
 
+--add-to DIR adds the key, for one more chain, to an existing cluster's homes
+DIR/cosigner-1 ... DIR/cosigner-N (what an earlier 'shard --out DIR' wrote), so
+one cluster signs several chains with different keys, as Horcrux does. The homes
+keep their TLS identities, peers, Raft data, ids and M-of-N; each gets
+share-<chain>.json, group-<chain>.json and a [[chain]] table naming them,
+appended to its cosigner.toml. --chain-id and --node are required; --threshold
+and --shares, if given, must be the homes'. It refuses, before writing anything,
+a chain a home already signs, a key the homes already hold, a missing home, homes
+of different clusters or shapes, and any file it would overwrite.
+
 --no-key writes the same homes without a share or group file and without any
 key: the cluster's TLS identities, configuration, peers and SecretConnection
 identities. Copy each to its host and run 'cosigner dkg' there: the hosts
@@ -57,11 +67,22 @@ generate the validator key among themselves and no machine ever holds it
     --peer 10.8.0.11:7100 --peer 10.8.0.12:7100 --peer 10.8.0.13:7100
   cosigner shard --key priv_validator_key.json --threshold 2 --shares 3 --out shards \
     --peer 10.8.0.11:7100 --peer 10.8.0.12:7100 --peer 10.8.0.13:7100 \
-    --chain-id kira-1 --node tcp://10.8.0.1:26659 --bech32-prefix kira`,
+    --chain-id kira-1 --node tcp://10.8.0.1:26659 --bech32-prefix kira
+  cosigner shard --key osmosis_priv_validator_key.json --add-to shards \
+    --chain-id osmosis-1 --node tcp://10.8.0.2:26659 --bech32-prefix osmo`,
 		Args: exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if noKey && cmd.Flags().Changed("key") {
-				return usagef("--no-key prepares the homes for 'cosigner dkg' and takes no --key")
+			if noKey && (cmd.Flags().Changed("key") || addTo != "") {
+				return usagef("--no-key prepares the homes of a new cluster for 'cosigner dkg' and takes no --key or --add-to")
+			}
+			if addTo != "" {
+				if out != "" || len(peers) > 0 {
+					return usagef("--add-to adds to existing homes: --out and --peer belong to a new cluster")
+				}
+				if err := requireFlags(cmd, "key", "chain-id", "node"); err != nil {
+					return err
+				}
+				return runShardAdd(cmd, keyFile, addTo, share.AddOptions{Threshold: m, Shares: n, ChainID: chainID, Nodes: nodes, Bech32Prefix: prefix, RPC: rpc})
 			}
 			required := []string{"key", "threshold", "shares", "out"}
 			if noKey {
@@ -144,7 +165,8 @@ next:
 	cmd.Flags().BoolVar(&noKey, "no-key", false, "write the homes without any key, for 'cosigner dkg' to generate it on the hosts")
 	cmd.Flags().IntVar(&m, "threshold", 0, "M: cosigners needed to sign (required, more than half of --shares)")
 	cmd.Flags().IntVar(&n, "shares", 0, "N: number of cosigners, 2 to 255 (required)")
-	cmd.Flags().StringVar(&out, "out", "", "output directory; must not exist (required)")
+	cmd.Flags().StringVar(&out, "out", "", "output directory; must not exist (required, unless --add-to)")
+	cmd.Flags().StringVar(&addTo, "add-to", "", "add the key for --chain-id to the cluster homes in this directory (an earlier --out)")
 	cmd.Flags().StringArrayVar(&peers, "peer", nil, "gRPC host:port of each cosigner, in id order (repeatable)")
 	cmd.Flags().StringVar(&chainID, "chain-id", "", "chain to sign for")
 	cmd.Flags().StringArrayVar(&nodes, "node", nil, "node priv_validator_laddr: tcp://host:port (no ID@) or unix:///path (repeatable)")
@@ -189,5 +211,66 @@ next:
   4. on each host: cosigner state init --home <dir> --chain-id <chain> --height <height>, then cosigner start --home <dir>
 `)
 	warnNoCompromise(cmd.ErrOrStderr(), so.Threshold, so.Shares)
+	return nil
+}
+
+// runShardAdd is 'shard --add-to': the key for one more chain, split for
+// an existing cluster's homes.
+func runShardAdd(cmd *cobra.Command, keyFile, dir string, opts share.AddOptions) error {
+	if 2*opts.Threshold <= opts.Shares && opts.Threshold != 0 {
+		return usagef("--threshold %d of --shares %d: the threshold must be more than half the shares", opts.Threshold, opts.Shares)
+	}
+	if err := config.ValidateChainID(opts.ChainID); err != nil {
+		return usageError{err}
+	}
+	for _, a := range opts.Nodes {
+		if err := config.ValidateNodeAddress(a); err != nil {
+			return usageError{err}
+		}
+	}
+	for _, a := range opts.RPC {
+		if err := config.ValidateRPCAddress(a); err != nil {
+			return usageError{err}
+		}
+	}
+	key, warning, err := keys.LoadImportChainKey(keyFile)
+	if err != nil {
+		return withHint(err, "give a CometBFT priv_validator_key.json, a TMKMS base64 ed25519 key or a key file 'keys reassemble' wrote")
+	}
+	warnOpenKey(cmd, warning)
+	var group *threshold.GroupKey
+	if key.Scalar != nil {
+		group, err = share.AddScalar(key.Scalar, dir, opts)
+	} else {
+		group, err = share.Add(key.Seed, dir, opts)
+	}
+	switch {
+	case errors.Is(err, share.ErrChainExists):
+		return withHint(err, "each chain has one key; give a new --chain-id, or check 'cosigner keys show --home %s' for the key it has", share.Dir(dir, 1))
+	case errors.Is(err, share.ErrKeyExists):
+		return withHint(err, "the same key for two chains needs no second share")
+	case errors.Is(err, share.ErrNotCluster):
+		return withHint(err, "--add-to names one cluster's 'cosigner shard --out' directory, every home in it, unchanged in shape")
+	case err != nil:
+		return err
+	}
+	prefix := opts.Bech32Prefix
+	if prefix == "" {
+		prefix = config.DefaultBech32Prefix
+	}
+	info := keys.DescribePubKey(group.PublicKey(), prefix)
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "added validator %s (%s) for chain %s to the %d-of-%d cluster in %s\n\n", info.Address, info.Bech32, opts.ChainID, group.Threshold(), group.N(), dir)
+	for i := 1; i <= group.N(); i++ {
+		fmt.Fprintf(w, "  %s: %s, %s, [[chain]] %s in %s\n", share.Dir(dir, i), share.AddedShareFile(opts.ChainID), share.AddedGroupFile(opts.ChainID), opts.ChainID, config.FileName)
+	}
+	fmt.Fprintf(w, `
+next:
+  1. copy the two new files and cosigner.toml of each directory to its host (share-%[1]s.json is secret, keep 0600)
+  2. on each host: cosigner state init --home <dir> --chain-id %[1]s --height <current height>
+  3. restart the cosigners one at a time; %[1]s signs once %[2]d of them run with it
+  4. confirm with 'cosigner keys show --home <dir>' which key signs which chain
+  5. move %[3]s off-line
+`, opts.ChainID, group.Threshold(), keyFile)
 	return nil
 }

@@ -29,7 +29,8 @@ leader's view on the leader; a follower pings the others itself), whether a
 quorum can sign, what the cluster's shape withstands (cosigners that may be
 down, cosigners that may be compromised without a double sign, shares an
 attacker needs to sign on its own; softsign is a cluster of one: 0, 0, 1), each
-chain's last signature and how long ago, nonce pools and node connections.
+chain's last signature, how long ago and the validator key that signs it, nonce
+pools and node connections.
 
 Exit status: 0 when the cosigner answers and (threshold mode) a quorum is
 available; 1 when no quorum is available or no cosigner runs with --home.`,
@@ -130,6 +131,9 @@ func printStatus(w io.Writer, st admin.Status) {
 			when = fmt.Sprintf("%s ago", (time.Duration(*c.SinceSeconds * float64(time.Second))).Round(100*time.Millisecond))
 		}
 		fmt.Fprintf(w, "  %s: last signed %d/%d/%s, %s (%s)\n", c.ID, c.Height, c.Round, c.Step, when, c.Source)
+		if c.Address != "" {
+			fmt.Fprintf(w, "    key: %s (address %s)\n", c.PubKey, c.Address)
+		}
 	}
 	fmt.Fprintf(w, "\nnode connections:\n")
 	if len(st.Nodes) == 0 {

@@ -108,6 +108,10 @@ type ChainReport struct {
 	// Source is "this process", "cluster" (the Raft record) or "state"
 	// (the high-water mark on disk).
 	Source string `json:"source"`
+	// Address (hex) and PubKey (bech32) name the validator key that signs
+	// the chain.
+	Address string `json:"address,omitempty"`
+	PubKey  string `json:"pubkey,omitempty"`
 }
 
 // NodeReport is one node connection in a Status.

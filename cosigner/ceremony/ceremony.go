@@ -178,12 +178,17 @@ var testHookSend func(self, to int, f frame) []frame
 // completed) and no share. It writes no file.
 func Run(ctx context.Context, opts Options, newProtocol NewProtocol) (*threshold.KeyShare, *threshold.GroupKey, error) {
 	c, err := newRun(opts)
+	if err == nil && newProtocol == nil {
+		err = errors.New("ceremony: no protocol")
+	}
 	if err != nil {
+		if opts.Listener != nil {
+			opts.Listener.Close()
+		}
 		return nil, nil, err
 	}
-	if newProtocol == nil {
-		return nil, nil, errors.New("ceremony: no protocol")
-	}
+	// The ephemeral long-term secret dies with the ceremony.
+	defer clear(c.longSec)
 	c.newProtocol = newProtocol
 	ln := opts.Listener
 	if ln == nil {
@@ -441,6 +446,11 @@ func (c *run) handle(e event) error {
 		if c.proto == nil {
 			if _, ok := c.confirms[p]; !ok {
 				return c.peerErr(p, nil, "sent a DKG message before confirming the transcript: refused")
+			}
+			// Each peer sends us a deal and a response per dealer before
+			// its done: more is not an honest peer's.
+			if len(c.early) >= 2*len(c.ids)*len(c.ids) {
+				return c.peerErr(p, nil, "sent more DKG messages than a ceremony has before ours started: refused")
 			}
 			c.early = append(c.early, e)
 			return nil

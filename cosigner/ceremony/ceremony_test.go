@@ -25,7 +25,9 @@ type cluster struct {
 	parts []Participant
 }
 
-func newCluster(t *testing.T, n int) *cluster {
+func newCluster(t *testing.T, n int) *cluster { return newClusterTB(t, n) }
+
+func newClusterTB(t testing.TB, n int) *cluster {
 	t.Helper()
 	ca, err := clustertls.NewCA()
 	if err != nil {
@@ -45,7 +47,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	return c
 }
 
-func identity(t *testing.T, ca *clustertls.CA, id int) *clustertls.Identity {
+func identity(t testing.TB, ca *clustertls.CA, id int) *clustertls.Identity {
 	t.Helper()
 	cert, err := ca.Issue(id)
 	if err != nil {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,17 +41,17 @@ type Cosigner struct {
 	log      *slog.Logger
 	version  string
 	identity ed25519.PrivateKey
-	share    *threshold.KeyShare
 	epochs   *EpochGuard
 	tls      *clustertls.Identity
-	signer   *ShareSigner
-	node     *raft.Node
-	grpc     *grpc.Server
-	lis      net.Listener
-	conns    []*grpc.ClientConn
-	peers    map[int]PeerClient
-	metrics  *metrics.Metrics // nil: none
-	tracker  *admin.Tracker
+	// keys are the share signers, one per validator key.
+	keys    *Keyring
+	node    *raft.Node
+	grpc    *grpc.Server
+	lis     net.Listener
+	conns   []*grpc.ClientConn
+	peers   map[int]PeerClient
+	metrics *metrics.Metrics // nil: none
+	tracker *admin.Tracker
 	// dups are the cosigner ids found answering as two live processes,
 	// kept across this cosigner's terms as leader.
 	dups *Duplicates
@@ -89,16 +91,29 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 	if err := share.CheckRetired(cfg.Home()); err != nil {
 		return nil, err
 	}
-	ks, err := share.LoadFromConfig(ctx, cfg, log)
-	if err != nil {
-		return nil, err
-	}
-	g := ks.Group()
-	if g.Threshold() != t.Threshold || g.N() != t.Shares {
-		return nil, fmt.Errorf("the share is %d-of-%d, cosigner.toml says threshold = %d, shares = %d", g.Threshold(), g.N(), t.Threshold, t.Shares)
-	}
-	if int(ks.ID()) != t.ID {
-		return nil, fmt.Errorf("the share belongs to cosigner %d, cosigner.toml says threshold.id = %d", ks.ID(), t.ID)
+	srcs, srcChains := cfg.ShareSources()
+	shares := make([]*threshold.KeyShare, len(srcs))
+	for i, src := range srcs {
+		ks, err := share.LoadSource(ctx, cfg, src, log)
+		if err != nil {
+			return nil, err
+		}
+		g := ks.Group()
+		if g.Threshold() != t.Threshold || g.N() != t.Shares {
+			return nil, fmt.Errorf("the share of %s (chains %s) is %d-of-%d, cosigner.toml says threshold = %d, shares = %d",
+				src, strings.Join(srcChains[src], ", "), g.Threshold(), g.N(), t.Threshold, t.Shares)
+		}
+		if int(ks.ID()) != t.ID {
+			return nil, fmt.Errorf("the share of %s (chains %s) belongs to cosigner %d, cosigner.toml says threshold.id = %d",
+				src, strings.Join(srcChains[src], ", "), ks.ID(), t.ID)
+		}
+		for j, o := range shares[:i] {
+			if bytes.Equal(o.Group().PublicKey(), g.PublicKey()) {
+				return nil, fmt.Errorf("chains %s (%s) and chains %s (%s) name one validator key %X twice: point them at the same group_file and share, or correct the one listed by mistake",
+					strings.Join(srcChains[srcs[j]], ", "), srcs[j], strings.Join(srcChains[src], ", "), src, g.PublicKey())
+			}
+		}
+		shares[i] = ks
 	}
 	// The share was checked against this group file: its epoch is the
 	// share's.
@@ -118,28 +133,45 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		return nil, err
 	}
 	epochs := NewEpochGuard(epoch, t.ID, log, opts.Metrics)
-	c := &Cosigner{cfg: cfg, log: log, version: opts.Version, identity: identity, share: ks, tls: ctls, epochs: epochs,
+	c := &Cosigner{cfg: cfg, log: log, version: opts.Version, identity: identity, tls: ctls, epochs: epochs,
 		metrics: opts.Metrics, tracker: opts.Tracker, dups: NewDuplicates(log, opts.Metrics), doppel: opts.Doppel}
 	var states []*signstate.SignState
+	closeStates := func() {
+		for _, s := range states {
+			s.Close()
+		}
+	}
+	byChain := map[string]*signstate.SignState{}
 	for _, ch := range cfg.Chains {
 		st, err := signstate.LoadSignState(signstate.StatePath(cfg.Path(cfg.StateDir), ch.ID), ch.ID)
 		if err != nil {
-			for _, s := range states {
-				s.Close()
-			}
+			closeStates()
 			return nil, &signstate.LoadError{ChainID: ch.ID, Err: err}
 		}
 		states = append(states, st)
+		byChain[ch.ID] = st
 	}
-	c.signer, err = NewShareSigner(ks, NewNoncePool(ks, boot, 0), SignerOptions{
-		Chains:         states,
-		MaxHeightAhead: t.MaxHeightAhead,
-		MaxHeightRate:  t.MaxHeightRate,
-		SignRawBytes:   rawBytesChains(cfg),
-		Metrics:        opts.Metrics,
-		Log:            log,
-	})
-	if err != nil {
+	signers := make([]*ShareSigner, len(srcs))
+	for i, src := range srcs {
+		var chainStates []*signstate.SignState
+		for _, id := range srcChains[src] {
+			chainStates = append(chainStates, byChain[id])
+		}
+		signers[i], err = NewShareSigner(shares[i], NewNoncePool(shares[i], boot, 0), SignerOptions{
+			Chains:         chainStates,
+			MaxHeightAhead: t.MaxHeightAhead,
+			MaxHeightRate:  t.MaxHeightRate,
+			SignRawBytes:   rawBytesChains(cfg),
+			Metrics:        opts.Metrics,
+			Log:            log,
+		})
+		if err != nil {
+			closeStates()
+			return nil, err
+		}
+	}
+	if c.keys, err = NewKeyring(signers...); err != nil {
+		closeStates()
 		return nil, err
 	}
 	opts.Metrics.SetClusterSource(c.view)
@@ -159,16 +191,16 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 	// Replicated records are held to the bound this cosigner's shares are:
 	// one far above the chain must not become the cluster's last signature.
 	c.node, err = raft.NewNode(rcfg, raft.Options{ServerTLS: ctls.ServerTLSConfig(), ClientTLS: ctls.ClientTLSConfig, Logger: log,
-		CheckRecord: c.signer.CheckRecord})
+		CheckRecord: c.keys.CheckRecord})
 	if err != nil {
 		c.lis.Close()
 		return nil, err
 	}
 	c.grpc = grpc.NewServer(grpc.Creds(credentials.NewTLS(ctls.ServerTLSConfig())),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}))
-	cosignerv1.RegisterCosignerServer(c.grpc, NewService(c.signer, raftControl{c.node}, opts.Version, epochs))
+	cosignerv1.RegisterCosignerServer(c.grpc, NewService(c.keys, raftControl{c.node}, opts.Version, epochs))
 
-	c.peers = map[int]PeerClient{t.ID: LocalPeer{c.signer}}
+	c.peers = map[int]PeerClient{t.ID: LocalPeer{c.keys}}
 	for _, p := range t.Peers {
 		if p.ID == t.ID {
 			continue
@@ -194,7 +226,7 @@ func (c *Cosigner) Close() {
 	}
 	c.lis.Close()
 	c.node.Shutdown()
-	c.signer.Pool().Close()
+	c.keys.Close()
 }
 
 // raftControl adapts a raft.Node to RaftControl.
@@ -230,7 +262,7 @@ func (c *Cosigner) view() metrics.ClusterView {
 		return cv
 	}
 	cv.Quorum = v.LeaderID != 0
-	cv.Pools[c.cfg.Threshold.ID] = c.signer.Pool().Len()
+	cv.Pools[c.cfg.Threshold.ID] = c.keys.NoncesAvailable()
 	return cv
 }
 
@@ -307,8 +339,8 @@ func (c *Cosigner) Node() *raft.Node { return c.node }
 // Tracker returns the tracker of node connections and signatures.
 func (c *Cosigner) Tracker() *admin.Tracker { return c.tracker }
 
-// Signer returns the share signer.
-func (c *Cosigner) Signer() *ShareSigner { return c.signer }
+// Keys returns the share signers, one per validator key.
+func (c *Cosigner) Keys() *Keyring { return c.keys }
 
 // Run serves until ctx ends: Raft, the gRPC service, and, whenever this
 // cosigner leads, the coordinator and one privval client per configured node.
@@ -427,14 +459,14 @@ func (c *Cosigner) lead(ctx context.Context) error {
 func (c *Cosigner) watches() (doppel.Guards, []*doppel.Watch) {
 	guards := doppel.Guards{}
 	var ws []*doppel.Watch
-	addr, _ := hex.DecodeString(keys.Address(c.signer.PublicKey()))
 	for _, ch := range c.cfg.Chains {
+		addr, _ := hex.DecodeString(keys.Address(c.keys.PublicKey(ch.ID)))
 		if len(ch.RPC) == 0 {
 			c.log.Warn(doppel.LogOff, "chain", ch.ID, "hint", "list the CometBFT RPC of the chain's nodes in [[chain]] rpc; see docs/operations.md")
 			continue
 		}
 		last, _ := c.node.Last(ch.ID)
-		mark, _ := c.signer.Mark(ch.ID)
+		mark, _ := c.keys.Mark(ch.ID)
 		m := max(last.Height, mark.Height)
 		if m > 0 {
 			m++
@@ -460,7 +492,12 @@ func (c *Cosigner) startLeading(ctx context.Context, wg *sync.WaitGroup, errc ch
 	ccfg.StepDown = func(ctx context.Context) error { return c.node.TransferLeadership(ctx, 0) }
 	guards, watches := c.watches()
 	ccfg.Guard = guards
-	coord, err := NewCoordinator(ccfg, c.share.Group(), c.cfg.Threshold.ID, c.peers, c.node, c.log)
+	signers := c.keys.Signers()
+	ccfg.ChainKeys = map[string]*threshold.GroupKey{}
+	for _, ch := range c.cfg.Chains {
+		ccfg.ChainKeys[ch.ID] = c.keys.ForChain(ch.ID).share.Group()
+	}
+	coord, err := NewCoordinator(ccfg, signers[0].share.Group(), c.cfg.Threshold.ID, c.peers, c.node, c.log)
 	if err != nil {
 		return err
 	}
@@ -471,7 +508,7 @@ func (c *Cosigner) startLeading(ctx context.Context, wg *sync.WaitGroup, errc ch
 		// Heights missed while the cluster had no leader count from the
 		// cluster's last signature.
 		last, _ := c.node.Last(ch.ID)
-		mark, _ := c.signer.Mark(ch.ID)
+		mark, _ := c.keys.Mark(ch.ID)
 		c.tracker.ServeNodes(ch.ID, ch.Nodes, max(last.Height, mark.Height))
 	}
 	c.log.Info(LogLeading, "cosigner", c.cfg.Threshold.ID, "term", c.node.View().Term)

@@ -26,7 +26,7 @@ type marklessPeer struct {
 
 var _ PeerClient = marklessPeer{}
 
-func (p marklessPeer) Commitments(_ context.Context, n int) ([]PublishedCommitment, error) {
+func (p marklessPeer) Commitments(_ context.Context, _ ed25519.PublicKey, n int) ([]PublishedCommitment, error) {
 	return p.pool.Generate(n)
 }
 
@@ -104,7 +104,7 @@ func (a *attacker) sign(ctx context.Context, req *privval.SignRequest, ids []int
 	for i, id := range ids {
 		quorum[i] = a.c.peers[id-1]
 		wg.Go(func() {
-			commits[i], fetchErrs[i] = quorum[i].client.Commitments(ctx, 1)
+			commits[i], fetchErrs[i] = quorum[i].client.Commitments(ctx, a.c.group.PublicKey(), 1)
 			if fetchErrs[i] == nil {
 				fetchErrs[i] = a.c.checkCommitments(id, commits[i])
 			}
@@ -115,7 +115,7 @@ func (a *attacker) sign(ctx context.Context, req *privval.SignRequest, ids []int
 		return nil, nil, fmt.Errorf("commitments of %v: %w", ids, err)
 	}
 	msgs := [][]byte{req.SignBytes}
-	replies, pkgs, err := a.c.fanOut(ctx, buildShareRequest(req, msgs, quorum, commits), quorum)
+	replies, pkgs, err := a.c.fanOut(ctx, buildShareRequest(req, a.c.group.PublicKey(), msgs, quorum, commits), quorum)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -24,8 +24,9 @@ import (
 // methods must honour ctx's deadline. Sign returns a *signstate.Refusal when the
 // cosigner refused; any other error is a transport failure.
 type PeerClient interface {
-	// Commitments asks the cosigner for n fresh nonce commitments.
-	Commitments(ctx context.Context, n int) ([]PublishedCommitment, error)
+	// Commitments asks the cosigner for n fresh nonce commitments of its
+	// share of validator key key.
+	Commitments(ctx context.Context, key ed25519.PublicKey, n int) ([]PublishedCommitment, error)
 	// Sign asks the cosigner for its signature shares of req.
 	Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error)
 }
@@ -49,22 +50,30 @@ type Replicated interface {
 }
 
 // LocalPeer serves the leader's own shares in-process.
-type LocalPeer struct{ Signer *ShareSigner }
+type LocalPeer struct{ Keys *Keyring }
 
 var _ PeerClient = LocalPeer{}
 
-// Commitments draws n fresh nonces from the local pool.
-func (l LocalPeer) Commitments(_ context.Context, n int) ([]PublishedCommitment, error) {
-	return l.Signer.Pool().Generate(n)
+// Commitments draws n fresh nonces from the local pool of key.
+func (l LocalPeer) Commitments(_ context.Context, key ed25519.PublicKey, n int) ([]PublishedCommitment, error) {
+	s, err := l.Keys.ForKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return s.Pool().Generate(n)
 }
 
-// Sign signs with the local share. A refusal carries the share signer's
-// mark, as the gRPC service reports it.
+// Sign signs with the local share of req's key. A refusal carries the
+// share signer's mark, as the gRPC service reports it.
 func (l LocalPeer) Sign(_ context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
-	shares, err := l.Signer.Sign(req)
+	signer, err := l.Keys.ForKey(req.GroupKey)
+	if err != nil {
+		return nil, &signstate.Refusal{Signer: l.Keys.ID(), Reason: signstate.RefusedUnknownChain, Err: fmt.Errorf("chain %q: %w", req.ChainID, err)}
+	}
+	shares, err := signer.Sign(req)
 	var refusal *signstate.Refusal
 	if errors.As(err, &refusal) && refusal.Last == nil && reportsMark(refusal.Reason) {
-		if m, ok := l.Signer.Mark(req.ChainID); ok {
+		if m, ok := signer.Mark(req.ChainID); ok {
 			refusal.Last = &signstate.Mark{Height: m.Height, Round: m.Round, Step: m.Step}
 		}
 	}
@@ -120,6 +129,11 @@ type CoordinatorConfig struct {
 	// Guard, when set, is the doppelganger watch (doppel.Guards): asked
 	// before every signature, told of every precommit signed.
 	Guard Guard
+	// ChainKeys maps a chain to the validator key it is signed with when
+	// that is not the coordinator's group (several keys in one cluster,
+	// each of the group's shape); chains not listed are signed with the
+	// group.
+	ChainKeys map[string]*threshold.GroupKey
 }
 
 // Guard decides whether a chain may sign now and learns what was signed.
@@ -143,8 +157,10 @@ type peer struct {
 	id     int
 	client PeerClient
 
-	mu      sync.Mutex
-	commits []PublishedCommitment // fresh commitments, oldest first
+	mu sync.Mutex
+	// commits are the fresh commitments of each key (by the coordinator's
+	// key index), oldest first.
+	commits [][]PublishedCommitment
 	boots   bootHistory
 	rtt     time.Duration // smoothed share RPC round trip
 	pingRTT time.Duration // last probe round trip
@@ -178,22 +194,31 @@ func (p *peer) usable(now time.Time) bool {
 	return p.healthy && now.After(p.suspectUntil)
 }
 
-// pop takes k commitments, or reports that too few are held.
-func (p *peer) pop(k int) ([]PublishedCommitment, bool) {
+// pop takes k commitments of key, or reports that too few are held.
+func (p *peer) pop(key, k int) ([]PublishedCommitment, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if len(p.commits) < k {
+	if len(p.commits[key]) < k {
 		return nil, false
 	}
-	out := slices.Clone(p.commits[:k])
-	p.commits = p.commits[k:]
+	out := slices.Clone(p.commits[key][:k])
+	p.commits[key] = p.commits[key][k:]
 	return out, true
 }
 
-func (p *peer) held() int {
+// held returns the number of commitments of key held.
+func (p *peer) held(key int) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.commits)
+	return len(p.commits[key])
+}
+
+// dropCommitsLocked forgets every commitment held, of every key. p.mu must
+// be held.
+func (p *peer) dropCommitsLocked() {
+	for i := range p.commits {
+		p.commits[i] = nil
+	}
 }
 
 // add stores fresh commitments from a call sent at sent; a new boot id
@@ -201,7 +226,7 @@ func (p *peer) held() int {
 // process, and commitments of a process already replaced are dropped. It
 // returns the boot ids in play when they show two live processes
 // answering as this id (see bootHistory).
-func (p *peer) add(cs []PublishedCommitment, sent time.Time) []BootID {
+func (p *peer) add(key int, cs []PublishedCommitment, sent time.Time) []BootID {
 	if len(cs) == 0 {
 		return nil
 	}
@@ -215,7 +240,7 @@ func (p *peer) add(cs []PublishedCommitment, sent time.Time) []BootID {
 	}
 	for _, c := range cs {
 		if c.BootID == p.boots.current {
-			p.commits = append(p.commits, c)
+			p.commits[key] = append(p.commits[key], c)
 		}
 	}
 	return nil
@@ -226,7 +251,8 @@ func (p *peer) add(cs []PublishedCommitment, sent time.Time) []BootID {
 func (p *peer) observeLocked(b BootID, sent time.Time) (bootSeen, []BootID) {
 	seen, dup := p.boots.observe(b, sent)
 	if seen == bootNew {
-		p.commits, p.ahead = nil, nil
+		p.dropCommitsLocked()
+		p.ahead = nil
 	}
 	return seen, dup
 }
@@ -258,7 +284,7 @@ func (p *peer) result(rtt time.Duration, err error) {
 	p.healthy = err == nil
 	if err != nil {
 		// Its outstanding commitments may belong to a dead process.
-		p.commits = nil
+		p.dropCommitsLocked()
 		return
 	}
 	if p.rtt == 0 {
@@ -277,7 +303,8 @@ func (p *peer) probed(rtt time.Duration, boot BootID, sent time.Time, err error)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
-		p.healthy, p.lastErr, p.commits = false, err, nil
+		p.healthy, p.lastErr = false, err
+		p.dropCommitsLocked()
 		return nil
 	}
 	p.healthy, p.pingRTT = true, rtt
@@ -312,12 +339,18 @@ type PeerStatus struct {
 type Coordinator struct {
 	cfg   CoordinatorConfig
 	group *threshold.GroupKey
-	self  int
-	state Replicated
-	log   *slog.Logger
-	peers []*peer // by id order; read-only after construction
-	dups  *Duplicates
-	refil chan struct{}
+	// keys are the validator keys the coordinator signs with, the group
+	// first, and chainKey the index in keys of each chain in
+	// cfg.ChainKeys; both read-only after construction.
+	keys     []*threshold.GroupKey
+	pubs     []ed25519.PublicKey // pubs[i] is keys[i].PublicKey()
+	chainKey map[string]int
+	self     int
+	state    Replicated
+	log      *slog.Logger
+	peers    []*peer // by id order; read-only after construction
+	dups     *Duplicates
+	refil    chan struct{}
 	// repl wakes Run's replicator: last holds a record not proposed yet.
 	repl chan struct{}
 
@@ -352,21 +385,40 @@ func NewCoordinator(cfg CoordinatorConfig, group *threshold.GroupKey, self int, 
 		dups = NewDuplicates(log, cfg.Metrics)
 	}
 	c := &Coordinator{cfg: cfg, group: group, self: self, state: state, log: log, dups: dups,
+		keys: []*threshold.GroupKey{group}, chainKey: map[string]int{},
 		refil: make(chan struct{}, 1), repl: make(chan struct{}, 1), last: map[string]raft.Record{}}
+	for _, chain := range slices.Sorted(maps.Keys(cfg.ChainKeys)) {
+		g := cfg.ChainKeys[chain]
+		if g.Threshold() != group.Threshold() || g.N() != group.N() {
+			return nil, fmt.Errorf("coordinator: chain %s's key %X is %d-of-%d, the cluster %d-of-%d", chain, g.PublicKey(), g.Threshold(), g.N(), group.Threshold(), group.N())
+		}
+		i := slices.IndexFunc(c.keys, func(k *threshold.GroupKey) bool { return k.Equal(g) })
+		if i < 0 {
+			i = len(c.keys)
+			c.keys = append(c.keys, g)
+		}
+		c.chainKey[chain] = i
+	}
+	for _, k := range c.keys {
+		c.pubs = append(c.pubs, k.PublicKey())
+	}
 	for id := 1; id <= group.N(); id++ {
 		client, ok := peers[id]
 		if !ok {
 			return nil, fmt.Errorf("coordinator: cosigner %d has no client", id)
 		}
-		c.peers = append(c.peers, &peer{id: id, client: client, healthy: true})
+		c.peers = append(c.peers, &peer{id: id, client: client, healthy: true, commits: make([][]PublishedCommitment, len(c.keys))})
 	}
 	return c, nil
 }
 
-// PubKey returns the group public key, whatever the chain.
-func (c *Coordinator) PubKey(_ context.Context, _ string) (ed25519.PublicKey, error) {
-	return c.group.PublicKey(), nil
+// PubKey returns the validator public key of chainID.
+func (c *Coordinator) PubKey(_ context.Context, chainID string) (ed25519.PublicKey, error) {
+	return c.keys[c.keyOf(chainID)].PublicKey(), nil // a copy: the caller may keep it
 }
+
+// keyOf returns the index in c.keys of the key that signs chainID.
+func (c *Coordinator) keyOf(chainID string) int { return c.chainKey[chainID] }
 
 // Peers reports the leader's view of every cosigner.
 func (c *Coordinator) Peers() []PeerStatus {
@@ -376,7 +428,10 @@ func (c *Coordinator) Peers() []PeerStatus {
 		dup := c.dups.Has(p.id)
 		p.mu.Lock()
 		out[i] = PeerStatus{ID: p.id, Reachable: p.healthy, Healthy: healthy && !dup, Duplicate: dup,
-			RTT: p.rtt, PingRTT: p.pingRTT, Commitments: len(p.commits)}
+			RTT: p.rtt, PingRTT: p.pingRTT}
+		for _, cs := range p.commits {
+			out[i].Commitments += len(cs)
+		}
 		if p.lastErr != nil {
 			out[i].LastError = p.lastErr.Error()
 		}
@@ -474,29 +529,39 @@ func (c *Coordinator) prober(ctx context.Context) {
 	}
 }
 
-// refill tops up, in parallel, each cosigner whose pool is low.
+// refill tops up, in parallel, each cosigner's pool of each key that is
+// low.
 func (c *Coordinator) refill(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, p := range c.peers {
-		if p.held() >= c.cfg.PoolLow || c.dups.Has(p.id) {
+		if c.dups.Has(p.id) {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.fetch(ctx, p, c.cfg.PoolTarget-p.held())
-		}()
+		for key := range c.keys {
+			if p.held(key) >= c.cfg.PoolLow {
+				continue
+			}
+			wg.Go(func() { c.fetch(ctx, p, key, c.cfg.PoolTarget-p.held(key)) })
+		}
 	}
 	wg.Wait()
 }
 
-func (c *Coordinator) fetch(ctx context.Context, p *peer, n int) {
+func (c *Coordinator) fetch(ctx context.Context, p *peer, key, n int) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 	defer cancel()
 	start := time.Now()
-	cs, err := p.client.Commitments(ctx, n)
+	cs, err := p.client.Commitments(ctx, c.pubs[key], n)
 	if err == nil {
 		err = c.checkCommitments(p.id, cs)
+	}
+	var refusal *signstate.Refusal
+	if errors.As(err, &refusal) && refusal.Reason == signstate.RefusedUnknownChain {
+		// It holds no share of this key (not restarted since the key was
+		// added): reachable, and its commitments of other keys stay good.
+		c.log.Debug("nonce commitments unavailable", "peer", p.id, "err", err)
+		p.result(time.Since(start), nil)
+		return
 	}
 	if err != nil {
 		if ctx.Err() == nil || !errors.Is(err, context.Canceled) {
@@ -506,7 +571,7 @@ func (c *Coordinator) fetch(ctx context.Context, p *peer, n int) {
 		return
 	}
 	p.result(time.Since(start), nil)
-	if dup := p.add(cs, start); dup != nil {
+	if dup := p.add(key, cs, start); dup != nil {
 		c.dups.add(p.id, dup)
 	}
 }
@@ -893,16 +958,17 @@ func (c *Coordinator) choose(ctx context.Context, req *privval.SignRequest, k in
 		return cmp.Compare(a.rtt, b.rtt)
 	})
 	m := c.group.Threshold()
+	key := c.keyOf(req.ChainID)
 	var quorum []*peer
 	var commits [][]PublishedCommitment
 	for _, cd := range cands {
 		if len(quorum) == m {
 			break
 		}
-		cs, ok := cd.p.pop(k)
+		cs, ok := cd.p.pop(key, k)
 		if !ok {
-			c.fetch(ctx, cd.p, c.cfg.PoolTarget)
-			if cs, ok = cd.p.pop(k); !ok {
+			c.fetch(ctx, cd.p, key, c.cfg.PoolTarget)
+			if cs, ok = cd.p.pop(key, k); !ok {
 				excluded[cd.p.id] = true
 				continue
 			}
@@ -928,7 +994,7 @@ func (c *Coordinator) choose(ctx context.Context, req *privval.SignRequest, k in
 // aggregates and verifies. It returns the cosigners to blame on failure
 // and, by id, the refusals of those that refused by their own mark.
 func (c *Coordinator) round(ctx context.Context, req *privval.SignRequest, msgs [][]byte, quorum []*peer, commits [][]PublishedCommitment) ([][]byte, []int, map[int]*signstate.Refusal, error) {
-	share := buildShareRequest(req, msgs, quorum, commits)
+	share := buildShareRequest(req, c.pubs[c.keyOf(req.ChainID)], msgs, quorum, commits)
 	replies, pkgs, err := c.fanOut(ctx, share, quorum)
 	if err != nil {
 		return nil, nil, nil, err
@@ -956,13 +1022,13 @@ func (c *Coordinator) round(ctx context.Context, req *privval.SignRequest, msgs 
 // buildShareRequest lays out the share request of msgs: message k's
 // commitment list is commitment k of each cosigner of quorum, sorted by id
 // (quorum is not in id order).
-func buildShareRequest(req *privval.SignRequest, msgs [][]byte, quorum []*peer, commits [][]PublishedCommitment) *ShareRequest {
+func buildShareRequest(req *privval.SignRequest, key ed25519.PublicKey, msgs [][]byte, quorum []*peer, commits [][]PublishedCommitment) *ShareRequest {
 	order := make([]int, len(quorum))
 	for i := range order {
 		order[i] = i
 	}
 	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(quorum[a].id, quorum[b].id) })
-	share := &ShareRequest{ChainID: req.ChainID, Messages: make([]ShareMessage, len(msgs))}
+	share := &ShareRequest{ChainID: req.ChainID, GroupKey: key, Messages: make([]ShareMessage, len(msgs))}
 	for k, msg := range msgs {
 		list := make([]PublishedCommitment, len(quorum))
 		for j, i := range order {
@@ -1004,8 +1070,13 @@ func (c *Coordinator) fanOut(ctx context.Context, share *ShareRequest, quorum []
 				err = fmt.Errorf("cosigner %d returned %d shares for %d messages", p.id, len(shares), n)
 			}
 			var refusal *signstate.Refusal
-			if errors.As(err, &refusal) && refusal.Final() {
-				p.result(time.Since(start), nil) // healthy; the request was wrong
+			// A cosigner that refuses by its mark, or because its own
+			// configuration does not sign the chain with this key (one
+			// not restarted yet after 'shard --add-to'), is healthy: the
+			// request was wrong for it, and its commitments of other keys
+			// stay good.
+			if errors.As(err, &refusal) && (refusal.Final() || refusal.Reason == signstate.RefusedUnknownChain) {
+				p.result(time.Since(start), nil)
 			} else {
 				p.result(time.Since(start), err)
 			}
@@ -1024,7 +1095,7 @@ func (c *Coordinator) fanOut(ctx context.Context, share *ShareRequest, quorum []
 			plain[j] = pc.Commitment
 		}
 		var err error
-		if pkgs[k], err = threshold.NewSigningPackage(c.group, m.SignBytes, plain); err != nil {
+		if pkgs[k], err = threshold.NewSigningPackage(c.keys[c.keyOf(share.ChainID)], m.SignBytes, plain); err != nil {
 			cancel()
 			wg.Wait()
 			return nil, nil, err
@@ -1063,7 +1134,7 @@ func (c *Coordinator) aggregate(req *privval.SignRequest, msgs [][]byte, pkgs []
 			}
 			return nil, blame, err
 		}
-		if !ed25519.Verify(c.group.PublicKey(), msgs[k], sig) {
+		if !ed25519.Verify(c.pubs[c.keyOf(req.ChainID)], msgs[k], sig) {
 			// Aggregate verified it; this would be a bug, never a reply.
 			return nil, nil, errors.New("aggregate signature does not verify")
 		}

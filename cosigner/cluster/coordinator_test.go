@@ -85,11 +85,11 @@ func (f *faultyPeer) state() (bool, bool) {
 
 var errPeerDown = errors.New("connection refused")
 
-func (f *faultyPeer) Commitments(ctx context.Context, n int) ([]PublishedCommitment, error) {
+func (f *faultyPeer) Commitments(ctx context.Context, key ed25519.PublicKey, n int) ([]PublishedCommitment, error) {
 	if down, _ := f.state(); down {
 		return nil, errPeerDown
 	}
-	return f.PeerClient.Commitments(ctx, n)
+	return f.PeerClient.Commitments(ctx, key, n)
 }
 
 var _ Prober = (*faultyPeer)(nil)
@@ -108,7 +108,7 @@ func (f *faultyPeer) Probe(context.Context) (time.Duration, BootID, error) {
 	}
 	var boot BootID
 	if l, ok := f.PeerClient.(LocalPeer); ok {
-		boot = l.Signer.Pool().BootID()
+		boot = l.Keys.BootID()
 	}
 	return time.Millisecond, boot, nil
 }
@@ -209,7 +209,7 @@ func newTestClusterOpts(t testing.TB, m, n int, o testClusterOptions) *testClust
 			mark = signstate.Mark{Height: 1}
 		}
 		s := tc.newShareSigner(t, share, mark, o.Metrics)
-		f := &faultyPeer{PeerClient: LocalPeer{s}}
+		f := &faultyPeer{PeerClient: LocalPeer{keyringOf(s)}}
 		tc.signers = append(tc.signers, s)
 		tc.peers = append(tc.peers, f)
 		tc.clients[i+1] = f
@@ -491,7 +491,7 @@ func TestCoordinatorStepsDownWithoutQuorum(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f := &faultyPeer{PeerClient: LocalPeer{s}, probes: make(chan struct{}, 64)}
+		f := &faultyPeer{PeerClient: LocalPeer{keyringOf(s)}, probes: make(chan struct{}, 64)}
 		peers = append(peers, f)
 		clients[i+1] = f
 	}

@@ -77,8 +77,8 @@ var (
 
 func (c *clonedPeer) pick() *faultyPeer { return c.copies[c.next.Add(1)%2] }
 
-func (c *clonedPeer) Commitments(ctx context.Context, n int) ([]PublishedCommitment, error) {
-	return c.pick().Commitments(ctx, n)
+func (c *clonedPeer) Commitments(ctx context.Context, key ed25519.PublicKey, n int) ([]PublishedCommitment, error) {
+	return c.pick().Commitments(ctx, key, n)
 }
 
 func (c *clonedPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
@@ -158,14 +158,14 @@ func TestCoordinatorStopsUsingDuplicateID(t *testing.T) {
 			if id != 2 {
 				return f
 			}
-			twin := &faultyPeer{PeerClient: LocalPeer{tc.newShareSigner(t, share, signstate.Mark{Height: 1}, nil)}}
+			twin := &faultyPeer{PeerClient: LocalPeer{keyringOf(tc.newShareSigner(t, share, signstate.Mark{Height: 1}, nil))}}
 			clone.copies = [2]*faultyPeer{f, twin}
 			return clone
 		},
 	})
 	ctx := context.Background()
 	pub := tc.key.Public().(ed25519.PublicKey)
-	boots := []string{tc.signers[1].Pool().BootID().String(), clone.copies[1].PeerClient.(LocalPeer).Signer.Pool().BootID().String()}
+	boots := []string{tc.signers[1].Pool().BootID().String(), clone.copies[1].PeerClient.(LocalPeer).Keys.BootID().String()}
 
 	deadline := time.After(10 * time.Second)
 	duplicate := func() bool { return tc.coord.Peers()[1].Duplicate }
@@ -222,7 +222,7 @@ func TestCoordinatorStopsUsingDuplicateID(t *testing.T) {
 		t.Errorf("cosigner 2 was asked for %d shares after it was found duplicate", n)
 	}
 	for i, c := range clone.copies {
-		if m, _ := c.PeerClient.(LocalPeer).Signer.Mark(testChain); m.Height >= 5 {
+		if m, _ := c.PeerClient.(LocalPeer).Keys.Mark(testChain); m.Height >= 5 {
 			t.Errorf("copy %d of cosigner 2 signed height %d", i+1, m.Height)
 		}
 	}

@@ -156,7 +156,7 @@ func TestEpochMismatchRefused(t *testing.T) {
 
 	// The leader of epoch 2 through its own client and coordinator.
 	peer := NewGRPCPeer(3, gc.dial(t, 1, 3), NewEpochGuard(e2, 1, discard, nil))
-	_, err = peer.Commitments(ctx, 2)
+	_, err = peer.Commitments(ctx, gc.dealing.Group.PublicKey(), 2)
 	var refusal *signstate.Refusal
 	if !errors.As(err, &refusal) || refusal.Reason != signstate.RefusedEpochMismatch {
 		t.Fatalf("commitments through GRPCPeer: %v", err)
@@ -164,7 +164,7 @@ func TestEpochMismatchRefused(t *testing.T) {
 	if _, _, err := peer.Probe(ctx); err == nil {
 		t.Fatal("a cosigner of another epoch answered the probe")
 	}
-	clients := map[int]PeerClient{1: LocalPeer{gc.shares[0]}}
+	clients := map[int]PeerClient{1: LocalPeer{keyringOf(gc.shares[0])}}
 	for id := 2; id <= 3; id++ {
 		clients[id] = NewGRPCPeer(id, gc.dial(t, 1, id), NewEpochGuard(e2, 1, discard, nil))
 	}

@@ -86,7 +86,7 @@ func (gc *grpcCluster) guard(id int) *EpochGuard { return NewEpochGuard(gc.epoch
 func newGRPCCluster(t *testing.T, m, n int) *grpcCluster {
 	t.Helper()
 	gc := serveGRPCCosigners(t, m, n)
-	clients := map[int]PeerClient{1: LocalPeer{gc.shares[0]}}
+	clients := map[int]PeerClient{1: LocalPeer{keyringOf(gc.shares[0])}}
 	for id := 2; id <= n; id++ {
 		clients[id] = NewGRPCPeer(id, gc.dial(t, 1, id), gc.guard(1))
 	}
@@ -136,7 +136,7 @@ func serveGRPCCosigners(t *testing.T, m, n int) *grpcCluster {
 		}
 		rc := &staticRaft{self: id, leader: 1}
 		srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(ct.ServerTLSConfig())))
-		cosignerv1.RegisterCosignerServer(srv, NewService(s, rc, "test", gc.guard(id)))
+		cosignerv1.RegisterCosignerServer(srv, NewService(keyringOf(s), rc, "test", gc.guard(id)))
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

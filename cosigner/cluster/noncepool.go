@@ -164,6 +164,16 @@ func (p *NoncePool) Resolve(signerID uint32, bootID []byte, handle uint64, hidin
 	return PublishedCommitment{Commitment: cm, BootID: p.bootID, Handle: handle}, true
 }
 
+// setHandleBase makes the pool hand out handles from base+1, apart from
+// the other pools of its keyring (NewKeyring), before it hands out any.
+func (p *NoncePool) setHandleBase(base uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.next == 1 {
+		p.next = base + 1
+	}
+}
+
 // Close destroys every outstanding nonce.
 func (p *NoncePool) Close() {
 	p.mu.Lock()

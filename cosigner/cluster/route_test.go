@@ -184,9 +184,9 @@ func TestCoordinatorChecksClusterStateFirst(t *testing.T) {
 // reported a mark above the requests is chosen again once its process
 // restarts (a new boot id: its state may have been corrected).
 func TestCoordinatorForgetsMarkOnRestart(t *testing.T) {
-	p := &peer{id: 2, healthy: true}
+	p := &peer{id: 2, healthy: true, commits: make([][]PublishedCommitment, 1)}
 	old, _ := NewBootID()
-	p.add([]PublishedCommitment{{BootID: old}}, time.Now())
+	p.add(0, []PublishedCommitment{{BootID: old}}, time.Now())
 	p.refused(testChain, signstate.Mark{Height: 1000})
 	req := vote(5, 0, privval.StepPrevote, "A", testkit.T0)
 	if !p.refuses(req) {
@@ -196,7 +196,7 @@ func TestCoordinatorForgetsMarkOnRestart(t *testing.T) {
 		t.Error("a request above the reported mark is expected to be refused")
 	}
 	restarted, _ := NewBootID()
-	p.add([]PublishedCommitment{{BootID: restarted}}, time.Now())
+	p.add(0, []PublishedCommitment{{BootID: restarted}}, time.Now())
 	if p.refuses(req) {
 		t.Error("the mark reported by the previous process still counts after a restart")
 	}

@@ -1,7 +1,9 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -39,7 +41,7 @@ type RaftControl interface {
 // Raft view, and nothing for anyone else.
 type Service struct {
 	cosignerv1.UnimplementedCosignerServer
-	signer  *ShareSigner
+	keys    *Keyring
 	raft    RaftControl
 	version string
 	epochs  *EpochGuard
@@ -47,10 +49,10 @@ type Service struct {
 
 var _ cosignerv1.CosignerServer = (*Service)(nil)
 
-// NewService returns the service of signer, checking callers against
-// rc's view of the leader and their epoch against epochs.
-func NewService(signer *ShareSigner, rc RaftControl, version string, epochs *EpochGuard) *Service {
-	return &Service{signer: signer, raft: rc, version: version, epochs: epochs}
+// NewService returns the service of the keys' share signers, checking
+// callers against rc's view of the leader and their epoch against epochs.
+func NewService(keys *Keyring, rc RaftControl, version string, epochs *EpochGuard) *Service {
+	return &Service{keys: keys, raft: rc, version: version, epochs: epochs}
 }
 
 // epochRefusal returns an EPOCH_MISMATCH refusal unless the caller's epoch
@@ -89,7 +91,7 @@ func (s *Service) notLeader(caller int) *cosignerv1.Refusal {
 		return nil
 	}
 	return &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_NOT_LEADER, LeaderId: uint32(l.LeaderID),
-		Message: fmt.Sprintf("cosigner %d is not the leader in cosigner %d's view (leader: %d)", caller, s.signer.ID(), l.LeaderID)}
+		Message: fmt.Sprintf("cosigner %d is not the leader in cosigner %d's view (leader: %d)", caller, s.keys.ID(), l.LeaderID)}
 }
 
 // GetNonceCommitments draws fresh nonces for the leader.
@@ -98,8 +100,8 @@ func (s *Service) GetNonceCommitments(ctx context.Context, req *cosignerv1.GetNo
 	if err != nil {
 		return nil, err
 	}
-	boot := s.signer.Pool().BootID()
-	resp := &cosignerv1.GetNonceCommitmentsResponse{SignerId: uint32(s.signer.ID()), BootId: boot[:], Epoch: s.epochs.Proto()}
+	boot := s.keys.BootID()
+	resp := &cosignerv1.GetNonceCommitmentsResponse{SignerId: uint32(s.keys.ID()), BootId: boot[:], Epoch: s.epochs.Proto()}
 	if r := s.epochRefusal(caller, req.GetEpoch()); r != nil {
 		resp.Refusal = r
 		return resp, nil
@@ -108,8 +110,14 @@ func (s *Service) GetNonceCommitments(ctx context.Context, req *cosignerv1.GetNo
 		resp.Refusal = r
 		return resp, nil
 	}
+	signer, err := s.keys.ForKey(req.GetGroupKey())
+	if err != nil {
+		resp.Refusal = &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_UNKNOWN_CHAIN, Message: err.Error()}
+		return resp, nil
+	}
+	resp.GroupKey = signer.PublicKey()
 	n := int(min(req.GetCount(), 1024))
-	cs, err := s.signer.Pool().Generate(n)
+	cs, err := signer.Pool().Generate(n)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "generate nonces: %v", err)
 	}
@@ -126,7 +134,7 @@ func (s *Service) Sign(ctx context.Context, req *cosignerv1.SignRequest) (*cosig
 	if err != nil {
 		return nil, err
 	}
-	resp := &cosignerv1.SignResponse{SignerId: uint32(s.signer.ID()), Epoch: s.epochs.Proto()}
+	resp := &cosignerv1.SignResponse{SignerId: uint32(s.keys.ID()), Epoch: s.epochs.Proto()}
 	refuseAll := func(r *cosignerv1.Refusal) *cosignerv1.SignResponse {
 		resp.Results = make([]*cosignerv1.SignResult, max(1, len(req.GetMessages())))
 		for i := range resp.Results {
@@ -140,18 +148,26 @@ func (s *Service) Sign(ctx context.Context, req *cosignerv1.SignRequest) (*cosig
 	if r := s.notLeader(caller); r != nil {
 		return refuseAll(r), nil
 	}
-	share, err := shareRequestFromProto(req, s.signer.Pool().Resolve)
+	// The key names the share and the nonce pool: a request for another
+	// key than the chain's here is refused by the share signer, and one
+	// for a key not held here touches no pool.
+	signer, err := s.keys.ForKey(req.GetGroupKey())
+	if err != nil {
+		return refuseAll(&cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_UNKNOWN_CHAIN,
+			Message: fmt.Sprintf("chain %q: %v", req.GetChainId(), err)}), nil
+	}
+	share, err := shareRequestFromProto(req, signer.Pool().Resolve)
 	if err != nil {
 		return refuseAll(&cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_INVALID_REQUEST, Message: err.Error()}), nil
 	}
-	shares, err := s.signer.Sign(share)
+	shares, err := signer.Sign(share)
 	if err != nil {
 		var refusal *signstate.Refusal
 		if !errors.As(err, &refusal) {
 			return nil, status.Errorf(codes.Internal, "sign: %v", err)
 		}
 		r := &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason(refusal.Reason), Message: refusal.Err.Error()}
-		if m, ok := s.signer.Mark(req.GetChainId()); ok {
+		if m, ok := signer.Mark(req.GetChainId()); ok {
 			r.LastHeight, r.LastRound, r.LastStep = m.Height, m.Round, int32(m.Step)
 		}
 		return refuseAll(r), nil
@@ -176,10 +192,10 @@ func (s *Service) Ping(ctx context.Context, req *cosignerv1.PingRequest) (*cosig
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
 	v := s.raft.View()
-	boot := s.signer.Pool().BootID()
+	boot := s.keys.BootID()
 	return &cosignerv1.PingResponse{
-		SignerId: uint32(s.signer.ID()), BootId: boot[:], Version: s.version,
-		NoncesAvailable: uint32(s.signer.Pool().Len()), Epoch: s.epochs.Proto(),
+		SignerId: uint32(s.keys.ID()), BootId: boot[:], Version: s.version,
+		NoncesAvailable: uint32(s.keys.NoncesAvailable()), Epoch: s.epochs.Proto(),
 		Raft: &cosignerv1.RaftView{Term: v.Term, Role: cosignerv1.RaftRole(v.Role), LeaderId: uint32(v.LeaderID),
 			LastIndex: v.LastIndex, AppliedIndex: v.AppliedIndex},
 	}, nil
@@ -202,7 +218,7 @@ func (s *Service) TransferLeadership(ctx context.Context, req *cosignerv1.Transf
 	if !l.IsLeader {
 		return &cosignerv1.TransferLeadershipResponse{LeaderId: uint32(l.LeaderID),
 			Refusal: &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_NOT_LEADER, LeaderId: uint32(l.LeaderID),
-				Message: fmt.Sprintf("cosigner %d does not lead (leader: %d)", s.signer.ID(), l.LeaderID)}}, nil
+				Message: fmt.Sprintf("cosigner %d does not lead (leader: %d)", s.keys.ID(), l.LeaderID)}}, nil
 	}
 	if caller != l.LeaderID {
 		return &cosignerv1.TransferLeadershipResponse{LeaderId: uint32(l.LeaderID),
@@ -243,7 +259,7 @@ func commitmentFromProto(p *cosignerv1.NonceCommitment) (PublishedCommitment, er
 }
 
 func shareRequestToProto(r *ShareRequest, epoch *cosignerv1.Epoch) *cosignerv1.SignRequest {
-	out := &cosignerv1.SignRequest{ChainId: r.ChainID, Messages: make([]*cosignerv1.SignMessage, len(r.Messages)), Epoch: epoch}
+	out := &cosignerv1.SignRequest{ChainId: r.ChainID, GroupKey: r.GroupKey, Messages: make([]*cosignerv1.SignMessage, len(r.Messages)), Epoch: epoch}
 	for i, m := range r.Messages {
 		pm := &cosignerv1.SignMessage{Kind: cosignerv1.SignKind(m.Kind), Height: m.Height, Round: m.Round, SignBytes: m.SignBytes,
 			Commitments: make([]*cosignerv1.NonceCommitment, len(m.Commitments))}
@@ -260,7 +276,10 @@ func shareRequestToProto(r *ShareRequest, epoch *cosignerv1.Epoch) *cosignerv1.S
 // points again (each point check costs a scalar multiplication); what it
 // does not recognise is decoded and checked like any other commitment.
 func shareRequestFromProto(p *cosignerv1.SignRequest, own func(signerID uint32, bootID []byte, handle uint64, hiding, binding []byte) (PublishedCommitment, bool)) (*ShareRequest, error) {
-	out := &ShareRequest{ChainID: p.GetChainId(), Messages: make([]ShareMessage, len(p.GetMessages()))}
+	if len(p.GetGroupKey()) != 0 && len(p.GetGroupKey()) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("group key is %d bytes, want %d", len(p.GetGroupKey()), ed25519.PublicKeySize)
+	}
+	out := &ShareRequest{ChainID: p.GetChainId(), GroupKey: p.GetGroupKey(), Messages: make([]ShareMessage, len(p.GetMessages()))}
 	for i, m := range p.GetMessages() {
 		sm := ShareMessage{Kind: ShareKind(m.GetKind()), Height: m.GetHeight(), Round: m.GetRound(), SignBytes: m.GetSignBytes(),
 			Commitments: make([]PublishedCommitment, len(m.GetCommitments()))}
@@ -315,9 +334,9 @@ func refusalFromProto(id int, r *cosignerv1.Refusal) *signstate.Refusal {
 	return out
 }
 
-// Commitments fetches n fresh commitments.
-func (g *GRPCPeer) Commitments(ctx context.Context, n int) ([]PublishedCommitment, error) {
-	resp, err := g.client.GetNonceCommitments(ctx, &cosignerv1.GetNonceCommitmentsRequest{Count: uint32(n), Epoch: g.epochs.Proto()})
+// Commitments fetches n fresh commitments for validator key key.
+func (g *GRPCPeer) Commitments(ctx context.Context, key ed25519.PublicKey, n int) ([]PublishedCommitment, error) {
+	resp, err := g.client.GetNonceCommitments(ctx, &cosignerv1.GetNonceCommitmentsRequest{Count: uint32(n), GroupKey: key, Epoch: g.epochs.Proto()})
 	if err != nil {
 		return nil, err
 	}
@@ -326,6 +345,11 @@ func (g *GRPCPeer) Commitments(ctx context.Context, n int) ([]PublishedCommitmen
 	}
 	if resp.GetRefusal() != nil {
 		return nil, refusalFromProto(g.id, resp.GetRefusal())
+	}
+	// An older cosigner echoes no key; it holds one, the one it was asked
+	// for or none (then its shares fail verification and it is blamed).
+	if gk := resp.GetGroupKey(); len(gk) != 0 && !bytes.Equal(gk, key) {
+		return nil, fmt.Errorf("cosigner %d sent commitments of validator key %X, asked for %X", g.id, gk, key)
 	}
 	out := make([]PublishedCommitment, 0, len(resp.GetCommitments()))
 	for _, c := range resp.GetCommitments() {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -45,7 +46,11 @@ type ShareMessage struct {
 // messages of one chain: a vote or proposal, optionally followed by the
 // precommit's vote extension.
 type ShareRequest struct {
-	ChainID  string
+	ChainID string
+	// GroupKey is the validator public key the leader signs the chain with
+	// and drew the commitments of; empty: the receiver's only key. Read
+	// only: the leader's requests share one copy per key.
+	GroupKey ed25519.PublicKey
 	Messages []ShareMessage
 
 	// Packages, set only in-process by the leader for its own share, are
@@ -61,8 +66,10 @@ type ShareRequest struct {
 // durably and only then releases shares. It is safe for concurrent use.
 type ShareSigner struct {
 	share *threshold.KeyShare
-	pool  *NoncePool
-	opts  SignerOptions
+	// pub is the group key, copied once (requests are checked against it).
+	pub  ed25519.PublicKey
+	pool *NoncePool
+	opts SignerOptions
 	// chains is filled at construction and read-only after.
 	chains map[string]*signstate.SignState
 	now    func() time.Time
@@ -99,7 +106,7 @@ type SignerOptions struct {
 
 // NewShareSigner returns a ShareSigner for share drawing nonces from pool.
 func NewShareSigner(share *threshold.KeyShare, pool *NoncePool, opts SignerOptions) (*ShareSigner, error) {
-	s := &ShareSigner{share: share, pool: pool, opts: opts, chains: map[string]*signstate.SignState{},
+	s := &ShareSigner{share: share, pub: share.Group().PublicKey(), pool: pool, opts: opts, chains: map[string]*signstate.SignState{},
 		bounds: map[string]signstate.Bound{}, now: opts.Now}
 	if s.now == nil {
 		s.now = time.Now
@@ -119,6 +126,15 @@ func (s *ShareSigner) PublicKey() ed25519.PublicKey { return s.share.Group().Pub
 
 // ID returns the cosigner's FROST identifier.
 func (s *ShareSigner) ID() int { return int(s.share.ID()) }
+
+// Chains returns the chain ids this signer signs for, in no order.
+func (s *ShareSigner) Chains() []string {
+	out := make([]string, 0, len(s.chains))
+	for id := range s.chains {
+		out = append(out, id)
+	}
+	return out
+}
 
 // Pool returns the nonce pool.
 func (s *ShareSigner) Pool() *NoncePool { return s.pool }
@@ -224,7 +240,11 @@ func (s *ShareSigner) ownCommitment(list []PublishedCommitment) (PublishedCommit
 func (s *ShareSigner) sign(req *ShareRequest, nonces []*threshold.Nonce) ([]threshold.SignatureShare, error) {
 	state, ok := s.chains[req.ChainID]
 	if !ok {
-		return nil, s.refuse(signstate.RefusedUnknownChain, "chain %q is not configured here", req.ChainID)
+		return nil, s.refuse(signstate.RefusedUnknownChain, "chain %q is not signed with validator key %X here", req.ChainID, s.PublicKey())
+	}
+	if len(req.GroupKey) != 0 && !bytes.Equal(req.GroupKey, s.pub) {
+		return nil, s.refuse(signstate.RefusedUnknownChain, "chain %q is signed with validator key %X here, the request is for key %X: the cosigners' configurations disagree",
+			req.ChainID, s.pub, req.GroupKey)
 	}
 	if len(req.Messages) > 0 && req.Messages[0].Kind == KindRawBytes {
 		return s.signRawBytes(req, nonces)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cosigner/cosigner/cosigner/admin"
 	"github.com/cosigner/cosigner/cosigner/config"
+	"github.com/cosigner/cosigner/cosigner/keys"
 	"github.com/cosigner/cosigner/cosigner/signstate"
 	"github.com/cosigner/cosigner/privval"
 	"github.com/cosigner/cosigner/raft"
@@ -19,7 +20,7 @@ func (c *Cosigner) Status(ctx context.Context) admin.Status {
 	t := c.cfg.Threshold
 	v := c.node.View()
 	st := admin.Status{Mode: config.ModeThreshold, Version: c.version, ID: t.ID, Role: v.Role.String(), LeaderID: v.LeaderID, Term: v.Term,
-		NoncePool: c.signer.Pool().Len(), Epoch: c.Epoch().Number, Group: c.Epoch().Short()}
+		NoncePool: c.keys.NoncesAvailable(), Epoch: c.Epoch().Number, Group: c.Epoch().Short()}
 	st.SetShape(t.Threshold, t.Shares)
 	addr := map[int]string{}
 	for _, p := range t.Peers {
@@ -69,8 +70,14 @@ func (c *Cosigner) Status(ctx context.Context) admin.Status {
 			st.Chains = append(st.Chains, admin.NewChainReport(ch.ID, a.Height, a.Round, a.Step, a.SignedAt, "this process"))
 		} else if replicated {
 			st.Chains = append(st.Chains, admin.NewChainReport(ch.ID, r.Height, r.Round, privval.Step(r.Step), r.Timestamp, "cluster"))
-		} else if m, ok := c.signer.Mark(ch.ID); ok {
+		} else if m, ok := c.keys.Mark(ch.ID); ok {
 			st.Chains = append(st.Chains, admin.NewChainReport(ch.ID, m.Height, m.Round, m.Step, time.Time{}, "state"))
+		}
+	}
+	for i := range st.Chains {
+		if ch, ok := c.cfg.Chain(st.Chains[i].ID); ok {
+			info := keys.DescribePubKey(c.keys.PublicKey(ch.ID), ch.Prefix())
+			st.Chains[i].Address, st.Chains[i].PubKey = info.Address, info.Bech32
 		}
 	}
 	st.Nodes = c.tracker.NodeReports()

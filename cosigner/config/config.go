@@ -131,6 +131,13 @@ type ChainConfig struct {
 	// HSMKeyID, when not 0, is the YubiHSM2 ed25519 key object softsign
 	// signs with instead of Key.
 	HSMKeyID int `toml:"hsm_key_id"`
+	// GroupFile, with ShareFile or ShareHSMObject, names in threshold mode
+	// the validator key this chain is signed with, when it is not the one
+	// of [threshold] (one cluster signing several chains with different
+	// keys; 'cosigner shard --add-to' writes them). Empty: [threshold]'s.
+	GroupFile      string `toml:"group_file"`
+	ShareFile      string `toml:"share_file"`
+	ShareHSMObject int    `toml:"share_hsm_object"`
 	// Bech32Prefix is the chain's account prefix ("cosmos", "kira"); keys
 	// show derives <prefix>valconspub and <prefix>valcons from it.
 	Bech32Prefix string `toml:"bech32_prefix"`
@@ -296,8 +303,9 @@ func (c *Config) Validate() error {
 		}
 		errs = append(errs, c.validateChainHSM(where, ch)...)
 		if c.Mode == ModeThreshold && ch.Key != "" {
-			bad("%s: key = %q: threshold mode signs with [threshold] share_file; remove the key", where, ch.Key)
+			bad("%s: key = %q: threshold mode signs with [threshold] share_file, or the chain's own group_file and share_file ('cosigner shard --add-to'); remove the key", where, ch.Key)
 		}
+		errs = append(errs, c.validateChainShare(where, ch)...)
 		if ch.Bech32Prefix != "" && !bech32PrefixPattern.MatchString(ch.Bech32Prefix) {
 			bad("%s: bech32_prefix = %q: want lower-case letters and digits, like \"cosmos\" or \"kira\"", where, ch.Bech32Prefix)
 		}
@@ -316,6 +324,7 @@ func (c *Config) Validate() error {
 		}
 		errs = append(errs, validateDoppelganger(where, ch)...)
 	}
+	errs = append(errs, c.validateShareSources()...)
 	if c.HSM.Enabled() {
 		errs = append(errs, c.HSM.Validate()...)
 	}
@@ -596,33 +605,54 @@ func (c *Config) Marshal() []byte {
 		fmt.Fprintf(&b, "# [[chain]]\n# id = \"kira-1\"\n# bech32_prefix = \"kira\"\n# nodes = [\"tcp://10.0.0.2:26659\"]\n")
 	}
 	for _, ch := range c.Chains {
-		fmt.Fprintf(&b, "\n[[chain]]\n")
-		fmt.Fprintf(&b, "id = %q\n", ch.ID)
-		if c.Mode == ModeSoftsign && ch.HSMKeyID != 0 {
-			fmt.Fprintf(&b, "# The key is held by the YubiHSM2 as this ed25519 key object.\n")
-			fmt.Fprintf(&b, "hsm_key_id = %d\n", ch.HSMKeyID)
-		} else if c.Mode == ModeSoftsign {
-			fmt.Fprintf(&b, "# Whole key for softsign (CometBFT priv_validator_key.json format).\n")
-			fmt.Fprintf(&b, "key = %q\n", ch.Key)
-		}
-		if ch.SignRawBytes {
-			fmt.Fprintf(&b, "# Sign celestia-core's raw-bytes requests (application bytes) with the consensus key.\n")
-			fmt.Fprintf(&b, "sign_raw_bytes = true\n")
-		}
-		fmt.Fprintf(&b, "# Account prefix: keys show prints <prefix>valconspub and <prefix>valcons.\n")
-		fmt.Fprintf(&b, "bech32_prefix = %q\n", ch.Prefix())
-		fmt.Fprintf(&b, "# priv_validator_laddr of the validator and of any sentries: tcp://host:port or unix:///path.\n")
-		fmt.Fprintf(&b, "nodes = [")
-		for i, n := range ch.Nodes {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			fmt.Fprintf(&b, "%q", n)
-		}
-		b.WriteString("]\n")
-		marshalDoppelganger(&b, ch)
+		c.marshalChain(&b, ch)
 	}
 	return []byte(b.String())
+}
+
+// MarshalChain renders one [[chain]] table as Marshal does, to append to
+// a configuration ('cosigner shard --add-to').
+func (c *Config) MarshalChain(ch ChainConfig) []byte {
+	var b strings.Builder
+	c.marshalChain(&b, ch)
+	return []byte(b.String())
+}
+
+func (c *Config) marshalChain(b *strings.Builder, ch ChainConfig) {
+	fmt.Fprintf(b, "\n[[chain]]\n")
+	fmt.Fprintf(b, "id = %q\n", ch.ID)
+	if c.Mode == ModeSoftsign && ch.HSMKeyID != 0 {
+		fmt.Fprintf(b, "# The key is held by the YubiHSM2 as this ed25519 key object.\n")
+		fmt.Fprintf(b, "hsm_key_id = %d\n", ch.HSMKeyID)
+	} else if c.Mode == ModeSoftsign {
+		fmt.Fprintf(b, "# Whole key for softsign (CometBFT priv_validator_key.json format).\n")
+		fmt.Fprintf(b, "key = %q\n", ch.Key)
+	}
+	if c.Mode == ModeThreshold && ch.GroupFile != "" {
+		fmt.Fprintf(b, "# This chain's own validator key (not [threshold]'s): its group key and this cosigner's share.\n")
+		fmt.Fprintf(b, "group_file = %q\n", ch.GroupFile)
+		if ch.ShareHSMObject != 0 {
+			fmt.Fprintf(b, "share_hsm_object = %d\n", ch.ShareHSMObject)
+		} else {
+			fmt.Fprintf(b, "share_file = %q\n", ch.ShareFile)
+		}
+	}
+	if ch.SignRawBytes {
+		fmt.Fprintf(b, "# Sign celestia-core's raw-bytes requests (application bytes) with the consensus key.\n")
+		fmt.Fprintf(b, "sign_raw_bytes = true\n")
+	}
+	fmt.Fprintf(b, "# Account prefix: keys show prints <prefix>valconspub and <prefix>valcons.\n")
+	fmt.Fprintf(b, "bech32_prefix = %q\n", ch.Prefix())
+	fmt.Fprintf(b, "# priv_validator_laddr of the validator and of any sentries: tcp://host:port or unix:///path.\n")
+	fmt.Fprintf(b, "nodes = [")
+	for i, n := range ch.Nodes {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(b, "%q", n)
+	}
+	b.WriteString("]\n")
+	marshalDoppelganger(b, ch)
 }
 
 // validateDoppelganger checks a chain's rpc and doppelganger_* keys.

@@ -62,6 +62,11 @@ import (
 //     per cosigner; on a follower: its own pool), cosigner_node_connected
 //     {chain,address} (while this process dials the node), and
 //     cosigner_build_info{version}.
+//   - cosigner_chain_key_info{chain,address,pubkey}: always 1, one series
+//     per configured chain, naming the validator key that signs it
+//     (address: the validator address in hex; pubkey: the bech32
+//     consensus public key), so a cluster signing several chains with
+//     different keys shows which key signs which chain.
 type Metrics struct {
 	lastHeight     *prometheus.GaugeVec
 	lastRound      *prometheus.GaugeVec
@@ -76,6 +81,7 @@ type Metrics struct {
 	stateWrite     prometheus.Histogram
 	raftApply      prometheus.Histogram
 	nodeConnected  *prometheus.GaugeVec
+	chainKey       *prometheus.GaugeVec
 
 	cluster *clusterCollector
 }
@@ -132,18 +138,28 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 			Help: "Replication of a new signature record through Raft, on the leader.", Buckets: LatencyBuckets}),
 		nodeConnected: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cosigner_node_connected",
 			Help: "1 while the connection to the node is up; present while this process dials it."}, []string{"chain", "address"}),
+		chainKey: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cosigner_chain_key_info",
+			Help: "Always 1; names the validator key (address, bech32 pubkey) that signs the chain."}, []string{"chain", "address", "pubkey"}),
 		cluster: newClusterCollector(),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cosigner_build_info",
 		Help: "Always 1; the version label names the build."}, []string{"version"})
 	build.WithLabelValues(version).Set(1)
 	for _, c := range []prometheus.Collector{m.lastHeight, m.lastRound, m.signatures, m.refusals, m.missed,
-		m.requestLatency, m.peerRPC, m.peerRefusals, m.peerDuplicate, m.peerEpoch, m.stateWrite, m.raftApply, m.nodeConnected, m.cluster, build} {
+		m.requestLatency, m.peerRPC, m.peerRefusals, m.peerDuplicate, m.peerEpoch, m.stateWrite, m.raftApply, m.nodeConnected, m.chainKey, m.cluster, build} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
 	}
 	return m, nil
+}
+
+// SetChainKey records the validator key that signs chainID: its address
+// (hex) and bech32 public key.
+func (m *Metrics) SetChainKey(chainID, address, pubkey string) {
+	if m != nil {
+		m.chainKey.WithLabelValues(chainID, address, pubkey).Set(1)
+	}
 }
 
 // SetNodeConnected sets the connection gauge of a node this process dials.

@@ -40,8 +40,6 @@ var (
 	ErrHorcruxRunning = errors.New("horcrux is running")
 	// ErrHorcruxStateMissing: a chain's state file is missing.
 	ErrHorcruxStateMissing = errors.New("horcrux state file is missing")
-	// ErrHorcruxMultiKey: the chains to migrate have different keys.
-	ErrHorcruxMultiKey = errors.New("chains with different validator keys")
 	// ErrNotHorcruxHome: the directory holds no Horcrux config.yaml.
 	ErrNotHorcruxHome = errors.New("not a Horcrux home")
 	// ErrHomeExists: the cosigner home to create exists (every migration

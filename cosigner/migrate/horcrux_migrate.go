@@ -31,7 +31,8 @@ type HorcruxOptions struct {
 	// Home is the cosigner home to create; it must not exist.
 	Home string
 	// ChainIDs are the chains to migrate; empty means every chain with a
-	// shard in HorcruxHome. They must share one validator key.
+	// shard in HorcruxHome. Chains of different validator keys become one
+	// cluster signing with several keys, one share each.
 	ChainIDs []string
 	// Public are the public share files ExportHorcrux wrote on every host,
 	// this one included.
@@ -56,7 +57,9 @@ type HorcruxOptions struct {
 type HorcruxReport struct {
 	// ID is this cosigner's id; M of N the cluster's threshold.
 	ID, M, N int
-	PubKey   ed25519.PublicKey
+	// PubKey, KeyChain and Fingerprint are those of Keys[0], the key in
+	// [threshold] share_file.
+	PubKey ed25519.PublicKey
 	// KeyChain is the chain whose shards are the cluster's shares (Horcrux
 	// deals each chain's shards separately; one dealing is enough for one
 	// key).
@@ -64,16 +67,35 @@ type HorcruxReport struct {
 	// Fingerprint identifies the group key (the first 8 bytes of the
 	// SHA-256 of its encoding, hex): every host must print the same.
 	Fingerprint string
-	Config      *config.Config
-	Chains      []HorcruxChain
+	// Keys are the validator keys the home signs with, one share each:
+	// the first in [threshold], the others named by their chains.
+	Keys   []HorcruxKey
+	Config *config.Config
+	Chains []HorcruxChain
 	// NotCarried lists config.yaml settings and files the home does not
 	// take over, with the reason.
 	NotCarried []string
 }
 
+// HorcruxKey is one validator key of a migrated home.
+type HorcruxKey struct {
+	PubKey ed25519.PublicKey
+	// KeyChain is the chain whose shard is the key's share; Chains are
+	// the chains it signs.
+	KeyChain string
+	Chains   []string
+	// Fingerprint identifies the group key, as HorcruxReport's.
+	Fingerprint string
+	// Source is where the home keeps the share and the group file.
+	Source config.ShareSource
+}
+
 // HorcruxChain is one migrated chain.
 type HorcruxChain struct {
 	ID string
+	// KeyChain is the chain whose share signs it (its own, or another
+	// dealing of the same key).
+	KeyChain string
 	// Cluster and Share are the marks of Horcrux's two state files
 	// (the cluster's last signature, this cosigner's last share); Start
 	// is the higher, which the home's state file holds.
@@ -116,22 +138,27 @@ func MigrateHorcrux(opts HorcruxOptions) (*HorcruxReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	own := shards[0]
 	id, err := h.shardID(shards)
 	if err != nil {
 		return nil, err
 	}
-	group, err := buildHorcruxGroup(h, own, own.chainID, opts.Public)
-	if err != nil {
-		return nil, err
+	groups := keyGroups(shards)
+	keyShares := make([]*threshold.KeyShare, len(groups))
+	for i, g := range groups {
+		group, err := buildHorcruxGroup(h, g.own, g.own.chainID, opts.Public)
+		if err != nil {
+			return nil, err
+		}
+		ks, err := threshold.NewKeyShare(uint16(id), g.own.secret, group)
+		if err != nil {
+			return nil, err
+		}
+		if err := threshold.VerifyShare(ks, g.own.pub); err != nil {
+			return nil, fmt.Errorf("this host's shard %s: %w", g.own.path, err)
+		}
+		keyShares[i] = ks
 	}
-	ks, err := threshold.NewKeyShare(uint16(id), own.secret, group)
-	if err != nil {
-		return nil, err
-	}
-	if err := threshold.VerifyShare(ks, own.pub); err != nil {
-		return nil, fmt.Errorf("this host's shard %s: %w", own.path, err)
-	}
+	own := groups[0].own
 
 	ident, err := clustertls.Load(opts.TLSDir)
 	if err != nil {
@@ -152,7 +179,7 @@ func MigrateHorcrux(opts HorcruxOptions) (*HorcruxReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &HorcruxReport{ID: id, M: h.m, N: h.n, PubKey: own.pub, KeyChain: own.chainID, Fingerprint: groupFingerprint(group)}
+	rep := &HorcruxReport{ID: id, M: h.m, N: h.n, PubKey: own.pub, KeyChain: own.chainID, Fingerprint: groupFingerprint(keyShares[0].Group())}
 	cfg := config.DefaultConfig()
 	cfg.Mode = config.ModeThreshold
 	cfg.Threshold.ID, cfg.Threshold.Threshold, cfg.Threshold.Shares = id, h.m, h.n
@@ -165,13 +192,33 @@ func MigrateHorcrux(opts HorcruxOptions) (*HorcruxReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i, g := range groups {
+		k := HorcruxKey{PubKey: g.own.pub, KeyChain: g.own.chainID, Fingerprint: groupFingerprint(keyShares[i].Group()),
+			Source: config.ShareSource{GroupFile: cfg.Threshold.GroupFile, ShareFile: cfg.Threshold.ShareFile}}
+		if i > 0 {
+			// The other keys are named by their chains, in the files
+			// 'shard --add-to' would write for the key's first chain.
+			k.Source = config.ShareSource{GroupFile: share.AddedGroupFile(g.own.chainID), ShareFile: share.AddedShareFile(g.own.chainID)}
+		}
+		for _, s := range g.shards {
+			k.Chains = append(k.Chains, s.chainID)
+		}
+		rep.Keys = append(rep.Keys, k)
+	}
 	for _, s := range shards {
-		cfg.Chains = append(cfg.Chains, config.ChainConfig{ID: s.chainID, Bech32Prefix: opts.Bech32Prefix, Nodes: nodes[s.chainID]})
+		gi := slices.IndexFunc(groups, func(g keyGroup) bool { return slices.Contains(g.shards, s) })
+		g := groups[gi]
+		ch := config.ChainConfig{ID: s.chainID, Bech32Prefix: opts.Bech32Prefix, Nodes: nodes[s.chainID]}
+		if gi > 0 {
+			ch.GroupFile, ch.ShareFile = rep.Keys[gi].Source.GroupFile, rep.Keys[gi].Source.ShareFile
+		}
+		cfg.Chains = append(cfg.Chains, ch)
 		c, err := h.chainState(s.chainID)
 		if err != nil {
 			return nil, err
 		}
-		c.OtherDealing = s.secret.Equal(own.secret) != 1
+		c.KeyChain = g.own.chainID
+		c.OtherDealing = s.secret.Equal(g.own.secret) != 1
 		rep.Chains = append(rep.Chains, c)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -180,7 +227,7 @@ func MigrateHorcrux(opts HorcruxOptions) (*HorcruxReport, error) {
 	rep.NotCarried = h.notCarried()
 
 	cert := &clustertls.Cert{ID: id, CertPEM: tlsFiles[clustertls.CertFile], KeyPEM: tlsFiles[clustertls.KeyFile]}
-	if err := writeHome(opts.Home, cfg, ks, tlsFiles[clustertls.CAFile], cert, rep.Chains); err != nil {
+	if err := writeHome(opts.Home, cfg, keyShares, rep.Keys, tlsFiles[clustertls.CAFile], cert, rep.Chains); err != nil {
 		return nil, err
 	}
 	if rep.Config, err = config.Load(opts.Home); err != nil {
@@ -190,7 +237,7 @@ func MigrateHorcrux(opts HorcruxOptions) (*HorcruxReport, error) {
 }
 
 // selectShards returns the shards of chainIDs (every shard if empty),
-// sorted by chain id, and refuses chains with different validator keys.
+// sorted by chain id.
 func (h *horcruxHome) selectShards(chainIDs []string) ([]*horcruxShard, error) {
 	var out []*horcruxShard
 	if len(chainIDs) == 0 {
@@ -211,25 +258,30 @@ func (h *horcruxHome) selectShards(chainIDs []string) ([]*horcruxShard, error) {
 		}
 	}
 	slices.SortFunc(out, func(a, b *horcruxShard) int { return strings.Compare(a.chainID, b.chainID) })
-	keys := map[string][]string{}
-	var order []string
-	for _, s := range out {
-		k := fmt.Sprintf("%X", []byte(s.pub))
-		if _, ok := keys[k]; !ok {
-			order = append(order, k)
-		}
-		keys[k] = append(keys[k], s.chainID)
-	}
-	if len(order) > 1 {
-		var groups []string
-		for _, k := range order {
-			groups = append(groups, fmt.Sprintf("key %s…: %s", k[:12], strings.Join(keys[k], ", ")))
-		}
-		return nil, fmt.Errorf("%w: %s; a cosigner cluster signs with one validator key for now (several keys in one "+
-			"cluster are not supported yet): migrate the chains of one key, each key into a cluster of its own",
-			ErrHorcruxMultiKey, strings.Join(groups, "; "))
-	}
 	return out, nil
+}
+
+// keyGroup is the shards of one validator key; own, the first chain's,
+// is the key's share (Horcrux deals each chain's shards separately; one
+// dealing is enough for one key).
+type keyGroup struct {
+	own    *horcruxShard
+	shards []*horcruxShard
+}
+
+// keyGroups groups shards by validator key, in the order of each key's
+// first chain.
+func keyGroups(shards []*horcruxShard) []keyGroup {
+	var out []keyGroup
+	for _, s := range shards {
+		i := slices.IndexFunc(out, func(g keyGroup) bool { return g.own.pub.Equal(s.pub) })
+		if i < 0 {
+			out = append(out, keyGroup{own: s})
+			i = len(out) - 1
+		}
+		out[i].shards = append(out[i].shards, s)
+	}
+	return out
 }
 
 // clusterPeers returns every cosigner's gRPC and Raft addresses: Horcrux's
@@ -391,7 +443,7 @@ func (h *horcruxHome) notCarried() []string {
 
 // writeHome writes the home into a temporary directory beside home, loads
 // it back and renames it into place.
-func writeHome(home string, cfg *config.Config, ks *threshold.KeyShare, caPEM []byte, cert *clustertls.Cert, chains []HorcruxChain) error {
+func writeHome(home string, cfg *config.Config, shares []*threshold.KeyShare, ks []HorcruxKey, caPEM []byte, cert *clustertls.Cert, chains []HorcruxChain) error {
 	parent := filepath.Dir(filepath.Clean(home))
 	if err := fsutil.MkdirAll(parent, 0o700); err != nil {
 		return err
@@ -406,8 +458,27 @@ func writeHome(home string, cfg *config.Config, ks *threshold.KeyShare, caPEM []
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := share.WriteHome(tmp, cfg, ks, share.FirstEpoch, caPEM, cert); err != nil {
+	if err := share.WriteHome(tmp, cfg, shares[0], share.FirstEpoch, caPEM, cert); err != nil {
 		return err
+	}
+	for i := 1; i < len(shares); i++ {
+		shareJSON, err := share.Marshal(shares[i], share.FirstEpoch)
+		if err != nil {
+			return err
+		}
+		groupJSON, err := share.MarshalGroup(shares[i].Group(), share.FirstEpoch)
+		if err != nil {
+			clear(shareJSON)
+			return err
+		}
+		err = fsutil.WriteNew(filepath.Join(tmp, ks[i].Source.ShareFile), shareJSON)
+		clear(shareJSON)
+		if err != nil {
+			return err
+		}
+		if err := fsutil.WriteNew(filepath.Join(tmp, ks[i].Source.GroupFile), groupJSON); err != nil {
+			return err
+		}
 	}
 	for _, c := range chains {
 		if err := signstate.WriteMark(signstate.StatePath(filepath.Join(tmp, cfg.StateDir), c.ID), c.ID, c.Start, false); err != nil {
@@ -419,8 +490,11 @@ func writeHome(home string, cfg *config.Config, ks *threshold.KeyShare, caPEM []
 	if err != nil {
 		return fmt.Errorf("check the new home: %w", err)
 	}
-	if _, err := share.Load(loaded.Path(loaded.Threshold.ShareFile), loaded.Path(loaded.Threshold.GroupFile)); err != nil {
-		return fmt.Errorf("check the new home: %w", err)
+	srcs, _ := loaded.ShareSources()
+	for _, src := range srcs {
+		if _, err := share.Load(loaded.Path(src.ShareFile), loaded.Path(src.GroupFile)); err != nil {
+			return fmt.Errorf("check the new home: %w", err)
+		}
 	}
 	if _, err := clustertls.Load(loaded.Path(loaded.Threshold.TLSDir)); err != nil {
 		return fmt.Errorf("check the new home: %w", err)

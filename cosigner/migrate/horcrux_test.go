@@ -206,8 +206,8 @@ func TestMigrateHorcrux(t *testing.T) {
 
 // TestMigrateHorcruxChains migrates a home that signs two chains: with the
 // same key, both become [[chain]] tables signed with one chain's share;
-// with different keys the migration is refused unless one key's chains are
-// chosen.
+// with different keys, one cluster signs each chain with its own key's
+// share (or one key's chains migrate alone with ChainIDs).
 func TestMigrateHorcruxChains(t *testing.T) {
 	t.Run("same key", func(t *testing.T) {
 		c := testhorcrux.New(t, 2, 3, "chain-a", "chain-b")
@@ -251,15 +251,58 @@ func TestMigrateHorcruxChains(t *testing.T) {
 			c.WriteState(i, "chain-z", testhorcrux.ShareState, testhorcrux.State{})
 		}
 		public := export(t, c)
-		opts := options(t, c, 1, public)
-		_, err := MigrateHorcrux(opts)
-		if !errors.Is(err, ErrHorcruxMultiKey) || !strings.Contains(err.Error(), "not supported yet") ||
-			!strings.Contains(err.Error(), "chain-a") || !strings.Contains(err.Error(), "chain-z") {
-			t.Fatalf("migrated chains of two keys into one cluster: %v", err)
+		// Every host migrates both keys into one cluster: chain-a's key in
+		// [threshold], chain-z's named by its [[chain]]; each share is its
+		// Horcrux shard, and any two hosts' shares sign for each key.
+		var homes []*config.Config
+		for host := 1; host <= 3; host++ {
+			opts := options(t, c, host, public)
+			opts.Nodes = map[string][]string{"chain-a": {"tcp://10.0.2.1:26659"}, "chain-z": {"tcp://10.0.2.2:26659"}}
+			rep, err := MigrateHorcrux(opts)
+			if err != nil {
+				t.Fatalf("host %d: two keys: %v", host, err)
+			}
+			if len(rep.Keys) != 2 || !rep.Keys[0].PubKey.Equal(c.Pub) || !rep.Keys[1].PubKey.Equal(otherPub) ||
+				!slices.Equal(rep.Keys[1].Chains, []string{"chain-z"}) || rep.Keys[1].Source.ShareFile != "share-chain-z.json" {
+				t.Fatalf("host %d: keys %+v", host, rep.Keys)
+			}
+			cfg, err := config.Load(opts.Home)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, _ := cfg.Chain("chain-a"); a.GroupFile != "" {
+				t.Errorf("chain-a names its own key: %+v", a)
+			}
+			if z, _ := cfg.Chain("chain-z"); z.GroupFile != "group-chain-z.json" || z.ShareFile != "share-chain-z.json" {
+				t.Errorf("chain-z: %+v", z)
+			}
+			homes = append(homes, cfg)
 		}
-		if _, err := os.Lstat(opts.Home); err == nil {
-			t.Error("a refused migration left a home behind")
+		for _, chain := range []string{"chain-a", "chain-z"} {
+			want := c.Pub
+			if chain == "chain-z" {
+				want = otherPub
+			}
+			shares := map[int]*threshold.KeyShare{}
+			for i, cfg := range homes {
+				ch, _ := cfg.Chain(chain)
+				src := cfg.ChainShare(ch)
+				ks, err := share.Load(cfg.Path(src.ShareFile), cfg.Path(src.GroupFile))
+				if err != nil {
+					t.Fatal(err)
+				}
+				shares[i+1] = ks
+			}
+			if !bytes.Equal(shares[1].Group().PublicKey(), want) {
+				t.Fatalf("%s: group key %X, want %X", chain, shares[1].Group().PublicKey(), want)
+			}
+			msg := []byte("vote of " + chain)
+			sig := signWith(t, shares, []int{2, 3}, msg)
+			if !ed25519.Verify(want, msg, sig) {
+				t.Errorf("%s: cosigners 2 and 3 do not sign for its key", chain)
+			}
 		}
+		// One key's chains alone still migrate.
 		for _, chain := range []string{"chain-a", "chain-z"} {
 			opts := options(t, c, 1, public)
 			opts.Home += "-" + chain

@@ -23,8 +23,8 @@ func FuzzParseTMKMSConfig(f *testing.F) {
 	})
 }
 
-// FuzzParseTMKMSSoftsignKey: a key decodes to a seed-based key whose
-// stored form parses back to the same key, or fails without a panic.
+// FuzzParseTMKMSSoftsignKey: a key decodes to a seed key or a scalar key
+// whose stored form parses back to the same key, or fails without a panic.
 func FuzzParseTMKMSSoftsignKey(f *testing.F) {
 	f.Add(b64bytes(testSeed), "")
 	f.Add(b64bytes(make([]byte, 64)), "base64")
@@ -35,9 +35,20 @@ func FuzzParseTMKMSSoftsignKey(f *testing.F) {
 		if err != nil {
 			return
 		}
-		back, err := keys.ParseKey(keys.MarshalPrivValidatorKey(key))
-		if err != nil || !back.Equal(key) || len(key) != ed25519.PrivateKeySize {
-			t.Fatalf("key does not round-trip: %v", err)
+		stored := keys.MarshalScalarKey
+		if key.Seed != nil {
+			if len(key.Seed) != ed25519.PrivateKeySize || key.Scalar != nil {
+				t.Fatalf("a seed key with %d bytes and a scalar", len(key.Seed))
+			}
+			back, err := keys.ParseKey(keys.MarshalPrivValidatorKey(key.Seed))
+			if err != nil || !back.Equal(key.Seed) || !key.Public.Equal(back.Public()) {
+				t.Fatalf("seed key does not round-trip: %v", err)
+			}
+			return
+		}
+		back, err := keys.ParseChainKey(stored(key.Scalar))
+		if err != nil || back.Scalar.Equal(key.Scalar) != 1 || !back.Public.Equal(key.Public) {
+			t.Fatalf("scalar key does not round-trip: %v", err)
 		}
 	})
 }

@@ -98,7 +98,7 @@ type TMKMSChain struct {
 	// Nodes are the node addresses, node IDs dropped.
 	Nodes []string
 
-	key ed25519.PrivateKey
+	key *keys.ChainKey
 }
 
 // keyOwner is where a chain's consensus key lives in tmkms.toml.
@@ -259,7 +259,11 @@ func (r *tmkmsReader) read() error {
 				return fmt.Errorf("chain %q: %w", ch.ID, err)
 			}
 			mc.key = key
-			mc.PubKey = key.Public().(ed25519.PublicKey)
+			mc.PubKey = key.Public
+			if key.Scalar != nil {
+				r.note("chain %q: %s is a 64-byte expanded key (no seed): keys/%s.json holds its scalar as a %s file, "+
+					"the same validator key; 'cosigner shard' and 'keys reassemble' read that form too", ch.ID, r.resolve(owner.softsign.Path), ch.ID, keys.ScalarKeyType)
+			}
 			mc.KeyFrom = r.resolve(owner.softsign.Path)
 		} else {
 			mc.HSMKeyID = owner.hsmKey
@@ -629,7 +633,15 @@ func (m *TMKMSMigration) writeInto(dir string) error {
 	for i, ch := range m.Chains {
 		if ch.key != nil {
 			p := filepath.Join(dir, cfg.Chains[i].Key)
-			if err := fsutil.WriteNew(p, keys.MarshalPrivValidatorKey(ch.key)); err != nil {
+			var data []byte
+			if ch.key.Scalar != nil {
+				data = keys.MarshalScalarKey(ch.key.Scalar)
+			} else {
+				data = keys.MarshalPrivValidatorKey(ch.key.Seed)
+			}
+			err := fsutil.WriteNew(p, data)
+			clear(data)
+			if err != nil {
 				return fmt.Errorf("write key of chain %s: %w", ch.ID, err)
 			}
 		}

@@ -28,10 +28,15 @@ const (
 )
 
 // readTMKMSSoftsignKey reads a [[providers.softsign]] consensus key as TMKMS
-// does. cosigner's key files, like Go's crypto/ed25519, start from the seed,
-// which cannot be recovered from an expanded key: the 64- and 96-byte forms
-// are refused with what to do instead, naming the validator key they hold.
-func readTMKMSSoftsignKey(path, format, prefix string) (ed25519.PrivateKey, error) {
+// does. A seed (32 bytes, or a priv_validator_key.json) is a seed key; a
+// 64-byte expanded key, which holds no seed, is its scalar (clamped and
+// reduced as ed25519-dalek does), written as a cosigner/ed25519-scalar-key
+// file: the same validator key, signing with fresh nonces instead of the
+// prefix. A 96-byte YubiHSM2 export, and 64 bytes that are also CometBFT's
+// seed||public key layout (TMKMS would sign with another key than the
+// layout says), are refused with what to do instead, naming the validator
+// key they hold.
+func readTMKMSSoftsignKey(path, format, prefix string) (*keys.ChainKey, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read softsign key: %w%s", err, pathMapHint(err))
@@ -41,7 +46,7 @@ func readTMKMSSoftsignKey(path, format, prefix string) (ed25519.PrivateKey, erro
 
 // parseTMKMSSoftsignKey decodes the content of a softsign key file named
 // path (for messages).
-func parseTMKMSSoftsignKey(data []byte, path, format, prefix string) (ed25519.PrivateKey, error) {
+func parseTMKMSSoftsignKey(data []byte, path, format, prefix string) (*keys.ChainKey, error) {
 	trimmed := bytes.TrimSpace(data)
 	switch format {
 	case "json":
@@ -53,7 +58,7 @@ func parseTMKMSSoftsignKey(data []byte, path, format, prefix string) (ed25519.Pr
 		if err != nil {
 			return nil, fmt.Errorf("softsign key %s: %w", path, err)
 		}
-		return key, nil
+		return &keys.ChainKey{Seed: key, Public: key.Public().(ed25519.PublicKey)}, nil
 	case "", "base64":
 	default:
 		return nil, fmt.Errorf("[[providers.softsign]] key_format = %q is unknown: TMKMS allows \"base64\" (the default) and \"json\"", format)
@@ -69,9 +74,10 @@ func parseTMKMSSoftsignKey(data []byte, path, format, prefix string) (ed25519.Pr
 	}
 	switch len(raw) {
 	case tmkmsSeedLen:
-		return ed25519.NewKeyFromSeed(raw), nil
+		key := ed25519.NewKeyFromSeed(raw)
+		return &keys.ChainKey{Seed: key, Public: key.Public().(ed25519.PublicKey)}, nil
 	case tmkmsExpandedLen:
-		return nil, expandedKeyError(path, raw, prefix)
+		return expandedKey(path, raw, prefix)
 	case tmkmsYubiHSMLen:
 		return nil, yubiHSMExportError(path, raw, prefix)
 	}
@@ -79,28 +85,29 @@ func parseTMKMSSoftsignKey(data []byte, path, format, prefix string) (ed25519.Pr
 		"96 (a YubiHSM2 export); a file of another length is not a key TMKMS signed with", path, len(raw))
 }
 
-// expandedKeyError explains a 64-byte key: which validator key TMKMS signs
-// with when it reads it, and what to give cosigner instead.
-func expandedKeyError(path string, raw []byte, prefix string) error {
-	pub, err := expandedPublicKey(raw[:32])
+// expandedKey reads a 64-byte expanded key as TMKMS v0.15 does: its first
+// half is the secret scalar (clamped, reduced mod L), the second the nonce
+// prefix, which cosigner does not need. Bytes that are also CometBFT's
+// seed||public key layout are refused: TMKMS signs them as an expanded key,
+// with another validator key than the layout names, and only the operator
+// knows which one the chain has.
+func expandedKey(path string, raw []byte, prefix string) (*keys.ChainKey, error) {
+	s, err := edwards25519.NewScalar().SetBytesWithClamping(raw[:32])
 	if err != nil {
-		return fmt.Errorf("softsign key %s: 64 bytes that are not an ed25519 expanded key: %v", path, err)
+		return nil, fmt.Errorf("softsign key %s: 64 bytes that are not an ed25519 expanded key: %v", path, err)
 	}
-	msg := fmt.Sprintf("softsign key %s is a 64-byte expanded ed25519 key (scalar and prefix, no seed), "+
-		"the key of validator %s (%s) as TMKMS v0.15 reads it; cosigner's key files hold the 32-byte seed, "+
-		"which cannot be recovered from an expanded key: migrate from the seed instead (the priv_validator_key.json "+
-		"it came from, with key_format = \"json\", or the base64 seed), or, if it was exported from a YubiHSM2, "+
-		"keep it in the device and list it under [[providers.yubihsm]] keys so that cosigner signs with the key object",
-		path, keys.Address(pub), describe(pub, prefix))
+	pub := ed25519.PublicKey(new(edwards25519.Point).ScalarBaseMult(s).Bytes())
 	// CometBFT's priv_key.value is 64 bytes too: the seed, then the public
 	// key. TMKMS does not read that layout, but an operator may have put it
 	// there.
 	if seedPub := ed25519.NewKeyFromSeed(raw[:32]).Public().(ed25519.PublicKey); bytes.Equal(seedPub, raw[32:]) {
-		msg += fmt.Sprintf("; its bytes are also CometBFT's seed||public key layout of validator %s (%s): "+
-			"if that is the chain's validator key, give cosigner the seed (base64 of the first 32 bytes) "+
-			"or the priv_validator_key.json", keys.Address(seedPub), describe(seedPub, prefix))
+		return nil, fmt.Errorf("softsign key %s is 64 bytes that TMKMS v0.15 reads as an expanded ed25519 key, of validator %s (%s), "+
+			"but they are also CometBFT's seed||public key layout of validator %s (%s), so which key the chain has is unclear: "+
+			"if it is %s, give cosigner the seed (base64 of the first 32 bytes) or the priv_validator_key.json; "+
+			"if it is %s, give the key file you made the expanded key from",
+			path, keys.Address(pub), describe(pub, prefix), keys.Address(seedPub), describe(seedPub, prefix), keys.Address(seedPub), keys.Address(pub))
 	}
-	return errors.New(msg)
+	return &keys.ChainKey{Scalar: s, Public: pub}, nil
 }
 
 // yubiHSMExportError explains a 96-byte YubiHSM2 export.

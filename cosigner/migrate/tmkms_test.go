@@ -2,6 +2,7 @@ package migrate
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/sha512"
 	"encoding/base64"
@@ -15,6 +16,7 @@ import (
 	"github.com/cosigner/cosigner/cosigner/config"
 	"github.com/cosigner/cosigner/cosigner/keys"
 	"github.com/cosigner/cosigner/cosigner/signstate"
+	"github.com/cosigner/cosigner/cosigner/softsign"
 	"github.com/cosigner/cosigner/privval"
 )
 
@@ -213,12 +215,14 @@ func TestTMKMSKeyFormats(t *testing.T) {
 	}
 }
 
-// TestTMKMSExpandedKeys checks that the key forms without a seed are
-// refused, naming the validator key TMKMS signs with when it reads them.
+// TestTMKMSExpandedKeys: the key forms without a seed that cosigner does
+// not import (a YubiHSM2 export, 64 bytes that are also CometBFT's
+// seed||public key, other lengths) are refused, naming the validator key
+// TMKMS signs with when it reads them. TestTMKMSExpandedKeyImports has the
+// 64-byte expanded key, which imports.
 func TestTMKMSExpandedKeys(t *testing.T) {
 	h := sha512.Sum512(testSeed)
 	addr := keys.Address(testPub)
-	expanded := h[:] // scalar (unclamped: dalek clamps), then prefix
 	yubi := slices.Clone(h[:32])
 	slices.Reverse(yubi)
 	yubi = append(append(yubi, h[32:]...), testPub...)
@@ -231,10 +235,9 @@ func TestTMKMSExpandedKeys(t *testing.T) {
 		raw  []byte
 		want []string
 	}{
-		{"expanded", expanded, []string{"64-byte expanded ed25519 key", addr, "kiravalconspub1", "cannot be recovered", "[[providers.yubihsm]]"}},
 		{"yubihsm export", yubi, []string{"YubiHSM2 ed25519 export", addr, "hsm_key_id"}},
 		{"corrupt export", corrupt, []string{"not a YubiHSM2 ed25519 export", "corrupt"}},
-		{"seed||pub", seedPub, []string{keys.Address(seedPubTMKMS), "seed||public key layout of validator " + addr}},
+		{"seed||pub", seedPub, []string{keys.Address(seedPubTMKMS), "seed||public key layout of validator " + addr, "unclear"}},
 		{"wrong length", make([]byte, 40), []string{"holds 40 bytes", "32 (an ed25519 seed), 64", "96"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -249,6 +252,42 @@ func TestTMKMSExpandedKeys(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestTMKMSExpandedKeyImports: TMKMS v0.15's 64-byte expanded key (the
+// scalar half of SHA-512 of the seed, then the prefix) becomes a
+// cosigner/ed25519-scalar-key file of the same validator key, with a note,
+// and that file signs for the validator.
+func TestTMKMSExpandedKeyImports(t *testing.T) {
+	h := sha512.Sum512(testSeed) // the scalar (unclamped: dalek clamps), then the prefix
+	src := layout(t, kiraTOML, map[string][]byte{"secrets/priv_validator_key.json": b64bytes(h[:])})
+	m, err := ReadTMKMS(src, TMKMSOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Chains[0].PubKey.Equal(testPub) {
+		t.Fatalf("expanded key migrated as %X, want %X", m.Chains[0].PubKey, testPub)
+	}
+	if !slices.ContainsFunc(m.Notes, func(n string) bool { return strings.Contains(n, "64-byte expanded key") }) {
+		t.Errorf("no note of the expanded key: %q", m.Notes)
+	}
+	home := filepath.Join(t.TempDir(), "cosigner")
+	if err := m.Write(home); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := keys.LoadChainKey(cfg.Path(cfg.Chains[0].Key))
+	if err != nil || key.Scalar == nil || !key.Public.Equal(testPub) {
+		t.Fatalf("key file: %v %+v", err, key)
+	}
+	msg := []byte("a vote")
+	sig, err := softsign.ScalarKey(key.Scalar).Sign(context.Background(), msg)
+	if err != nil || !ed25519.Verify(testPub, msg, sig) {
+		t.Error("the imported scalar key does not sign for the validator")
 	}
 }
 

@@ -257,6 +257,11 @@ func loadOld(ctx context.Context, home string, oldID int, oldGroup *threshold.Gr
 	}
 	marks := map[string]signstate.Mark{}
 	for _, ch := range cfg.Chains {
+		if ch.GroupFile != "" && cfg.Path(ch.GroupFile) != cfg.Path(cfg.Threshold.GroupFile) {
+			// Several keys in one cluster (shard --add-to): only [threshold]'s
+			// key is reshared, and its marks are those of its own chains.
+			return nil, nil, fmt.Errorf("the old home %s signs chain %s with a key of its own (%s): resharing reshares [threshold]'s key only, and a home holding other keys is not supported yet", home, ch.ID, ch.GroupFile)
+		}
 		m, err := signstate.ReadMark(signstate.StatePath(cfg.Path(cfg.StateDir), ch.ID), ch.ID)
 		if err != nil {
 			return nil, nil, &signstate.LoadError{ChainID: ch.ID, Err: err}
@@ -367,7 +372,7 @@ func writeMember(cfg *config.Config, ks *threshold.KeyShare, group *threshold.Gr
 	}
 	t := cfg.Threshold
 	if err := share.WriteKey(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile), ks, epoch, false); err != nil {
-		if errors.Is(err, share.ErrKeyExists) {
+		if errors.Is(err, share.ErrShareInPlace) {
 			return files, fmt.Errorf("%w: %v", ErrHasShare, err)
 		}
 		return files, err

@@ -28,17 +28,36 @@ func Label(id int) string { return fmt.Sprintf("cosigner-share-%d", id) }
 // configuration: see SetShareHSMObject.
 func Seal(ctx context.Context, h *hsm.Client, cfg *config.Config, objectID uint16) (*threshold.KeyShare, uint16, error) {
 	t := cfg.Threshold
-	sharePath, groupPath := cfg.Path(t.ShareFile), cfg.Path(t.GroupFile)
+	return SealSource(ctx, h, cfg, config.ShareSource{GroupFile: t.GroupFile, ShareFile: t.ShareFile}, "", objectID)
+}
+
+// ChainLabel is the label of the opaque object holding cosigner id's share
+// of chainID's own key, cut to the device's 40 bytes.
+func ChainLabel(id int, chainID string) string {
+	l := fmt.Sprintf("cosigner-share-%d-%s", id, chainID)
+	if len(l) > 40 {
+		l = l[:40]
+	}
+	return l
+}
+
+// SealSource is Seal for the share file of src (a chain's own key), with
+// label for the object ("": Label of the share's id).
+func SealSource(ctx context.Context, h *hsm.Client, cfg *config.Config, src config.ShareSource, label string, objectID uint16) (*threshold.KeyShare, uint16, error) {
+	sharePath, groupPath := cfg.Path(src.ShareFile), cfg.Path(src.GroupFile)
 	share, err := Load(sharePath, groupPath)
 	if err != nil {
 		return nil, 0, err
+	}
+	if label == "" {
+		label = Label(int(share.ID()))
 	}
 	data, err := os.ReadFile(sharePath)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read key share: %w", err)
 	}
 	defer clear(data)
-	objectID, err = h.PutOpaque(ctx, objectID, Label(int(share.ID())), data)
+	objectID, err = h.PutOpaque(ctx, objectID, label, data)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -74,8 +93,14 @@ func LoadFromHSM(ctx context.Context, h *hsm.Client, objectID uint16, groupPath 
 // The session with the device is closed once the share is read.
 func LoadFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger) (*threshold.KeyShare, error) {
 	t := cfg.Threshold
-	if t.ShareHSMObject == 0 {
-		return Load(cfg.Path(t.ShareFile), cfg.Path(t.GroupFile))
+	return LoadSource(ctx, cfg, config.ShareSource{GroupFile: t.GroupFile, ShareFile: t.ShareFile, HSMObject: t.ShareHSMObject}, log)
+}
+
+// LoadSource is LoadFromConfig for one share source of cfg (a chain's own
+// key, config.Config.ChainShare).
+func LoadSource(ctx context.Context, cfg *config.Config, src config.ShareSource, log *slog.Logger) (*threshold.KeyShare, error) {
+	if src.HSMObject == 0 {
+		return Load(cfg.Path(src.ShareFile), cfg.Path(src.GroupFile))
 	}
 	opts, err := cfg.HSMOptions()
 	if err != nil {
@@ -88,10 +113,10 @@ func LoadFromConfig(ctx context.Context, cfg *config.Config, log *slog.Logger) (
 		return nil, fmt.Errorf("read the share sealed in the yubihsm: %w", err)
 	}
 	defer h.Close()
-	share, err := LoadFromHSM(ctx, h, uint16(t.ShareHSMObject), cfg.Path(t.GroupFile))
+	share, err := LoadFromHSM(ctx, h, uint16(src.HSMObject), cfg.Path(src.GroupFile))
 	if err != nil {
 		return nil, err
 	}
-	log.Info("share read from the yubihsm", "object", t.ShareHSMObject, "connector", opts.Addr)
+	log.Info("share read from the yubihsm", "object", src.HSMObject, "connector", opts.Addr)
 	return share, nil
 }

@@ -11,17 +11,17 @@ import (
 	"github.com/cosigner/cosigner/threshold"
 )
 
-// ErrKeyExists is returned by CheckNoKey and WriteKey when a share or group
+// ErrShareInPlace is returned by CheckNoKey and WriteKey when a share or group
 // file is already in place and replacing it was not asked for.
-var ErrKeyExists = errors.New("a key share or group file is already in place")
+var ErrShareInPlace = errors.New("a key share or group file is already in place")
 
-// CheckNoKey fails with an error wrapping ErrKeyExists if sharePath or
+// CheckNoKey fails with an error wrapping ErrShareInPlace if sharePath or
 // groupPath exists. `cosigner dkg` checks before it starts a ceremony
 // whose result it would then refuse to write.
 func CheckNoKey(sharePath, groupPath string) error {
 	for _, p := range []string{sharePath, groupPath} {
 		if _, err := os.Lstat(p); err == nil {
-			return fmt.Errorf("%w: %s", ErrKeyExists, p)
+			return fmt.Errorf("%w: %s", ErrShareInPlace, p)
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
@@ -35,7 +35,7 @@ func CheckNoKey(sharePath, groupPath string) error {
 // appears whole or not at all (written to a temporary file, synced, then
 // linked or renamed into place, and the directory synced), the group file
 // first, so a share is never in place without its group. Without replace it
-// refuses, with an error wrapping ErrKeyExists, if either file exists, and
+// refuses, with an error wrapping ErrShareInPlace, if either file exists, and
 // never overwrites one; with replace it replaces both. If the share cannot
 // be written, a group file it has just written is removed again.
 func WriteKey(sharePath, groupPath string, ks *threshold.KeyShare, epoch uint64, replace bool) error {
@@ -94,7 +94,7 @@ func publish(path string, data []byte, replace bool) error {
 	}
 	if err := os.Link(name, path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%w: %s", ErrKeyExists, path)
+			return fmt.Errorf("%w: %s", ErrShareInPlace, path)
 		}
 		return err
 	}

@@ -79,7 +79,7 @@ func TestWriteKey(t *testing.T) {
 		}
 	}
 	before, _ := os.ReadFile(sharePath)
-	if err := WriteKey(sharePath, groupPath, b[0], FirstEpoch, false); !errors.Is(err, ErrKeyExists) {
+	if err := WriteKey(sharePath, groupPath, b[0], FirstEpoch, false); !errors.Is(err, ErrShareInPlace) {
 		t.Fatalf("second WriteKey without replace: %v", err)
 	}
 	if after, _ := os.ReadFile(sharePath); !bytes.Equal(before, after) {
@@ -87,7 +87,7 @@ func TestWriteKey(t *testing.T) {
 	}
 	// A group file alone (a crash between the two files) also refuses.
 	os.Remove(sharePath)
-	if err := WriteKey(sharePath, groupPath, b[0], FirstEpoch, false); !errors.Is(err, ErrKeyExists) {
+	if err := WriteKey(sharePath, groupPath, b[0], FirstEpoch, false); !errors.Is(err, ErrShareInPlace) {
 		t.Fatalf("WriteKey over a lone group file: %v", err)
 	}
 	if err := WriteKey(sharePath, groupPath, b[1], FirstEpoch, true); err != nil {

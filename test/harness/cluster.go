@@ -338,6 +338,29 @@ func rewritePeers(path string, addrs map[int][2]string) error {
 	return os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o600)
 }
 
+// AddChain runs 'cosigner shard --add-to' on the cluster's homes (which
+// must be stopped for the change to take effect at their next start) with
+// the key file for chainID and its nodes, plus extra flags, and returns the
+// result; on success it runs 'cosigner state init --height 0' for chainID
+// in every home.
+func (c *Cluster) AddChain(keyFile, chainID string, nodes []string, extra ...string) Result {
+	c.t.Helper()
+	bin := c.Members[0].bin
+	args := []string{"shard", "--key", keyFile, "--add-to", c.Dir, "--chain-id", chainID}
+	for _, n := range nodes {
+		args = append(args, "--node", n)
+	}
+	shard := &Cosigner{Bin: bin, Home: filepath.Dir(c.Dir), ChainID: chainID, t: c.t}
+	res := shard.Run(append(args, extra...)...)
+	if res.Code != 0 {
+		return res
+	}
+	for _, m := range c.Members {
+		m.CLI.MustRun("state", "init", "--home", m.Home, "--chain-id", chainID, "--height", "0")
+	}
+	return res
+}
+
 // Member returns cosigner id (1-based).
 func (c *Cluster) Member(id int) *Member { return c.Members[id-1] }
 

@@ -11,8 +11,19 @@ import (
 )
 
 // init: with COSIGNER_TEST_DKG_REPLAY=1, this process sends its first DKG
-// message to each peer twice.
+// message to each peer twice; with COSIGNER_TEST_DKG_HOLD=1 it sends no DKG
+// message at all (it confirms the transcript, then the others wait for its
+// deals: the test kills it there, mid-ceremony).
 func init() {
+	if os.Getenv("COSIGNER_TEST_DKG_HOLD") == "1" {
+		testHookSend = func(self, to int, f frame) []frame {
+			if f.typ == frameDKG {
+				return nil
+			}
+			return []frame{f}
+		}
+		return
+	}
 	if os.Getenv("COSIGNER_TEST_DKG_REPLAY") != "1" {
 		return
 	}

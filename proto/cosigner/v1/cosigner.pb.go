@@ -136,7 +136,9 @@ const (
 	// The cosigner could not write its high-water mark durably; it released
 	// nothing. Retry with another cosigner.
 	RefusalReason_REFUSAL_REASON_UNAVAILABLE RefusalReason = 7
-	// The chain id is not one this cosigner signs for.
+	// The chain id is not one this cosigner signs for, or not with the
+	// validator key the request names, or the cosigner holds no share of that
+	// key.
 	RefusalReason_REFUSAL_REASON_UNKNOWN_CHAIN RefusalReason = 8
 	// The caller holds a share of another epoch than this cosigner (one of
 	// them missed a reshare, or runs from an old home). Nothing was signed
@@ -530,8 +532,14 @@ type GetNonceCommitmentsRequest struct {
 	// How many fresh commitments the leader wants. The cosigner may return
 	// fewer (its pool is bounded), never more.
 	Count uint32 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	// The validator public key (32 bytes) whose share the nonces are for: a
+	// cluster may sign several chains with different keys, and each key has
+	// its own nonce pool. Empty: the cosigner's only key. A cosigner holding
+	// no share of that key, or several keys when none is named, refuses with
+	// UNKNOWN_CHAIN.
+	GroupKey []byte `protobuf:"bytes,2,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
 	// The leader's epoch.
-	Epoch         *Epoch `protobuf:"bytes,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch         *Epoch `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -573,6 +581,13 @@ func (x *GetNonceCommitmentsRequest) GetCount() uint32 {
 	return 0
 }
 
+func (x *GetNonceCommitmentsRequest) GetGroupKey() []byte {
+	if x != nil {
+		return x.GroupKey
+	}
+	return nil
+}
+
 func (x *GetNonceCommitmentsRequest) GetEpoch() *Epoch {
 	if x != nil {
 		return x.Epoch
@@ -586,10 +601,14 @@ type GetNonceCommitmentsResponse struct {
 	BootId      []byte                 `protobuf:"bytes,2,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	Commitments []*NonceCommitment     `protobuf:"bytes,3,rep,name=commitments,proto3" json:"commitments,omitempty"`
 	// Set when the request was refused (NOT_LEADER: the caller is not the
-	// leader in this cosigner's view; EPOCH_MISMATCH).
+	// leader in this cosigner's view; UNKNOWN_CHAIN: no share of that key;
+	// EPOCH_MISMATCH).
 	Refusal *Refusal `protobuf:"bytes,4,opt,name=refusal,proto3" json:"refusal,omitempty"`
+	// The validator public key the commitments are bound to; the leader
+	// drops a batch for another key than it asked for.
+	GroupKey []byte `protobuf:"bytes,5,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
 	// The answering cosigner's epoch.
-	Epoch         *Epoch `protobuf:"bytes,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch         *Epoch `protobuf:"bytes,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -652,6 +671,13 @@ func (x *GetNonceCommitmentsResponse) GetRefusal() *Refusal {
 	return nil
 }
 
+func (x *GetNonceCommitmentsResponse) GetGroupKey() []byte {
+	if x != nil {
+		return x.GroupKey
+	}
+	return nil
+}
+
 func (x *GetNonceCommitmentsResponse) GetEpoch() *Epoch {
 	if x != nil {
 		return x.Epoch
@@ -668,8 +694,14 @@ type SignRequest struct {
 	// The Raft term in which the leader sends this request. A cosigner whose
 	// own view has a later term refuses with NOT_LEADER.
 	Term uint64 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	// The validator public key (32 bytes) the leader signs chain_id with and
+	// drew the commitments of. The cosigner signs only with its share of that
+	// key, and only if its own configuration maps chain_id to that key;
+	// otherwise it refuses with UNKNOWN_CHAIN, consuming nothing of another
+	// key's nonce pool. Empty: the cosigner's only key (older leaders).
+	GroupKey []byte `protobuf:"bytes,4,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
 	// The leader's epoch.
-	Epoch         *Epoch `protobuf:"bytes,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch         *Epoch `protobuf:"bytes,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -723,6 +755,13 @@ func (x *SignRequest) GetTerm() uint64 {
 		return x.Term
 	}
 	return 0
+}
+
+func (x *SignRequest) GetGroupKey() []byte {
+	if x != nil {
+		return x.GroupKey
+	}
+	return nil
 }
 
 func (x *SignRequest) GetEpoch() *Epoch {
@@ -1445,21 +1484,24 @@ const file_cosigner_v1_cosigner_proto_rawDesc = "" +
 	"\x05epoch\x18\x04 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"`\n" +
 	"\x1aPublishCommitmentsResponse\x12\x12\n" +
 	"\x04held\x18\x01 \x01(\rR\x04held\x12.\n" +
-	"\arefusal\x18\x02 \x01(\v2\x14.cosigner.v1.RefusalR\arefusal\"\\\n" +
+	"\arefusal\x18\x02 \x01(\v2\x14.cosigner.v1.RefusalR\arefusal\"y\n" +
 	"\x1aGetNonceCommitmentsRequest\x12\x14\n" +
-	"\x05count\x18\x01 \x01(\rR\x05count\x12(\n" +
-	"\x05epoch\x18\x02 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"\xed\x01\n" +
+	"\x05count\x18\x01 \x01(\rR\x05count\x12\x1b\n" +
+	"\tgroup_key\x18\x02 \x01(\fR\bgroupKey\x12(\n" +
+	"\x05epoch\x18\x03 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"\x8a\x02\n" +
 	"\x1bGetNonceCommitmentsResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12\x17\n" +
 	"\aboot_id\x18\x02 \x01(\fR\x06bootId\x12>\n" +
 	"\vcommitments\x18\x03 \x03(\v2\x1c.cosigner.v1.NonceCommitmentR\vcommitments\x12.\n" +
-	"\arefusal\x18\x04 \x01(\v2\x14.cosigner.v1.RefusalR\arefusal\x12(\n" +
-	"\x05epoch\x18\x05 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"\x9c\x01\n" +
+	"\arefusal\x18\x04 \x01(\v2\x14.cosigner.v1.RefusalR\arefusal\x12\x1b\n" +
+	"\tgroup_key\x18\x05 \x01(\fR\bgroupKey\x12(\n" +
+	"\x05epoch\x18\x06 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"\xb9\x01\n" +
 	"\vSignRequest\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x124\n" +
 	"\bmessages\x18\x02 \x03(\v2\x18.cosigner.v1.SignMessageR\bmessages\x12\x12\n" +
-	"\x04term\x18\x03 \x01(\x04R\x04term\x12(\n" +
-	"\x05epoch\x18\x04 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"\xc5\x01\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x1b\n" +
+	"\tgroup_key\x18\x04 \x01(\fR\bgroupKey\x12(\n" +
+	"\x05epoch\x18\x05 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"\xc5\x01\n" +
 	"\vSignMessage\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.cosigner.v1.SignKindR\x04kind\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x03R\x06height\x12\x14\n" +
