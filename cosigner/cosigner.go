@@ -102,7 +102,8 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		self, _ := t.Self()
 		opts.Log.Info("starting", "version", opts.Version, "mode", cfg.Mode, "cosigner", t.ID, "threshold", t.Threshold, "shares", t.Shares,
 			"keys", len(cl.Keys().Signers()), "grpc", self.Address, "raft", self.RaftAddress,
-			"node_id", privval.NodeID(identity.Public().(ed25519.PublicKey)), "boot_id", cl.Keys().BootID().String())
+			"node_id", privval.NodeID(identity.Public().(ed25519.PublicKey)), "boot_id", cl.Keys().BootID().String(),
+			"epoch", cl.Epoch().Number, "group", cl.Epoch().Short())
 		for _, ch := range cfg.Chains {
 			mk, _ := cl.Keys().Mark(ch.ID)
 			info := keys.DescribePubKey(cl.Keys().PublicKey(ch.ID), ch.Prefix())

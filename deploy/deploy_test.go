@@ -48,6 +48,7 @@ var metricNames = []string{
 	"cosigner_peer_share_rpc_duration_seconds",
 	"cosigner_peer_refusals_total",
 	"cosigner_peer_duplicate_boot_ids",
+	"cosigner_peer_epoch_mismatches_total",
 	"cosigner_state_write_duration_seconds",
 	"cosigner_raft_apply_duration_seconds",
 	"cosigner_nonce_pool_size",

@@ -103,7 +103,7 @@ others do not have.`,
 			if err != nil {
 				return withHint(err, "nothing was written; fix the cause, then run 'cosigner dkg' again on every host (with --force on any host that completed)")
 			}
-			if err := share.WriteKey(sharePath, groupPath, ks, force); err != nil {
+			if err := share.WriteKey(sharePath, groupPath, ks, share.FirstEpoch, force); err != nil {
 				if errors.Is(err, share.ErrShareInPlace) {
 					return withHint(err, "a key appeared during the ceremony: this ceremony's share was not written; discard every host's share of it and rerun")
 				}

@@ -280,8 +280,12 @@ threshold home signing several chains with different keys ('cosigner shard
 					return err
 				}
 				pub = ks.Group().PublicKey()
-				fmt.Fprintf(cmd.ErrOrStderr(), "share %d of a %d-of-%d key (%s) verified against the group commitments\n",
-					ks.ID(), ks.Group().Threshold(), ks.Group().N(), src)
+				_, epoch, err := share.LoadGroupEpoch(cfg.Path(src.GroupFile))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "share %d of a %d-of-%d key (%s) verified against the group commitments, %s\n",
+					ks.ID(), ks.Group().Threshold(), ks.Group().N(), src, epoch)
 			}
 			if prefix == "" {
 				prefix = config.DefaultBech32Prefix

@@ -101,7 +101,7 @@ together (cosigner shard); no machine holds the key.`,
 	}
 	root.PersistentFlags().String("home", defaultHome(), "cosigner home directory (holds cosigner.toml)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return flagErr{err} })
-	root.AddCommand(newInitCmd(), newShardCmd(), newDKGCmd(), newMigrateCmd(), newKeysCmd(), newHSMCmd(), newStateCmd(), newStartCmd(), newStatusCmd(), newLeaderCmd(), newVersionCmd())
+	root.AddCommand(newInitCmd(), newShardCmd(), newDKGCmd(), newReshareCmd(), newMigrateCmd(), newKeysCmd(), newHSMCmd(), newStateCmd(), newStartCmd(), newStatusCmd(), newLeaderCmd(), newVersionCmd())
 	return root
 }
 

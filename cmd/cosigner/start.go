@@ -17,6 +17,7 @@ import (
 	"github.com/cosigner/cosigner/cosigner/config"
 	"github.com/cosigner/cosigner/cosigner/doppel"
 	"github.com/cosigner/cosigner/cosigner/keys"
+	"github.com/cosigner/cosigner/cosigner/share"
 	"github.com/cosigner/cosigner/cosigner/signstate"
 )
 
@@ -119,6 +120,9 @@ func startHint(err error, cfg *config.Config) error {
 		return withHint(err, "the admin socket lives in the home directory; its path must be shorter than about 100 bytes")
 	case isHSMError(err):
 		return hsmHint(err, cfg)
+	case errors.Is(err, share.ErrRetired):
+		return usageError{withHint(err, "start the home 'cosigner reshare' wrote instead; never delete %s to start this one "+
+			"(docs/threshold.md, 'Resharing')", filepath.Join(cfg.Home(), share.RetiredFile))}
 	case cfg.Mode == config.ModeThreshold:
 		return usageError{withHint(err, "check the files 'cosigner shard' wrote into %s, and the [threshold] section of cosigner.toml", cfg.Home())}
 	}

@@ -84,6 +84,9 @@ func printStatus(w io.Writer, st admin.Status) {
 			leader = "cosigner " + strconv.Itoa(st.LeaderID)
 		}
 		fmt.Fprintf(w, "cosigner %d of a %d-of-%d cluster, version %s\n", st.ID, st.Threshold, st.Shares, st.Version)
+		if st.Epoch != 0 {
+			fmt.Fprintf(w, "epoch:   %d (group %s)\n", st.Epoch, st.Group)
+		}
 		fmt.Fprintf(w, "role:    %s (term %d, leader: %s)\n", st.Role, st.Term, leader)
 		fmt.Fprintf(w, "quorum:  %s\n", yesNo(st.Quorum))
 	}

@@ -46,6 +46,10 @@ type Status struct {
 	Shares    int  `json:"shares"`
 	Quorum    bool `json:"quorum"`
 	Ready     bool `json:"ready"`
+	// Epoch and Group are the generation of the share (threshold mode):
+	// its number and the first hex digits of its group's commitment hash.
+	Epoch uint64 `json:"epoch,omitempty"`
+	Group string `json:"group,omitempty"`
 	// DownTolerated, CompromisedTolerated and SharesToSign are what this
 	// shape withstands (threshold.Tolerance): cosigners that may be down
 	// while signing goes on, cosigners that may be compromised without a

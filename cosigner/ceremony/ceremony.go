@@ -43,6 +43,12 @@ type Options struct {
 	// keep...), as text; every participant's must be byte-identical, or the
 	// ceremony aborts quoting the first line that differs.
 	Params []byte
+	// Extra is this participant's own data for the others (a resharing's
+	// dealer sends its sign-state marks), at most MaxExtra bytes. It
+	// travels in the hello and is bound into the transcript, so every
+	// participant that starts the DKG holds the same Extra of everyone
+	// (Setup.Extras).
+	Extra []byte
 	// Timeout bounds the whole ceremony, from the first dial to the last
 	// done frame: every participant must start within it.
 	Timeout time.Duration
@@ -75,6 +81,9 @@ type Setup struct {
 	// CeremonyID is the confirmed transcript: the same for every
 	// participant, different for every run.
 	CeremonyID []byte
+	// Extras maps every participant's cosigner id to its Options.Extra
+	// (nil when it sent none), ours included; the transcript covers them.
+	Extras map[int][]byte
 }
 
 // Protocol is a DKG ready to start, with how its identifiers map to
@@ -241,6 +250,7 @@ type run struct {
 	ids         []int // sorted
 	addr        map[int]string
 	params      []byte // the participant list, then Options.Params
+	extra       []byte // Options.Extra
 	log         *slog.Logger
 	newProtocol NewProtocol
 
@@ -272,6 +282,9 @@ func newRun(opts Options) (*run, error) {
 	}
 	if len(opts.Params) > MaxParams/2 {
 		return nil, fmt.Errorf("ceremony: params of %d bytes, at most %d", len(opts.Params), MaxParams/2)
+	}
+	if len(opts.Extra) > MaxExtra {
+		return nil, fmt.Errorf("ceremony: extra of %d bytes, at most %d", len(opts.Extra), MaxExtra)
 	}
 	c := &run{self: opts.Self, addr: map[int]string{}, log: opts.Logger, writers: map[int]*writer{},
 		connected: map[int]bool{}, dialErr: map[int]error{}, hellos: map[int]*hello{},
@@ -306,6 +319,7 @@ func newRun(opts Options) (*run, error) {
 	}
 	b.Write(opts.Params)
 	c.params = b.Bytes()
+	c.extra = append([]byte(nil), opts.Extra...)
 	random := opts.Random
 	if random == nil {
 		random = rand.Reader
@@ -346,7 +360,7 @@ func (c *run) peerErr(peer int, err error, format string, args ...any) *Error {
 
 // loop runs the phases until success, failure or ctx's end.
 func (c *run) loop(ctx context.Context) (*threshold.KeyShare, *threshold.GroupKey, error) {
-	h := &hello{from: uint16(c.self), nonce: c.nonce, params: c.params}
+	h := &hello{from: uint16(c.self), nonce: c.nonce, params: c.params, extra: c.extra}
 	copy(h.longterm[:], c.longPub)
 	c.broadcast(h.encode())
 	for {
@@ -506,13 +520,15 @@ func (c *run) computeTranscript() []byte {
 	t.Write(binary.BigEndian.AppendUint32(nil, uint32(len(c.params))))
 	t.Write(c.params)
 	for _, id := range c.ids {
-		nonce, long := c.nonce[:], c.longPub
+		nonce, long, extra := c.nonce[:], c.longPub, c.extra
 		if h := c.hellos[id]; h != nil {
-			nonce, long = h.nonce[:], h.longterm[:]
+			nonce, long, extra = h.nonce[:], h.longterm[:], h.extra
 		}
 		t.Write(binary.BigEndian.AppendUint16(nil, uint16(id)))
 		t.Write(nonce)
 		t.Write(long)
+		t.Write(binary.BigEndian.AppendUint32(nil, uint32(len(extra))))
+		t.Write(extra)
 	}
 	return t.Sum(nil)
 }
@@ -543,10 +559,12 @@ func (c *run) maybeStart() error {
 		return nil
 	}
 	longs := map[int][]byte{c.self: c.longPub}
+	extras := map[int][]byte{c.self: c.extra}
 	for id, h := range c.hellos {
 		longs[id] = h.longterm[:]
+		extras[id] = h.extra
 	}
-	proto, err := c.newProtocol(Setup{Self: c.self, Longterm: c.longSec, Longterms: longs, CeremonyID: c.transcript})
+	proto, err := c.newProtocol(Setup{Self: c.self, Longterm: c.longSec, Longterms: longs, CeremonyID: c.transcript, Extras: extras})
 	if err != nil {
 		return &Error{Reason: fmt.Sprintf("cannot set up the key generation: %v", err), Err: err}
 	}

@@ -392,3 +392,34 @@ func TestFreshDKGNeedsOneToN(t *testing.T) {
 	}
 	wantAllFail(t, runAll(opts, protos), "cosigner 3 is missing", "cosigner 3 is missing", "cosigner 3 is missing")
 }
+
+// TestRunExtras: every participant's Extra reaches every other one's
+// Setup, the same everywhere, its own included.
+func TestRunExtras(t *testing.T) {
+	c := newCluster(t, 3)
+	opts, protos := fresh(c, 2)
+	var mu sync.Mutex
+	seen := map[int]map[int][]byte{}
+	for i := range opts {
+		opts[i].Extra = []byte{byte(10 + i)}
+		inner := protos[i]
+		protos[i] = func(s Setup) (*Protocol, error) {
+			mu.Lock()
+			seen[s.Self] = s.Extras
+			mu.Unlock()
+			return inner(s)
+		}
+	}
+	for i, r := range runAll(opts, protos) {
+		if r.err != nil {
+			t.Fatalf("cosigner %d: %v", i+1, r.err)
+		}
+	}
+	for self := 1; self <= 3; self++ {
+		for id := 1; id <= 3; id++ {
+			if got := seen[self][id]; len(got) != 1 || got[0] != byte(9+id) {
+				t.Fatalf("cosigner %d holds extra %x of cosigner %d, want %x", self, got, id, 9+id)
+			}
+		}
+	}
+}

@@ -40,11 +40,12 @@
 //
 //  1. hello: each participant sends its Params (prefixed with the participant
 //     list), a fresh 32-byte nonce and a fresh long-term DKG public key
-//     (threshold.GenerateLongterm, never stored). A peer whose Params differ
+//     (threshold.GenerateLongterm, never stored), and its own Options.Extra
+//     (a resharing dealer's sign-state marks). A peer whose Params differ
 //     aborts the ceremony with an error quoting the first line that differs.
 //  2. confirm: once it has every hello, each participant sends the SHA-256
 //     transcript of the participant list, the Params and every (id, nonce,
-//     long-term key); every participant must confirm the same transcript
+//     long-term key, extra); every participant must confirm the same transcript
 //     before anyone deals, or the ceremony aborts. The transcript is the
 //     ceremony id given to the DKG, so no message of another run is accepted.
 //  3. dkg: the DKG's messages, each routed to its recipient (a deal) or to
@@ -71,7 +72,7 @@
 //
 // Frame: length 4 (big-endian, of what follows) | type 1 | body. Bodies:
 //
-//	hello   version 1 | from 2 | nonce 32 | long-term key 32 | params length 4 | params
+//	hello   version 2 | from 2 | nonce 32 | long-term key 32 | params length 4 | params | extra length 4 | extra
 //	confirm transcript 32
 //	dkg     a threshold.DKGMessage (threshold.DecodeDKGMessage)
 //	done    group digest 32, or nothing (a retiring participant)

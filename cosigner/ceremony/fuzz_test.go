@@ -6,7 +6,7 @@ import (
 )
 
 func seedHello() []byte {
-	h := &hello{from: 2, params: []byte("cosigner ceremony v1\nparticipant 1: 127.0.0.1:1\nkind: dkg\n")}
+	h := &hello{from: 2, params: []byte("cosigner ceremony v1\nparticipant 1: 127.0.0.1:1\nkind: dkg\n"), extra: []byte("marks")}
 	h.nonce[0], h.longterm[31] = 7, 9
 	return h.encode().body
 }
@@ -86,10 +86,14 @@ func TestDecodersRefuse(t *testing.T) {
 		b    []byte
 	}{
 		{"short", good[:10]},
-		{"version", append([]byte{2}, good[1:]...)},
+		{"version", append([]byte{1}, good[1:]...)},
 		{"trailing", append(append([]byte(nil), good...), 0)},
 		{"cut", good[:len(good)-1]},
-		{"from 0", append([]byte{1, 0, 0}, good[3:]...)},
+		{"from 0", append([]byte{2, 0, 0}, good[3:]...)},
+		{"extra too long", func() []byte {
+			h := &hello{from: 2, extra: make([]byte, MaxExtra+1)}
+			return h.encode().body
+		}()},
 	} {
 		if _, err := decodeHello(tc.b); err == nil {
 			t.Errorf("hello %s: decoded", tc.name)

@@ -21,7 +21,7 @@ const (
 )
 
 const (
-	helloVersion = 1
+	helloVersion = 2
 	nonceSize    = 32
 	digestSize   = 32
 	// MaxFrame bounds a frame's length: a deal for 255 participants is
@@ -29,6 +29,8 @@ const (
 	MaxFrame = 1 << 20
 	// MaxParams bounds the Params a hello carries.
 	MaxParams = 64 << 10
+	// MaxExtra bounds the Extra a hello carries.
+	MaxExtra = 16 << 10
 	// MaxReason bounds an abort frame's reason.
 	MaxReason = 4096
 )
@@ -88,6 +90,7 @@ type hello struct {
 	nonce    [nonceSize]byte
 	longterm [threshold.LongtermSize]byte
 	params   []byte
+	extra    []byte
 }
 
 func (h *hello) encode() frame {
@@ -97,6 +100,8 @@ func (h *hello) encode() frame {
 	b = append(b, h.longterm[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(h.params)))
 	b = append(b, h.params...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(h.extra)))
+	b = append(b, h.extra...)
 	return frame{typ: frameHello, body: b}
 }
 
@@ -113,13 +118,19 @@ func decodeHello(b []byte) (*hello, error) {
 	copy(h.nonce[:], b[3:3+nonceSize])
 	copy(h.longterm[:], b[3+nonceSize:3+nonceSize+threshold.LongtermSize])
 	n := binary.BigEndian.Uint32(b[helloFixed-4 : helloFixed])
-	if n > MaxParams || uint64(len(b)) != uint64(helloFixed)+uint64(n) {
+	if n > MaxParams || uint64(len(b)) < uint64(helloFixed)+uint64(n)+4 {
 		return nil, fmt.Errorf("hello: params length %d does not fit the %d bytes left", n, len(b)-helloFixed)
+	}
+	rest := b[helloFixed+int(n):]
+	e := binary.BigEndian.Uint32(rest[:4])
+	if e > MaxExtra || uint64(len(rest)) != 4+uint64(e) {
+		return nil, fmt.Errorf("hello: extra length %d does not fit the %d bytes left", e, len(rest)-4)
 	}
 	if h.from == 0 {
 		return nil, errors.New("hello: from cosigner 0")
 	}
-	h.params = append([]byte(nil), b[helloFixed:]...)
+	h.params = append([]byte(nil), b[helloFixed:helloFixed+int(n)]...)
+	h.extra = append([]byte(nil), rest[4:]...)
 	return h, nil
 }
 

@@ -43,6 +43,7 @@ type Cosigner struct {
 	log      *slog.Logger
 	version  string
 	identity ed25519.PrivateKey
+	epochs   *EpochGuard
 	tls      *clustertls.Identity
 	// keys are the share signers, one per validator key.
 	keys    *Keyring
@@ -89,6 +90,9 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 	if opts.Tracker == nil {
 		opts.Tracker = admin.NewTracker(opts.Metrics)
 	}
+	if err := share.CheckRetired(cfg.Home()); err != nil {
+		return nil, err
+	}
 	srcs, srcChains := cfg.ShareSources()
 	shares := make([]*threshold.KeyShare, len(srcs))
 	for i, src := range srcs {
@@ -113,6 +117,12 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		}
 		shares[i] = ks
 	}
+	// The share was checked against this group file: its epoch is the
+	// share's.
+	_, epoch, err := share.LoadGroupEpoch(cfg.Path(t.GroupFile))
+	if err != nil {
+		return nil, err
+	}
 	ctls, err := clustertls.Load(cfg.Path(t.TLSDir))
 	if err != nil {
 		return nil, err
@@ -124,7 +134,8 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 	if err != nil {
 		return nil, err
 	}
-	c := &Cosigner{cfg: cfg, log: log, version: opts.Version, identity: identity, tls: ctls,
+	epochs := NewEpochGuard(epoch, t.ID, log, opts.Metrics)
+	c := &Cosigner{cfg: cfg, log: log, version: opts.Version, identity: identity, tls: ctls, epochs: epochs,
 		metrics: opts.Metrics, tracker: opts.Tracker, dups: NewDuplicates(log, opts.Metrics), doppel: opts.Doppel}
 	var states []*signstate.SignState
 	closeStates := func() {
@@ -188,7 +199,7 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		return nil, err
 	}
 	c.grpc = grpc.NewServer(serverOptions(ctls.ServerTLSConfig())...)
-	cosignerv1.RegisterCosignerServer(c.grpc, NewService(c.keys, raftControl{c.node}, opts.Version))
+	cosignerv1.RegisterCosignerServer(c.grpc, NewService(c.keys, raftControl{c.node}, opts.Version, epochs))
 
 	c.peers = map[int]PeerClient{t.ID: LocalPeer{c.keys}}
 	for _, p := range t.Peers {
@@ -203,7 +214,7 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 			return nil, fmt.Errorf("cosigner %d at %s: %w", p.ID, p.Address, err)
 		}
 		c.conns = append(c.conns, conn)
-		c.peers[p.ID] = NewGRPCPeer(p.ID, conn)
+		c.peers[p.ID] = NewGRPCPeer(p.ID, conn, epochs)
 	}
 	return c, nil
 }
@@ -319,6 +330,9 @@ func (c *Cosigner) Coordinator() *Coordinator {
 	defer c.mu.Unlock()
 	return c.coord
 }
+
+// Epoch returns the epoch of this cosigner's share.
+func (c *Cosigner) Epoch() share.Epoch { return c.epochs.Epoch() }
 
 // Node returns the Raft node.
 func (c *Cosigner) Node() *raft.Node { return c.node }

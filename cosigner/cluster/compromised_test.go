@@ -81,7 +81,7 @@ func newAttacker(t *testing.T, gc *grpcCluster, f int) *attacker {
 			clients[id] = marklessPeer{share: share, pool: NewNoncePool(share, boot, 0)}
 			continue
 		}
-		clients[id] = NewGRPCPeer(id, gc.dial(t, 1, id))
+		clients[id] = NewGRPCPeer(id, gc.dial(t, 1, id), gc.guard(1))
 	}
 	cfg := DefaultCoordinatorConfig()
 	cfg.AttemptTimeout = time.Second

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/cosigner/cosigner/cosigner/clustertls"
+	"github.com/cosigner/cosigner/cosigner/share"
 	"github.com/cosigner/cosigner/cosigner/signstate"
 	"github.com/cosigner/cosigner/privval"
 	cosignerv1 "github.com/cosigner/cosigner/proto/cosigner/v1"
@@ -73,7 +74,12 @@ type grpcCluster struct {
 	rafts   []*staticRaft
 	coord   *Coordinator
 	shares  []*ShareSigner
+	// epoch is every cosigner's epoch: epoch 1 of dealing.
+	epoch share.Epoch
 }
+
+// guard returns an epoch guard of cosigner id at gc.epoch.
+func (gc *grpcCluster) guard(id int) *EpochGuard { return NewEpochGuard(gc.epoch, id, discard, nil) }
 
 // newGRPCCluster runs n cosigners, each serving the Cosigner service over
 // mutual TLS on loopback, with cosigner 1 leading.
@@ -82,7 +88,7 @@ func newGRPCCluster(t testing.TB, m, n int) *grpcCluster {
 	gc := serveGRPCCosigners(t, m, n)
 	clients := map[int]PeerClient{1: LocalPeer{keyringOf(gc.shares[0])}}
 	for id := 2; id <= n; id++ {
-		clients[id] = NewGRPCPeer(id, gc.dial(t, 1, id))
+		clients[id] = NewGRPCPeer(id, gc.dial(t, 1, id), gc.guard(1))
 	}
 	var err error
 	gc.coord, err = NewCoordinator(DefaultCoordinatorConfig(), gc.dealing.Group, 1, clients, &memState{}, discard)
@@ -111,8 +117,8 @@ func serveGRPCCosigners(t testing.TB, m, n int) *grpcCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gc := &grpcCluster{key: key, dealing: dealing}
-	for i, share := range dealing.Shares {
+	gc := &grpcCluster{key: key, dealing: dealing, epoch: share.EpochOf(dealing.Group, share.FirstEpoch)}
+	for i, ks := range dealing.Shares {
 		id := i + 1
 		cert, err := ca.Issue(id)
 		if err != nil {
@@ -123,14 +129,14 @@ func serveGRPCCosigners(t testing.TB, m, n int) *grpcCluster {
 			t.Fatal(err)
 		}
 		boot, _ := NewBootID()
-		s, err := NewShareSigner(share, NewNoncePool(share, boot, 0), SignerOptions{
+		s, err := NewShareSigner(ks, NewNoncePool(ks, boot, 0), SignerOptions{
 			Chains: []*signstate.SignState{newTestState(t, signstate.Mark{Height: 1})}, MaxHeightAhead: 100, Log: discard})
 		if err != nil {
 			t.Fatal(err)
 		}
 		rc := &staticRaft{self: id, leader: 1}
 		srv := grpc.NewServer(serverOptions(ct.ServerTLSConfig())...)
-		cosignerv1.RegisterCosignerServer(srv, NewService(keyringOf(s), rc, "test"))
+		cosignerv1.RegisterCosignerServer(srv, NewService(keyringOf(s), rc, "test", gc.guard(id)))
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -215,7 +221,7 @@ func TestClusterServiceRefusals(t *testing.T) {
 	c3, _ := gc.shares[2].Pool().Generate(1)
 	req := &ShareRequest{ChainID: testChain, Messages: []ShareMessage{{Kind: KindPrevote, Height: 9,
 		SignBytes: vote(9, 0, privval.StepPrevote, "X", t0).SignBytes, Commitments: []PublishedCommitment{c1[0], c3[0]}}}}
-	sr, err := from2.Sign(ctx, shareRequestToProto(req))
+	sr, err := from2.Sign(ctx, shareRequestToProto(req, nil))
 	if err != nil || sr.GetResults()[0].GetRefusal().GetReason() != cosignerv1.RefusalReason_REFUSAL_REASON_NOT_LEADER {
 		t.Fatalf("sign from a non-leader: %v %v", sr, err)
 	}
@@ -224,7 +230,7 @@ func TestClusterServiceRefusals(t *testing.T) {
 	}
 
 	// From the leader: a share, then the same commitment again is refused.
-	leader := NewGRPCPeer(3, gc.dial(t, 1, 3))
+	leader := NewGRPCPeer(3, gc.dial(t, 1, 3), gc.guard(1))
 	if _, err := leader.Sign(ctx, req); err != nil {
 		t.Fatal(err)
 	}

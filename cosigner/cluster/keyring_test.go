@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/cosigner/cosigner/cosigner/clustertls"
+	"github.com/cosigner/cosigner/cosigner/share"
 	"github.com/cosigner/cosigner/cosigner/signstate"
 	"github.com/cosigner/cosigner/internal/testkit"
 	"github.com/cosigner/cosigner/internal/testkit/teststate"
@@ -94,7 +95,7 @@ func newTwoKeyCluster(t *testing.T, coordinate bool, onlyA ...int) *twoKeyCluste
 			t.Fatal(err)
 		}
 		srv := grpc.NewServer(grpc.Creds(credentials.NewTLS(ct.ServerTLSConfig())))
-		cosignerv1.RegisterCosignerServer(srv, NewService(k, &staticRaft{self: id, leader: 1}, "test"))
+		cosignerv1.RegisterCosignerServer(srv, NewService(k, &staticRaft{self: id, leader: 1}, "test", NewEpochGuard(share.EpochOf(a.Group, share.FirstEpoch), id, discard, nil)))
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -107,7 +108,7 @@ func newTwoKeyCluster(t *testing.T, coordinate bool, onlyA ...int) *twoKeyCluste
 	}
 	clients := map[int]PeerClient{1: LocalPeer{tc.keys[0]}}
 	for id := 2; id <= 3; id++ {
-		tc.peers[id-1] = NewGRPCPeer(id, dialWith(t, addrs[id-1], tlss[0].ClientTLSConfig(id)))
+		tc.peers[id-1] = NewGRPCPeer(id, dialWith(t, addrs[id-1], tlss[0].ClientTLSConfig(id)), NewEpochGuard(share.EpochOf(a.Group, share.FirstEpoch), 1, discard, nil))
 		clients[id] = tc.peers[id-1]
 	}
 	cfg := DefaultCoordinatorConfig()

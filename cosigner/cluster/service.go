@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cosigner/cosigner/cosigner/clustertls"
+	"github.com/cosigner/cosigner/cosigner/metrics"
 	"github.com/cosigner/cosigner/cosigner/signstate"
 
 	"google.golang.org/grpc"
@@ -43,14 +44,25 @@ type Service struct {
 	keys    *Keyring
 	raft    RaftControl
 	version string
+	epochs  *EpochGuard
 }
 
 var _ cosignerv1.CosignerServer = (*Service)(nil)
 
 // NewService returns the service of the keys' share signers, checking
-// callers against rc's view of the leader.
-func NewService(keys *Keyring, rc RaftControl, version string) *Service {
-	return &Service{keys: keys, raft: rc, version: version}
+// callers against rc's view of the leader and their epoch against epochs.
+func NewService(keys *Keyring, rc RaftControl, version string, epochs *EpochGuard) *Service {
+	return &Service{keys: keys, raft: rc, version: version, epochs: epochs}
+}
+
+// epochRefusal returns an EPOCH_MISMATCH refusal unless the caller's epoch
+// is this cosigner's.
+func (s *Service) epochRefusal(caller int, theirs *cosignerv1.Epoch) *cosignerv1.Refusal {
+	err := s.epochs.Check(caller, theirs, metrics.SideServed)
+	if err == nil {
+		return nil
+	}
+	return &cosignerv1.Refusal{Reason: cosignerv1.RefusalReason_REFUSAL_REASON_EPOCH_MISMATCH, Message: err.Error(), Epoch: s.epochs.Proto()}
 }
 
 // callerID returns the cosigner id in the caller's client certificate. The
@@ -89,7 +101,11 @@ func (s *Service) GetNonceCommitments(ctx context.Context, req *cosignerv1.GetNo
 		return nil, err
 	}
 	boot := s.keys.BootID()
-	resp := &cosignerv1.GetNonceCommitmentsResponse{SignerId: uint32(s.keys.ID()), BootId: boot[:]}
+	resp := &cosignerv1.GetNonceCommitmentsResponse{SignerId: uint32(s.keys.ID()), BootId: boot[:], Epoch: s.epochs.Proto()}
+	if r := s.epochRefusal(caller, req.GetEpoch()); r != nil {
+		resp.Refusal = r
+		return resp, nil
+	}
 	if r := s.notLeader(caller); r != nil {
 		resp.Refusal = r
 		return resp, nil
@@ -118,13 +134,16 @@ func (s *Service) Sign(ctx context.Context, req *cosignerv1.SignRequest) (*cosig
 	if err != nil {
 		return nil, err
 	}
-	resp := &cosignerv1.SignResponse{SignerId: uint32(s.keys.ID())}
+	resp := &cosignerv1.SignResponse{SignerId: uint32(s.keys.ID()), Epoch: s.epochs.Proto()}
 	refuseAll := func(r *cosignerv1.Refusal) *cosignerv1.SignResponse {
 		resp.Results = make([]*cosignerv1.SignResult, max(1, len(req.GetMessages())))
 		for i := range resp.Results {
 			resp.Results[i] = &cosignerv1.SignResult{Result: &cosignerv1.SignResult_Refusal{Refusal: r}}
 		}
 		return resp
+	}
+	if r := s.epochRefusal(caller, req.GetEpoch()); r != nil {
+		return refuseAll(r), nil
 	}
 	if r := s.notLeader(caller); r != nil {
 		return refuseAll(r), nil
@@ -162,16 +181,21 @@ func (s *Service) Sign(ctx context.Context, req *cosignerv1.SignRequest) (*cosig
 	return resp, nil
 }
 
-// Ping reports health and this cosigner's Raft view.
-func (s *Service) Ping(ctx context.Context, _ *cosignerv1.PingRequest) (*cosignerv1.PingResponse, error) {
-	if _, err := callerID(ctx); err != nil {
+// Ping reports health and this cosigner's Raft view. A caller of another
+// epoch gets FAILED_PRECONDITION: for it this cosigner is unreachable.
+func (s *Service) Ping(ctx context.Context, req *cosignerv1.PingRequest) (*cosignerv1.PingResponse, error) {
+	caller, err := callerID(ctx)
+	if err != nil {
 		return nil, err
+	}
+	if err := s.epochs.Check(caller, req.GetEpoch(), metrics.SideServed); err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
 	v := s.raft.View()
 	boot := s.keys.BootID()
 	return &cosignerv1.PingResponse{
 		SignerId: uint32(s.keys.ID()), BootId: boot[:], Version: s.version,
-		NoncesAvailable: uint32(s.keys.NoncesAvailable()),
+		NoncesAvailable: uint32(s.keys.NoncesAvailable()), Epoch: s.epochs.Proto(),
 		Raft: &cosignerv1.RaftView{Term: v.Term, Role: cosignerv1.RaftRole(v.Role), LeaderId: uint32(v.LeaderID),
 			LastIndex: v.LastIndex, AppliedIndex: v.AppliedIndex},
 	}, nil
@@ -251,8 +275,8 @@ func commitmentFromProto(p *cosignerv1.NonceCommitment) (PublishedCommitment, er
 	return out, nil
 }
 
-func shareRequestToProto(r *ShareRequest) *cosignerv1.SignRequest {
-	out := &cosignerv1.SignRequest{ChainId: r.ChainID, GroupKey: r.GroupKey, Messages: make([]*cosignerv1.SignMessage, len(r.Messages))}
+func shareRequestToProto(r *ShareRequest, epoch *cosignerv1.Epoch) *cosignerv1.SignRequest {
+	out := &cosignerv1.SignRequest{ChainId: r.ChainID, GroupKey: r.GroupKey, Messages: make([]*cosignerv1.SignMessage, len(r.Messages)), Epoch: epoch}
 	for i, m := range r.Messages {
 		pm := &cosignerv1.SignMessage{Kind: cosignerv1.SignKind(m.Kind), Height: m.Height, Round: m.Round, SignBytes: m.SignBytes,
 			Commitments: make([]*cosignerv1.NonceCommitment, len(m.Commitments))}
@@ -297,13 +321,26 @@ func shareRequestFromProto(p *cosignerv1.SignRequest, own func(signerID uint32, 
 type GRPCPeer struct {
 	id     int
 	client cosignerv1.CosignerClient
+	epochs *EpochGuard
 }
 
 var _ PeerClient = (*GRPCPeer)(nil)
 
-// NewGRPCPeer returns a PeerClient for cosigner id over conn.
-func NewGRPCPeer(id int, conn grpc.ClientConnInterface) *GRPCPeer {
-	return &GRPCPeer{id: id, client: cosignerv1.NewCosignerClient(conn)}
+// NewGRPCPeer returns a PeerClient for cosigner id over conn. Its
+// requests carry this cosigner's epoch, and an answer of another epoch
+// is refused (epochs logs and counts it).
+func NewGRPCPeer(id int, conn grpc.ClientConnInterface, epochs *EpochGuard) *GRPCPeer {
+	return &GRPCPeer{id: id, client: cosignerv1.NewCosignerClient(conn), epochs: epochs}
+}
+
+// checkEpoch returns a RefusedEpochMismatch refusal when the answer of
+// the cosigner carries another epoch than ours (its own refusal of our
+// epoch included), else nil.
+func (g *GRPCPeer) checkEpoch(theirs *cosignerv1.Epoch) error {
+	if err := g.epochs.Check(g.id, theirs, metrics.SideCalled); err != nil {
+		return &signstate.Refusal{Signer: g.id, Reason: signstate.RefusedEpochMismatch, Err: err}
+	}
+	return nil
 }
 
 func refusalFromProto(id int, r *cosignerv1.Refusal) *signstate.Refusal {
@@ -316,8 +353,11 @@ func refusalFromProto(id int, r *cosignerv1.Refusal) *signstate.Refusal {
 
 // Commitments fetches n fresh commitments for validator key key.
 func (g *GRPCPeer) Commitments(ctx context.Context, key ed25519.PublicKey, n int) ([]PublishedCommitment, error) {
-	resp, err := g.client.GetNonceCommitments(ctx, &cosignerv1.GetNonceCommitmentsRequest{Count: uint32(n), GroupKey: key})
+	resp, err := g.client.GetNonceCommitments(ctx, &cosignerv1.GetNonceCommitmentsRequest{Count: uint32(n), GroupKey: key, Epoch: g.epochs.Proto()})
 	if err != nil {
+		return nil, err
+	}
+	if err := g.checkEpoch(resp.GetEpoch()); err != nil {
 		return nil, err
 	}
 	if resp.GetRefusal() != nil {
@@ -341,8 +381,11 @@ func (g *GRPCPeer) Commitments(ctx context.Context, key ed25519.PublicKey, n int
 
 // Sign asks for signature shares.
 func (g *GRPCPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
-	resp, err := g.client.Sign(ctx, shareRequestToProto(req))
+	resp, err := g.client.Sign(ctx, shareRequestToProto(req, g.epochs.Proto()))
 	if err != nil {
+		return nil, err
+	}
+	if err := g.checkEpoch(resp.GetEpoch()); err != nil {
 		return nil, err
 	}
 	if len(resp.GetResults()) != len(req.Messages) && len(resp.GetResults()) > 0 {
@@ -376,8 +419,17 @@ func (g *GRPCPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.Sig
 // Ping measures the round trip to the cosigner and returns its answer.
 func (g *GRPCPeer) Ping(ctx context.Context) (*cosignerv1.PingResponse, time.Duration, error) {
 	start := time.Now()
-	resp, err := g.client.Ping(ctx, &cosignerv1.PingRequest{})
-	return resp, time.Since(start), err
+	resp, err := g.client.Ping(ctx, &cosignerv1.PingRequest{Epoch: g.epochs.Proto()})
+	rtt := time.Since(start)
+	if status.Code(err) == codes.FailedPrecondition {
+		// The cosigner refused our epoch; its message says which it holds.
+		g.epochs.Refused(g.id, err)
+		return nil, rtt, err
+	}
+	if err == nil {
+		err = g.checkEpoch(resp.GetEpoch())
+	}
+	return resp, rtt, err
 }
 
 var _ Prober = (*GRPCPeer)(nil)

@@ -20,7 +20,7 @@ func (c *Cosigner) Status(ctx context.Context) admin.Status {
 	t := c.cfg.Threshold
 	v := c.node.View()
 	st := admin.Status{Mode: config.ModeThreshold, Version: c.version, ID: t.ID, Role: v.Role.String(), LeaderID: v.LeaderID, Term: v.Term,
-		NoncePool: c.keys.NoncesAvailable()}
+		NoncePool: c.keys.NoncesAvailable(), Epoch: c.Epoch().Number, Group: c.Epoch().Short()}
 	st.SetShape(t.Threshold, t.Shares)
 	addr := map[int]string{}
 	for _, p := range t.Peers {

@@ -51,6 +51,11 @@ import (
 //     cosigner_peer_duplicate_boot_ids{peer} (on a cosigner that led:
 //     how many live processes it found answering as one cosigner id,
 //     present only for an id it stopped using).
+//   - cosigner_peer_epoch_mismatches_total{peer,side}: requests refused
+//     because the peer holds a share of another epoch (see 'cosigner
+//     reshare'), counted by the cosigner that refused (side "served") and
+//     by the one that was refused or received an answer of another epoch
+//     (side "called").
 //   - cosigner_peer_share_rpc_duration_seconds{peer} (the leader's share
 //     RPCs), cosigner_state_write_duration_seconds (durable mark writes),
 //     cosigner_nonce_pool_size{peer} (on the leader: commitments it holds
@@ -72,6 +77,7 @@ type Metrics struct {
 	peerRPC        *prometheus.HistogramVec
 	peerRefusals   *prometheus.CounterVec
 	peerDuplicate  *prometheus.GaugeVec
+	peerEpoch      *prometheus.CounterVec
 	stateWrite     prometheus.Histogram
 	raftApply      prometheus.Histogram
 	nodeConnected  *prometheus.GaugeVec
@@ -124,6 +130,8 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 			Help: "Share requests a cosigner refused by its own high-water mark (regression, conflict), counted by the leader, which routes around it."}, []string{"peer", "reason"}),
 		peerDuplicate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "cosigner_peer_duplicate_boot_ids",
 			Help: "Live processes (boot ids, alternating) found answering as one cosigner id; present only for an id this cosigner no longer uses."}, []string{"peer"}),
+		peerEpoch: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cosigner_peer_epoch_mismatches_total",
+			Help: "Cluster requests refused because the peer holds a share of another epoch (a missed reshare, an old home), by peer and side (served: this cosigner refused; called: this cosigner was refused or got an answer of another epoch)."}, []string{"peer", "side"}),
 		stateWrite: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cosigner_state_write_duration_seconds",
 			Help: "Durable writes of a chain's high-water mark.", Buckets: LatencyBuckets}),
 		raftApply: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "cosigner_raft_apply_duration_seconds",
@@ -138,7 +146,7 @@ func New(reg prometheus.Registerer, version string) (*Metrics, error) {
 		Help: "Always 1; the version label names the build."}, []string{"version"})
 	build.WithLabelValues(version).Set(1)
 	for _, c := range []prometheus.Collector{m.lastHeight, m.lastRound, m.signatures, m.refusals, m.missed,
-		m.requestLatency, m.peerRPC, m.peerRefusals, m.peerDuplicate, m.stateWrite, m.raftApply, m.nodeConnected, m.chainKey, m.cluster, build} {
+		m.requestLatency, m.peerRPC, m.peerRefusals, m.peerDuplicate, m.peerEpoch, m.stateWrite, m.raftApply, m.nodeConnected, m.chainKey, m.cluster, build} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
@@ -292,6 +300,20 @@ func (m *Metrics) ObservePeerRPC(peer int, d time.Duration) {
 func (m *Metrics) PeerRefused(peer int, reason string) {
 	if m != nil {
 		m.peerRefusals.WithLabelValues(strconv.Itoa(peer), reason).Inc()
+	}
+}
+
+// Sides of an epoch mismatch as the metrics label them.
+const (
+	SideServed = "served"
+	SideCalled = "called"
+)
+
+// PeerEpochMismatch counts a request refused because cosigner peer holds
+// a share of another epoch; side is SideServed or SideCalled.
+func (m *Metrics) PeerEpochMismatch(peer int, side string) {
+	if m != nil {
+		m.peerEpoch.WithLabelValues(strconv.Itoa(peer), side).Inc()
 	}
 }
 

@@ -458,15 +458,15 @@ func writeHome(home string, cfg *config.Config, shares []*threshold.KeyShare, ks
 			os.RemoveAll(tmp)
 		}
 	}()
-	if err := share.WriteHome(tmp, cfg, shares[0], caPEM, cert); err != nil {
+	if err := share.WriteHome(tmp, cfg, shares[0], share.FirstEpoch, caPEM, cert); err != nil {
 		return err
 	}
 	for i := 1; i < len(shares); i++ {
-		shareJSON, err := share.Marshal(shares[i])
+		shareJSON, err := share.Marshal(shares[i], share.FirstEpoch)
 		if err != nil {
 			return err
 		}
-		groupJSON, err := share.MarshalGroup(shares[i].Group())
+		groupJSON, err := share.MarshalGroup(shares[i].Group(), share.FirstEpoch)
 		if err != nil {
 			clear(shareJSON)
 			return err

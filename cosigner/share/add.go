@@ -122,7 +122,7 @@ func add(dir string, opts AddOptions, deal func(m, n int, random io.Reader) (*th
 			return nil, fmt.Errorf("cosigner %d: the configuration with chain %s: %w", i+1, opts.ChainID, err)
 		}
 	}
-	groupJSON, err := MarshalGroup(dealing.Group)
+	groupJSON, err := MarshalGroup(dealing.Group, FirstEpoch)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +240,7 @@ func checkNewKey(h home, pub ed25519.PublicKey) error {
 // writeAdded writes one home's new share and group file, then its new
 // configuration.
 func writeAdded(h home, ks *threshold.KeyShare, groupJSON []byte, ch config.ChainConfig, text []byte) error {
-	shareJSON, err := Marshal(ks)
+	shareJSON, err := Marshal(ks, FirstEpoch)
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,7 @@ func SealSource(ctx context.Context, h *hsm.Client, cfg *config.Config, src conf
 // LoadFromHSM reads the share sealed as opaque object objectID and
 // checks it against the group file as Load does.
 func LoadFromHSM(ctx context.Context, h *hsm.Client, objectID uint16, groupPath string) (*threshold.KeyShare, error) {
-	group, err := LoadGroup(groupPath)
+	group, epoch, err := LoadGroupEpoch(groupPath)
 	if err != nil {
 		return nil, err
 	}
@@ -85,7 +85,7 @@ func LoadFromHSM(ctx context.Context, h *hsm.Client, objectID uint16, groupPath 
 	}
 	// The decoded share keeps its own copy of the secret.
 	defer clear(data)
-	return decode(data, fmt.Sprintf("in yubihsm object %d", objectID), group, groupPath)
+	return decode(data, fmt.Sprintf("in yubihsm object %d", objectID), group, epoch.Number, groupPath)
 }
 
 // LoadFromConfig loads the threshold share: from the YubiHSM2 when

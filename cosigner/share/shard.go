@@ -164,6 +164,17 @@ func shardPeers(opts Options) ([]config.PeerConfig, error) {
 }
 
 func writeShardDir(dir string, id int, share *threshold.KeyShare, ca *clustertls.CA, peers []config.PeerConfig, opts Options) error {
+	cfg := HomeConfig(id, peers, opts)
+	cert, err := ca.Issue(id)
+	if err != nil {
+		return err
+	}
+	return WriteHome(dir, cfg, share, FirstEpoch, ca.CertPEM(), cert)
+}
+
+// HomeConfig returns the cosigner.toml of cosigner id of a cluster of
+// peers (Peers(opts)), as shard writes it.
+func HomeConfig(id int, peers []config.PeerConfig, opts Options) *config.Config {
 	cfg := config.DefaultConfig()
 	cfg.Mode = config.ModeThreshold
 	cfg.Threshold.ID = id
@@ -182,21 +193,21 @@ func writeShardDir(dir string, id int, share *threshold.KeyShare, ca *clustertls
 	if opts.ChainID != "" {
 		cfg.Chains = []config.ChainConfig{{ID: opts.ChainID, Bech32Prefix: opts.Bech32Prefix, Nodes: opts.Nodes, RPC: opts.RPC}}
 	}
-	cert, err := ca.Issue(id)
-	if err != nil {
-		return err
-	}
-	return WriteHome(dir, cfg, share, ca.CertPEM(), cert)
+	return cfg
 }
+
+// Peers returns the [[threshold.peer]] list of opts: opts.Peers with Raft
+// on the next port, or a loopback cluster.
+func Peers(opts Options) ([]config.PeerConfig, error) { return shardPeers(opts) }
 
 // WriteHome writes a threshold cosigner's home into dir, creating it 0700:
 // cfg as cosigner.toml, the key share (0600) and the group key it belongs
-// to, the cluster CA certificate with this cosigner's certificate and key,
+// to, both of epoch number epoch, the cluster CA certificate with this cosigner's certificate and key,
 // a fresh SecretConnection identity and an empty state directory. It never
 // overwrites a file. `shard` writes one per cosigner; `migrate horcrux`
 // writes the home of the host it runs on. With a nil share it writes
 // neither share nor group file (a home prepared for `cosigner dkg`).
-func WriteHome(dir string, cfg *config.Config, share *threshold.KeyShare, caCertPEM []byte, cert *clustertls.Cert) error {
+func WriteHome(dir string, cfg *config.Config, share *threshold.KeyShare, epoch uint64, caCertPEM []byte, cert *clustertls.Cert) error {
 	for _, d := range []string{dir, filepath.Join(dir, cfg.StateDir)} {
 		if err := fsutil.MkdirAll(d, 0o700); err != nil {
 			return err
@@ -215,12 +226,12 @@ func WriteHome(dir string, cfg *config.Config, share *threshold.KeyShare, caCert
 	}
 	var files []file
 	if share != nil {
-		shareJSON, err := Marshal(share)
+		shareJSON, err := Marshal(share, epoch)
 		if err != nil {
 			return err
 		}
 		defer clear(shareJSON)
-		groupJSON, err := MarshalGroup(share.Group())
+		groupJSON, err := MarshalGroup(share.Group(), epoch)
 		if err != nil {
 			return err
 		}

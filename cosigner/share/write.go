@@ -30,20 +30,21 @@ func CheckNoKey(sharePath, groupPath string) error {
 }
 
 // WriteKey writes ks as a share file at sharePath (0600) and its group as
-// a group file at groupPath, the files `cosigner start` loads. Each file
+// a group file at groupPath, both of epoch number epoch (FirstEpoch for a
+// DKG, one more for each resharing), the files `cosigner start` loads. Each file
 // appears whole or not at all (written to a temporary file, synced, then
 // linked or renamed into place, and the directory synced), the group file
 // first, so a share is never in place without its group. Without replace it
 // refuses, with an error wrapping ErrShareInPlace, if either file exists, and
 // never overwrites one; with replace it replaces both. If the share cannot
 // be written, a group file it has just written is removed again.
-func WriteKey(sharePath, groupPath string, ks *threshold.KeyShare, replace bool) error {
-	shareJSON, err := Marshal(ks)
+func WriteKey(sharePath, groupPath string, ks *threshold.KeyShare, epoch uint64, replace bool) error {
+	shareJSON, err := Marshal(ks, epoch)
 	if err != nil {
 		return err
 	}
 	defer clear(shareJSON)
-	groupJSON, err := MarshalGroup(ks.Group())
+	groupJSON, err := MarshalGroup(ks.Group(), epoch)
 	if err != nil {
 		return err
 	}

@@ -66,7 +66,7 @@ func TestWriteKey(t *testing.T) {
 	dir := t.TempDir()
 	sharePath, groupPath := filepath.Join(dir, "share.json"), filepath.Join(dir, "group.json")
 	a, b := dealt(t), dealt(t)
-	if err := WriteKey(sharePath, groupPath, a[0], false); err != nil {
+	if err := WriteKey(sharePath, groupPath, a[0], FirstEpoch, false); err != nil {
 		t.Fatal(err)
 	}
 	ks, err := Load(sharePath, groupPath)
@@ -79,7 +79,7 @@ func TestWriteKey(t *testing.T) {
 		}
 	}
 	before, _ := os.ReadFile(sharePath)
-	if err := WriteKey(sharePath, groupPath, b[0], false); !errors.Is(err, ErrShareInPlace) {
+	if err := WriteKey(sharePath, groupPath, b[0], FirstEpoch, false); !errors.Is(err, ErrShareInPlace) {
 		t.Fatalf("second WriteKey without replace: %v", err)
 	}
 	if after, _ := os.ReadFile(sharePath); !bytes.Equal(before, after) {
@@ -87,10 +87,10 @@ func TestWriteKey(t *testing.T) {
 	}
 	// A group file alone (a crash between the two files) also refuses.
 	os.Remove(sharePath)
-	if err := WriteKey(sharePath, groupPath, b[0], false); !errors.Is(err, ErrShareInPlace) {
+	if err := WriteKey(sharePath, groupPath, b[0], FirstEpoch, false); !errors.Is(err, ErrShareInPlace) {
 		t.Fatalf("WriteKey over a lone group file: %v", err)
 	}
-	if err := WriteKey(sharePath, groupPath, b[1], true); err != nil {
+	if err := WriteKey(sharePath, groupPath, b[1], FirstEpoch, true); err != nil {
 		t.Fatal(err)
 	}
 	ks, err = Load(sharePath, groupPath)
@@ -103,7 +103,7 @@ func TestWriteKey(t *testing.T) {
 		t.Fatalf("directory holds %d entries, want the two files", len(ents))
 	}
 	// A share that cannot be written leaves no group file either.
-	if err := WriteKey(filepath.Join(dir, "missing", "share.json"), filepath.Join(dir, "g2.json"), a[1], false); err == nil {
+	if err := WriteKey(filepath.Join(dir, "missing", "share.json"), filepath.Join(dir, "g2.json"), a[1], FirstEpoch, false); err == nil {
 		t.Fatal("WriteKey into a missing directory succeeded")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "g2.json")); !os.IsNotExist(err) {

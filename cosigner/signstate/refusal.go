@@ -16,12 +16,16 @@ const (
 	RefusedInvalidRequest    RefusalReason = 6
 	RefusedUnavailable       RefusalReason = 7
 	RefusedUnknownChain      RefusalReason = 8
+	// RefusedEpochMismatch: the caller holds a share of another epoch
+	// (another resharing) than the refusing cosigner.
+	RefusedEpochMismatch RefusalReason = 9
 )
 
 var refusalNames = map[RefusalReason]string{
 	RefusedRegression: "regression", RefusedConflict: "conflict", RefusedTooFarAhead: "too far ahead",
 	RefusedUnknownCommitment: "unknown commitment", RefusedNotLeader: "not leader",
 	RefusedInvalidRequest: "invalid request", RefusedUnavailable: "unavailable", RefusedUnknownChain: "unknown chain",
+	RefusedEpochMismatch: "epoch mismatch",
 }
 
 func (r RefusalReason) String() string {

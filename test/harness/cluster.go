@@ -816,3 +816,11 @@ func NewFullNode(t testing.TB, of *Node) *Node {
 	n.PubKey, n.ValidatorKeyFile, n.VoteExtensionsHeight = of.PubKey, of.ValidatorKeyFile, of.VoteExtensionsHeight
 	return n
 }
+
+// FreePortPair returns two free ports on 127.0.0.1 for a cosigner's gRPC
+// service and Raft transport, as NewCluster picks them.
+func FreePortPair(t testing.TB) (int, int) { t.Helper(); return freePortPair(t) }
+
+// RewritePeers sets the addresses of every [[threshold.peer]] of the
+// cosigner.toml at path from addrs[id] = {gRPC, Raft}.
+func RewritePeers(path string, addrs map[int][2]string) error { return rewritePeers(path, addrs) }

@@ -12,6 +12,14 @@
 // well-formed request that the cosigner's rules refuse gets a normal response
 // carrying a Refusal, so the leader can tell "retry elsewhere" from "stop".
 //
+// Epochs: every request and answer carries the sender's Epoch, the
+// generation of its key share. A cosigner refuses a peer of another epoch
+// (REFUSAL_REASON_EPOCH_MISMATCH, or FAILED_PRECONDITION for Ping): after a
+// `cosigner reshare`, a host that still holds a share of the old polynomial
+// cannot sign with the new cluster. A message without an epoch comes from a
+// build that predates epochs and is taken as epoch 1 with an unknown group:
+// accepted by a cosigner of epoch 1, refused by any later one.
+//
 // Sizes: points and scalars are 32-byte encodings as in RFC 9591 (FROST
 // Ed25519, SHA-512): a point is a compressed Edwards25519 point, a scalar is
 // little-endian and canonical (< L). Non-canonical encodings are refused.
@@ -132,6 +140,10 @@ const (
 	// validator key the request names, or the cosigner holds no share of that
 	// key.
 	RefusalReason_REFUSAL_REASON_UNKNOWN_CHAIN RefusalReason = 8
+	// The caller holds a share of another epoch than this cosigner (one of
+	// them missed a reshare, or runs from an old home). Nothing was signed
+	// and no nonce drawn.
+	RefusalReason_REFUSAL_REASON_EPOCH_MISMATCH RefusalReason = 9
 )
 
 // Enum value maps for RefusalReason.
@@ -146,6 +158,7 @@ var (
 		6: "REFUSAL_REASON_INVALID_REQUEST",
 		7: "REFUSAL_REASON_UNAVAILABLE",
 		8: "REFUSAL_REASON_UNKNOWN_CHAIN",
+		9: "REFUSAL_REASON_EPOCH_MISMATCH",
 	}
 	RefusalReason_value = map[string]int32{
 		"REFUSAL_REASON_UNSPECIFIED":        0,
@@ -157,6 +170,7 @@ var (
 		"REFUSAL_REASON_INVALID_REQUEST":    6,
 		"REFUSAL_REASON_UNAVAILABLE":        7,
 		"REFUSAL_REASON_UNKNOWN_CHAIN":      8,
+		"REFUSAL_REASON_EPOCH_MISMATCH":     9,
 	}
 )
 
@@ -351,6 +365,62 @@ func (x *NonceCommitment) GetBindingEighth() []byte {
 	return nil
 }
 
+// Epoch names the generation of a cosigner's key share.
+type Epoch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 for the shares of `shard` or a DKG, one more after each reshare.
+	Number uint64 `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	// SHA-256 of the group's Feldman commitments (the group file's
+	// group_key), 32 bytes: what cosigners compare.
+	Group         []byte `protobuf:"bytes,2,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Epoch) Reset() {
+	*x = Epoch{}
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Epoch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Epoch) ProtoMessage() {}
+
+func (x *Epoch) ProtoReflect() protoreflect.Message {
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Epoch.ProtoReflect.Descriptor instead.
+func (*Epoch) Descriptor() ([]byte, []int) {
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Epoch) GetNumber() uint64 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *Epoch) GetGroup() []byte {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
 type PublishCommitmentsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The publishing cosigner; must equal the id in its client certificate.
@@ -359,14 +429,16 @@ type PublishCommitmentsRequest struct {
 	BootId []byte `protobuf:"bytes,2,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	// Every commitment carries signer_id and boot_id equal to the fields
 	// above; otherwise the whole batch is refused.
-	Commitments   []*NonceCommitment `protobuf:"bytes,3,rep,name=commitments,proto3" json:"commitments,omitempty"`
+	Commitments []*NonceCommitment `protobuf:"bytes,3,rep,name=commitments,proto3" json:"commitments,omitempty"`
+	// The publisher's epoch.
+	Epoch         *Epoch `protobuf:"bytes,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PublishCommitmentsRequest) Reset() {
 	*x = PublishCommitmentsRequest{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[1]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +450,7 @@ func (x *PublishCommitmentsRequest) String() string {
 func (*PublishCommitmentsRequest) ProtoMessage() {}
 
 func (x *PublishCommitmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[1]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +463,7 @@ func (x *PublishCommitmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishCommitmentsRequest.ProtoReflect.Descriptor instead.
 func (*PublishCommitmentsRequest) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{1}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PublishCommitmentsRequest) GetSignerId() uint32 {
@@ -415,6 +487,13 @@ func (x *PublishCommitmentsRequest) GetCommitments() []*NonceCommitment {
 	return nil
 }
 
+func (x *PublishCommitmentsRequest) GetEpoch() *Epoch {
+	if x != nil {
+		return x.Epoch
+	}
+	return nil
+}
+
 type PublishCommitmentsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// How many commitments the leader now holds from this cosigner.
@@ -428,7 +507,7 @@ type PublishCommitmentsResponse struct {
 
 func (x *PublishCommitmentsResponse) Reset() {
 	*x = PublishCommitmentsResponse{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[2]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +519,7 @@ func (x *PublishCommitmentsResponse) String() string {
 func (*PublishCommitmentsResponse) ProtoMessage() {}
 
 func (x *PublishCommitmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[2]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +532,7 @@ func (x *PublishCommitmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishCommitmentsResponse.ProtoReflect.Descriptor instead.
 func (*PublishCommitmentsResponse) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{2}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PublishCommitmentsResponse) GetHeld() uint32 {
@@ -480,14 +559,16 @@ type GetNonceCommitmentsRequest struct {
 	// its own nonce pool. Empty: the cosigner's only key. A cosigner holding
 	// no share of that key, or several keys when none is named, refuses with
 	// UNKNOWN_CHAIN.
-	GroupKey      []byte `protobuf:"bytes,2,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
+	GroupKey []byte `protobuf:"bytes,2,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
+	// The leader's epoch.
+	Epoch         *Epoch `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetNonceCommitmentsRequest) Reset() {
 	*x = GetNonceCommitmentsRequest{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[3]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -499,7 +580,7 @@ func (x *GetNonceCommitmentsRequest) String() string {
 func (*GetNonceCommitmentsRequest) ProtoMessage() {}
 
 func (x *GetNonceCommitmentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[3]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -512,7 +593,7 @@ func (x *GetNonceCommitmentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNonceCommitmentsRequest.ProtoReflect.Descriptor instead.
 func (*GetNonceCommitmentsRequest) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{3}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetNonceCommitmentsRequest) GetCount() uint32 {
@@ -529,24 +610,34 @@ func (x *GetNonceCommitmentsRequest) GetGroupKey() []byte {
 	return nil
 }
 
+func (x *GetNonceCommitmentsRequest) GetEpoch() *Epoch {
+	if x != nil {
+		return x.Epoch
+	}
+	return nil
+}
+
 type GetNonceCommitmentsResponse struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	SignerId    uint32                 `protobuf:"varint,1,opt,name=signer_id,json=signerId,proto3" json:"signer_id,omitempty"`
 	BootId      []byte                 `protobuf:"bytes,2,opt,name=boot_id,json=bootId,proto3" json:"boot_id,omitempty"`
 	Commitments []*NonceCommitment     `protobuf:"bytes,3,rep,name=commitments,proto3" json:"commitments,omitempty"`
 	// Set when the request was refused (NOT_LEADER: the caller is not the
-	// leader in this cosigner's view; UNKNOWN_CHAIN: no share of that key).
+	// leader in this cosigner's view; UNKNOWN_CHAIN: no share of that key;
+	// EPOCH_MISMATCH).
 	Refusal *Refusal `protobuf:"bytes,4,opt,name=refusal,proto3" json:"refusal,omitempty"`
 	// The validator public key the commitments are bound to; the leader
 	// drops a batch for another key than it asked for.
-	GroupKey      []byte `protobuf:"bytes,5,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
+	GroupKey []byte `protobuf:"bytes,5,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
+	// The answering cosigner's epoch.
+	Epoch         *Epoch `protobuf:"bytes,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetNonceCommitmentsResponse) Reset() {
 	*x = GetNonceCommitmentsResponse{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[4]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +649,7 @@ func (x *GetNonceCommitmentsResponse) String() string {
 func (*GetNonceCommitmentsResponse) ProtoMessage() {}
 
 func (x *GetNonceCommitmentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[4]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +662,7 @@ func (x *GetNonceCommitmentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetNonceCommitmentsResponse.ProtoReflect.Descriptor instead.
 func (*GetNonceCommitmentsResponse) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{4}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GetNonceCommitmentsResponse) GetSignerId() uint32 {
@@ -609,6 +700,13 @@ func (x *GetNonceCommitmentsResponse) GetGroupKey() []byte {
 	return nil
 }
 
+func (x *GetNonceCommitmentsResponse) GetEpoch() *Epoch {
+	if x != nil {
+		return x.Epoch
+	}
+	return nil
+}
+
 type SignRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	ChainId string                 `protobuf:"bytes,1,opt,name=chain_id,json=chainId,proto3" json:"chain_id,omitempty"`
@@ -623,14 +721,16 @@ type SignRequest struct {
 	// key, and only if its own configuration maps chain_id to that key;
 	// otherwise it refuses with UNKNOWN_CHAIN, consuming nothing of another
 	// key's nonce pool. Empty: the cosigner's only key (older leaders).
-	GroupKey      []byte `protobuf:"bytes,4,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
+	GroupKey []byte `protobuf:"bytes,4,opt,name=group_key,json=groupKey,proto3" json:"group_key,omitempty"`
+	// The leader's epoch.
+	Epoch         *Epoch `protobuf:"bytes,5,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignRequest) Reset() {
 	*x = SignRequest{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[5]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +742,7 @@ func (x *SignRequest) String() string {
 func (*SignRequest) ProtoMessage() {}
 
 func (x *SignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[5]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +755,7 @@ func (x *SignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignRequest.ProtoReflect.Descriptor instead.
 func (*SignRequest) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{5}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SignRequest) GetChainId() string {
@@ -686,6 +786,13 @@ func (x *SignRequest) GetGroupKey() []byte {
 	return nil
 }
 
+func (x *SignRequest) GetEpoch() *Epoch {
+	if x != nil {
+		return x.Epoch
+	}
+	return nil
+}
+
 type SignMessage struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Kind   SignKind               `protobuf:"varint,1,opt,name=kind,proto3,enum=cosigner.v1.SignKind" json:"kind,omitempty"`
@@ -707,7 +814,7 @@ type SignMessage struct {
 
 func (x *SignMessage) Reset() {
 	*x = SignMessage{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[6]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +826,7 @@ func (x *SignMessage) String() string {
 func (*SignMessage) ProtoMessage() {}
 
 func (x *SignMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[6]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +839,7 @@ func (x *SignMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignMessage.ProtoReflect.Descriptor instead.
 func (*SignMessage) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{6}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SignMessage) GetKind() SignKind {
@@ -775,14 +882,16 @@ type SignResponse struct {
 	// The answering cosigner.
 	SignerId uint32 `protobuf:"varint,1,opt,name=signer_id,json=signerId,proto3" json:"signer_id,omitempty"`
 	// One result per request message, in the same order.
-	Results       []*SignResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	Results []*SignResult `protobuf:"bytes,2,rep,name=results,proto3" json:"results,omitempty"`
+	// The answering cosigner's epoch.
+	Epoch         *Epoch `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SignResponse) Reset() {
 	*x = SignResponse{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[7]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +903,7 @@ func (x *SignResponse) String() string {
 func (*SignResponse) ProtoMessage() {}
 
 func (x *SignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[7]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +916,7 @@ func (x *SignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignResponse.ProtoReflect.Descriptor instead.
 func (*SignResponse) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{7}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SignResponse) GetSignerId() uint32 {
@@ -820,6 +929,13 @@ func (x *SignResponse) GetSignerId() uint32 {
 func (x *SignResponse) GetResults() []*SignResult {
 	if x != nil {
 		return x.Results
+	}
+	return nil
+}
+
+func (x *SignResponse) GetEpoch() *Epoch {
+	if x != nil {
+		return x.Epoch
 	}
 	return nil
 }
@@ -837,7 +953,7 @@ type SignResult struct {
 
 func (x *SignResult) Reset() {
 	*x = SignResult{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[8]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +965,7 @@ func (x *SignResult) String() string {
 func (*SignResult) ProtoMessage() {}
 
 func (x *SignResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[8]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +978,7 @@ func (x *SignResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignResult.ProtoReflect.Descriptor instead.
 func (*SignResult) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{8}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SignResult) GetResult() isSignResult_Result {
@@ -919,7 +1035,7 @@ type SignatureShare struct {
 
 func (x *SignatureShare) Reset() {
 	*x = SignatureShare{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[9]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1047,7 @@ func (x *SignatureShare) String() string {
 func (*SignatureShare) ProtoMessage() {}
 
 func (x *SignatureShare) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[9]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1060,7 @@ func (x *SignatureShare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignatureShare.ProtoReflect.Descriptor instead.
 func (*SignatureShare) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{9}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SignatureShare) GetSignerId() uint32 {
@@ -972,14 +1088,16 @@ type Refusal struct {
 	LastRound  int32 `protobuf:"varint,4,opt,name=last_round,json=lastRound,proto3" json:"last_round,omitempty"`
 	LastStep   int32 `protobuf:"varint,5,opt,name=last_step,json=lastStep,proto3" json:"last_step,omitempty"`
 	// NOT_LEADER: the leader in this cosigner's view, 0 if it knows none.
-	LeaderId      uint32 `protobuf:"varint,6,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	LeaderId uint32 `protobuf:"varint,6,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// EPOCH_MISMATCH: the refusing cosigner's epoch.
+	Epoch         *Epoch `protobuf:"bytes,7,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[10]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1109,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[10]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1122,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{10}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Refusal) GetReason() RefusalReason {
@@ -1049,15 +1167,24 @@ func (x *Refusal) GetLeaderId() uint32 {
 	return 0
 }
 
+func (x *Refusal) GetEpoch() *Epoch {
+	if x != nil {
+		return x.Epoch
+	}
+	return nil
+}
+
 type PingRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The caller's epoch.
+	Epoch         *Epoch `protobuf:"bytes,1,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[11]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1069,7 +1196,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[11]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1082,7 +1209,14 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{11}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PingRequest) GetEpoch() *Epoch {
+	if x != nil {
+		return x.Epoch
+	}
+	return nil
 }
 
 type PingResponse struct {
@@ -1093,14 +1227,16 @@ type PingResponse struct {
 	// Unused nonces in the cosigner's pool.
 	NoncesAvailable uint32 `protobuf:"varint,4,opt,name=nonces_available,json=noncesAvailable,proto3" json:"nonces_available,omitempty"`
 	// The cosigner's build version, for mixed-version warnings.
-	Version       string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	Version string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	// The answering cosigner's epoch.
+	Epoch         *Epoch `protobuf:"bytes,6,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[12]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1112,7 +1248,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[12]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1125,7 +1261,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{12}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PingResponse) GetSignerId() uint32 {
@@ -1163,6 +1299,13 @@ func (x *PingResponse) GetVersion() string {
 	return ""
 }
 
+func (x *PingResponse) GetEpoch() *Epoch {
+	if x != nil {
+		return x.Epoch
+	}
+	return nil
+}
+
 // RaftView is what a cosigner's Raft node currently believes.
 type RaftView struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1178,7 +1321,7 @@ type RaftView struct {
 
 func (x *RaftView) Reset() {
 	*x = RaftView{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[13]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1333,7 @@ func (x *RaftView) String() string {
 func (*RaftView) ProtoMessage() {}
 
 func (x *RaftView) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[13]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1346,7 @@ func (x *RaftView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftView.ProtoReflect.Descriptor instead.
 func (*RaftView) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{13}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RaftView) GetTerm() uint64 {
@@ -1252,7 +1395,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[14]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1407,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[14]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1420,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{14}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TransferLeadershipRequest) GetTargetId() uint32 {
@@ -1300,7 +1443,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[15]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1455,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[15]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1468,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{15}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() uint32 {
@@ -1354,38 +1497,46 @@ const file_cosigner_v1_cosigner_proto_rawDesc = "" +
 	"\x06hiding\x18\x04 \x01(\fR\x06hiding\x12\x18\n" +
 	"\abinding\x18\x05 \x01(\fR\abinding\x12#\n" +
 	"\rhiding_eighth\x18\x06 \x01(\fR\fhidingEighth\x12%\n" +
-	"\x0ebinding_eighth\x18\a \x01(\fR\rbindingEighth\"\x91\x01\n" +
+	"\x0ebinding_eighth\x18\a \x01(\fR\rbindingEighth\"5\n" +
+	"\x05Epoch\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\x04R\x06number\x12\x14\n" +
+	"\x05group\x18\x02 \x01(\fR\x05group\"\xbb\x01\n" +
 	"\x19PublishCommitmentsRequest\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12\x17\n" +
 	"\aboot_id\x18\x02 \x01(\fR\x06bootId\x12>\n" +
-	"\vcommitments\x18\x03 \x03(\v2\x1c.cosigner.v1.NonceCommitmentR\vcommitments\"`\n" +
+	"\vcommitments\x18\x03 \x03(\v2\x1c.cosigner.v1.NonceCommitmentR\vcommitments\x12(\n" +
+	"\x05epoch\x18\x04 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"`\n" +
 	"\x1aPublishCommitmentsResponse\x12\x12\n" +
 	"\x04held\x18\x01 \x01(\rR\x04held\x12.\n" +
-	"\arefusal\x18\x02 \x01(\v2\x14.cosigner.v1.RefusalR\arefusal\"O\n" +
+	"\arefusal\x18\x02 \x01(\v2\x14.cosigner.v1.RefusalR\arefusal\"y\n" +
 	"\x1aGetNonceCommitmentsRequest\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\x12\x1b\n" +
-	"\tgroup_key\x18\x02 \x01(\fR\bgroupKey\"\xe0\x01\n" +
+	"\tgroup_key\x18\x02 \x01(\fR\bgroupKey\x12(\n" +
+	"\x05epoch\x18\x03 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"\x8a\x02\n" +
 	"\x1bGetNonceCommitmentsResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12\x17\n" +
 	"\aboot_id\x18\x02 \x01(\fR\x06bootId\x12>\n" +
 	"\vcommitments\x18\x03 \x03(\v2\x1c.cosigner.v1.NonceCommitmentR\vcommitments\x12.\n" +
 	"\arefusal\x18\x04 \x01(\v2\x14.cosigner.v1.RefusalR\arefusal\x12\x1b\n" +
-	"\tgroup_key\x18\x05 \x01(\fR\bgroupKey\"\x8f\x01\n" +
+	"\tgroup_key\x18\x05 \x01(\fR\bgroupKey\x12(\n" +
+	"\x05epoch\x18\x06 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"\xb9\x01\n" +
 	"\vSignRequest\x12\x19\n" +
 	"\bchain_id\x18\x01 \x01(\tR\achainId\x124\n" +
 	"\bmessages\x18\x02 \x03(\v2\x18.cosigner.v1.SignMessageR\bmessages\x12\x12\n" +
 	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x1b\n" +
-	"\tgroup_key\x18\x04 \x01(\fR\bgroupKey\"\xc5\x01\n" +
+	"\tgroup_key\x18\x04 \x01(\fR\bgroupKey\x12(\n" +
+	"\x05epoch\x18\x05 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"\xc5\x01\n" +
 	"\vSignMessage\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.cosigner.v1.SignKindR\x04kind\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x03R\x06height\x12\x14\n" +
 	"\x05round\x18\x03 \x01(\x05R\x05round\x12\x1d\n" +
 	"\n" +
 	"sign_bytes\x18\x04 \x01(\fR\tsignBytes\x12>\n" +
-	"\vcommitments\x18\x05 \x03(\v2\x1c.cosigner.v1.NonceCommitmentR\vcommitments\"^\n" +
+	"\vcommitments\x18\x05 \x03(\v2\x1c.cosigner.v1.NonceCommitmentR\vcommitments\"\x88\x01\n" +
 	"\fSignResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x121\n" +
-	"\aresults\x18\x02 \x03(\v2\x17.cosigner.v1.SignResultR\aresults\"}\n" +
+	"\aresults\x18\x02 \x03(\v2\x17.cosigner.v1.SignResultR\aresults\x12(\n" +
+	"\x05epoch\x18\x03 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"}\n" +
 	"\n" +
 	"SignResult\x123\n" +
 	"\x05share\x18\x01 \x01(\v2\x1b.cosigner.v1.SignatureShareH\x00R\x05share\x120\n" +
@@ -1393,7 +1544,7 @@ const file_cosigner_v1_cosigner_proto_rawDesc = "" +
 	"\x06result\";\n" +
 	"\x0eSignatureShare\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12\f\n" +
-	"\x01z\x18\x02 \x01(\fR\x01z\"\xd1\x01\n" +
+	"\x01z\x18\x02 \x01(\fR\x01z\"\xfb\x01\n" +
 	"\aRefusal\x122\n" +
 	"\x06reason\x18\x01 \x01(\x0e2\x1a.cosigner.v1.RefusalReasonR\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12\x1f\n" +
@@ -1402,14 +1553,17 @@ const file_cosigner_v1_cosigner_proto_rawDesc = "" +
 	"\n" +
 	"last_round\x18\x04 \x01(\x05R\tlastRound\x12\x1b\n" +
 	"\tlast_step\x18\x05 \x01(\x05R\blastStep\x12\x1b\n" +
-	"\tleader_id\x18\x06 \x01(\rR\bleaderId\"\r\n" +
-	"\vPingRequest\"\xb4\x01\n" +
+	"\tleader_id\x18\x06 \x01(\rR\bleaderId\x12(\n" +
+	"\x05epoch\x18\a \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"7\n" +
+	"\vPingRequest\x12(\n" +
+	"\x05epoch\x18\x01 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"\xde\x01\n" +
 	"\fPingResponse\x12\x1b\n" +
 	"\tsigner_id\x18\x01 \x01(\rR\bsignerId\x12\x17\n" +
 	"\aboot_id\x18\x02 \x01(\fR\x06bootId\x12)\n" +
 	"\x04raft\x18\x03 \x01(\v2\x15.cosigner.v1.RaftViewR\x04raft\x12)\n" +
 	"\x10nonces_available\x18\x04 \x01(\rR\x0fnoncesAvailable\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\tR\aversion\"\xaa\x01\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12(\n" +
+	"\x05epoch\x18\x06 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"\xaa\x01\n" +
 	"\bRaftView\x12\x12\n" +
 	"\x04term\x18\x01 \x01(\x04R\x04term\x12)\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x15.cosigner.v1.RaftRoleR\x04role\x12\x1b\n" +
@@ -1428,7 +1582,7 @@ const file_cosigner_v1_cosigner_proto_rawDesc = "" +
 	"\x11SIGN_KIND_PREVOTE\x10\x02\x12\x17\n" +
 	"\x13SIGN_KIND_PRECOMMIT\x10\x03\x12\x1c\n" +
 	"\x18SIGN_KIND_VOTE_EXTENSION\x10\x04\x12\x17\n" +
-	"\x13SIGN_KIND_RAW_BYTES\x10\x05*\xb9\x02\n" +
+	"\x13SIGN_KIND_RAW_BYTES\x10\x05*\xdc\x02\n" +
 	"\rRefusalReason\x12\x1e\n" +
 	"\x1aREFUSAL_REASON_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19REFUSAL_REASON_REGRESSION\x10\x01\x12\x1b\n" +
@@ -1438,7 +1592,8 @@ const file_cosigner_v1_cosigner_proto_rawDesc = "" +
 	"\x19REFUSAL_REASON_NOT_LEADER\x10\x05\x12\"\n" +
 	"\x1eREFUSAL_REASON_INVALID_REQUEST\x10\x06\x12\x1e\n" +
 	"\x1aREFUSAL_REASON_UNAVAILABLE\x10\a\x12 \n" +
-	"\x1cREFUSAL_REASON_UNKNOWN_CHAIN\x10\b*\x84\x01\n" +
+	"\x1cREFUSAL_REASON_UNKNOWN_CHAIN\x10\b\x12!\n" +
+	"\x1dREFUSAL_REASON_EPOCH_MISMATCH\x10\t*\x84\x01\n" +
 	"\bRaftRole\x12\x19\n" +
 	"\x15RAFT_ROLE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12RAFT_ROLE_FOLLOWER\x10\x01\x12\x17\n" +
@@ -1465,58 +1620,67 @@ func file_cosigner_v1_cosigner_proto_rawDescGZIP() []byte {
 }
 
 var file_cosigner_v1_cosigner_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cosigner_v1_cosigner_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_cosigner_v1_cosigner_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_cosigner_v1_cosigner_proto_goTypes = []any{
 	(SignKind)(0),                       // 0: cosigner.v1.SignKind
 	(RefusalReason)(0),                  // 1: cosigner.v1.RefusalReason
 	(RaftRole)(0),                       // 2: cosigner.v1.RaftRole
 	(*NonceCommitment)(nil),             // 3: cosigner.v1.NonceCommitment
-	(*PublishCommitmentsRequest)(nil),   // 4: cosigner.v1.PublishCommitmentsRequest
-	(*PublishCommitmentsResponse)(nil),  // 5: cosigner.v1.PublishCommitmentsResponse
-	(*GetNonceCommitmentsRequest)(nil),  // 6: cosigner.v1.GetNonceCommitmentsRequest
-	(*GetNonceCommitmentsResponse)(nil), // 7: cosigner.v1.GetNonceCommitmentsResponse
-	(*SignRequest)(nil),                 // 8: cosigner.v1.SignRequest
-	(*SignMessage)(nil),                 // 9: cosigner.v1.SignMessage
-	(*SignResponse)(nil),                // 10: cosigner.v1.SignResponse
-	(*SignResult)(nil),                  // 11: cosigner.v1.SignResult
-	(*SignatureShare)(nil),              // 12: cosigner.v1.SignatureShare
-	(*Refusal)(nil),                     // 13: cosigner.v1.Refusal
-	(*PingRequest)(nil),                 // 14: cosigner.v1.PingRequest
-	(*PingResponse)(nil),                // 15: cosigner.v1.PingResponse
-	(*RaftView)(nil),                    // 16: cosigner.v1.RaftView
-	(*TransferLeadershipRequest)(nil),   // 17: cosigner.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),  // 18: cosigner.v1.TransferLeadershipResponse
+	(*Epoch)(nil),                       // 4: cosigner.v1.Epoch
+	(*PublishCommitmentsRequest)(nil),   // 5: cosigner.v1.PublishCommitmentsRequest
+	(*PublishCommitmentsResponse)(nil),  // 6: cosigner.v1.PublishCommitmentsResponse
+	(*GetNonceCommitmentsRequest)(nil),  // 7: cosigner.v1.GetNonceCommitmentsRequest
+	(*GetNonceCommitmentsResponse)(nil), // 8: cosigner.v1.GetNonceCommitmentsResponse
+	(*SignRequest)(nil),                 // 9: cosigner.v1.SignRequest
+	(*SignMessage)(nil),                 // 10: cosigner.v1.SignMessage
+	(*SignResponse)(nil),                // 11: cosigner.v1.SignResponse
+	(*SignResult)(nil),                  // 12: cosigner.v1.SignResult
+	(*SignatureShare)(nil),              // 13: cosigner.v1.SignatureShare
+	(*Refusal)(nil),                     // 14: cosigner.v1.Refusal
+	(*PingRequest)(nil),                 // 15: cosigner.v1.PingRequest
+	(*PingResponse)(nil),                // 16: cosigner.v1.PingResponse
+	(*RaftView)(nil),                    // 17: cosigner.v1.RaftView
+	(*TransferLeadershipRequest)(nil),   // 18: cosigner.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),  // 19: cosigner.v1.TransferLeadershipResponse
 }
 var file_cosigner_v1_cosigner_proto_depIdxs = []int32{
 	3,  // 0: cosigner.v1.PublishCommitmentsRequest.commitments:type_name -> cosigner.v1.NonceCommitment
-	13, // 1: cosigner.v1.PublishCommitmentsResponse.refusal:type_name -> cosigner.v1.Refusal
-	3,  // 2: cosigner.v1.GetNonceCommitmentsResponse.commitments:type_name -> cosigner.v1.NonceCommitment
-	13, // 3: cosigner.v1.GetNonceCommitmentsResponse.refusal:type_name -> cosigner.v1.Refusal
-	9,  // 4: cosigner.v1.SignRequest.messages:type_name -> cosigner.v1.SignMessage
-	0,  // 5: cosigner.v1.SignMessage.kind:type_name -> cosigner.v1.SignKind
-	3,  // 6: cosigner.v1.SignMessage.commitments:type_name -> cosigner.v1.NonceCommitment
-	11, // 7: cosigner.v1.SignResponse.results:type_name -> cosigner.v1.SignResult
-	12, // 8: cosigner.v1.SignResult.share:type_name -> cosigner.v1.SignatureShare
-	13, // 9: cosigner.v1.SignResult.refusal:type_name -> cosigner.v1.Refusal
-	1,  // 10: cosigner.v1.Refusal.reason:type_name -> cosigner.v1.RefusalReason
-	16, // 11: cosigner.v1.PingResponse.raft:type_name -> cosigner.v1.RaftView
-	2,  // 12: cosigner.v1.RaftView.role:type_name -> cosigner.v1.RaftRole
-	13, // 13: cosigner.v1.TransferLeadershipResponse.refusal:type_name -> cosigner.v1.Refusal
-	4,  // 14: cosigner.v1.Cosigner.PublishCommitments:input_type -> cosigner.v1.PublishCommitmentsRequest
-	6,  // 15: cosigner.v1.Cosigner.GetNonceCommitments:input_type -> cosigner.v1.GetNonceCommitmentsRequest
-	8,  // 16: cosigner.v1.Cosigner.Sign:input_type -> cosigner.v1.SignRequest
-	14, // 17: cosigner.v1.Cosigner.Ping:input_type -> cosigner.v1.PingRequest
-	17, // 18: cosigner.v1.Cosigner.TransferLeadership:input_type -> cosigner.v1.TransferLeadershipRequest
-	5,  // 19: cosigner.v1.Cosigner.PublishCommitments:output_type -> cosigner.v1.PublishCommitmentsResponse
-	7,  // 20: cosigner.v1.Cosigner.GetNonceCommitments:output_type -> cosigner.v1.GetNonceCommitmentsResponse
-	10, // 21: cosigner.v1.Cosigner.Sign:output_type -> cosigner.v1.SignResponse
-	15, // 22: cosigner.v1.Cosigner.Ping:output_type -> cosigner.v1.PingResponse
-	18, // 23: cosigner.v1.Cosigner.TransferLeadership:output_type -> cosigner.v1.TransferLeadershipResponse
-	19, // [19:24] is the sub-list for method output_type
-	14, // [14:19] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	4,  // 1: cosigner.v1.PublishCommitmentsRequest.epoch:type_name -> cosigner.v1.Epoch
+	14, // 2: cosigner.v1.PublishCommitmentsResponse.refusal:type_name -> cosigner.v1.Refusal
+	4,  // 3: cosigner.v1.GetNonceCommitmentsRequest.epoch:type_name -> cosigner.v1.Epoch
+	3,  // 4: cosigner.v1.GetNonceCommitmentsResponse.commitments:type_name -> cosigner.v1.NonceCommitment
+	14, // 5: cosigner.v1.GetNonceCommitmentsResponse.refusal:type_name -> cosigner.v1.Refusal
+	4,  // 6: cosigner.v1.GetNonceCommitmentsResponse.epoch:type_name -> cosigner.v1.Epoch
+	10, // 7: cosigner.v1.SignRequest.messages:type_name -> cosigner.v1.SignMessage
+	4,  // 8: cosigner.v1.SignRequest.epoch:type_name -> cosigner.v1.Epoch
+	0,  // 9: cosigner.v1.SignMessage.kind:type_name -> cosigner.v1.SignKind
+	3,  // 10: cosigner.v1.SignMessage.commitments:type_name -> cosigner.v1.NonceCommitment
+	12, // 11: cosigner.v1.SignResponse.results:type_name -> cosigner.v1.SignResult
+	4,  // 12: cosigner.v1.SignResponse.epoch:type_name -> cosigner.v1.Epoch
+	13, // 13: cosigner.v1.SignResult.share:type_name -> cosigner.v1.SignatureShare
+	14, // 14: cosigner.v1.SignResult.refusal:type_name -> cosigner.v1.Refusal
+	1,  // 15: cosigner.v1.Refusal.reason:type_name -> cosigner.v1.RefusalReason
+	4,  // 16: cosigner.v1.Refusal.epoch:type_name -> cosigner.v1.Epoch
+	4,  // 17: cosigner.v1.PingRequest.epoch:type_name -> cosigner.v1.Epoch
+	17, // 18: cosigner.v1.PingResponse.raft:type_name -> cosigner.v1.RaftView
+	4,  // 19: cosigner.v1.PingResponse.epoch:type_name -> cosigner.v1.Epoch
+	2,  // 20: cosigner.v1.RaftView.role:type_name -> cosigner.v1.RaftRole
+	14, // 21: cosigner.v1.TransferLeadershipResponse.refusal:type_name -> cosigner.v1.Refusal
+	5,  // 22: cosigner.v1.Cosigner.PublishCommitments:input_type -> cosigner.v1.PublishCommitmentsRequest
+	7,  // 23: cosigner.v1.Cosigner.GetNonceCommitments:input_type -> cosigner.v1.GetNonceCommitmentsRequest
+	9,  // 24: cosigner.v1.Cosigner.Sign:input_type -> cosigner.v1.SignRequest
+	15, // 25: cosigner.v1.Cosigner.Ping:input_type -> cosigner.v1.PingRequest
+	18, // 26: cosigner.v1.Cosigner.TransferLeadership:input_type -> cosigner.v1.TransferLeadershipRequest
+	6,  // 27: cosigner.v1.Cosigner.PublishCommitments:output_type -> cosigner.v1.PublishCommitmentsResponse
+	8,  // 28: cosigner.v1.Cosigner.GetNonceCommitments:output_type -> cosigner.v1.GetNonceCommitmentsResponse
+	11, // 29: cosigner.v1.Cosigner.Sign:output_type -> cosigner.v1.SignResponse
+	16, // 30: cosigner.v1.Cosigner.Ping:output_type -> cosigner.v1.PingResponse
+	19, // 31: cosigner.v1.Cosigner.TransferLeadership:output_type -> cosigner.v1.TransferLeadershipResponse
+	27, // [27:32] is the sub-list for method output_type
+	22, // [22:27] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_cosigner_v1_cosigner_proto_init() }
@@ -1524,7 +1688,7 @@ func file_cosigner_v1_cosigner_proto_init() {
 	if File_cosigner_v1_cosigner_proto != nil {
 		return
 	}
-	file_cosigner_v1_cosigner_proto_msgTypes[8].OneofWrappers = []any{
+	file_cosigner_v1_cosigner_proto_msgTypes[9].OneofWrappers = []any{
 		(*SignResult_Share)(nil),
 		(*SignResult_Refusal)(nil),
 	}
@@ -1534,7 +1698,7 @@ func file_cosigner_v1_cosigner_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cosigner_v1_cosigner_proto_rawDesc), len(file_cosigner_v1_cosigner_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

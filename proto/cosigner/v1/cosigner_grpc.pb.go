@@ -12,6 +12,14 @@
 // well-formed request that the cosigner's rules refuse gets a normal response
 // carrying a Refusal, so the leader can tell "retry elsewhere" from "stop".
 //
+// Epochs: every request and answer carries the sender's Epoch, the
+// generation of its key share. A cosigner refuses a peer of another epoch
+// (REFUSAL_REASON_EPOCH_MISMATCH, or FAILED_PRECONDITION for Ping): after a
+// `cosigner reshare`, a host that still holds a share of the old polynomial
+// cannot sign with the new cluster. A message without an epoch comes from a
+// build that predates epochs and is taken as epoch 1 with an unknown group:
+// accepted by a cosigner of epoch 1, refused by any later one.
+//
 // Sizes: points and scalars are 32-byte encodings as in RFC 9591 (FROST
 // Ed25519, SHA-512): a point is a compressed Edwards25519 point, a scalar is
 // little-endian and canonical (< L). Non-canonical encodings are refused.
