@@ -95,7 +95,10 @@ height, round and step.
 
 Softsign mode: one process holds the whole key (cosigner init, keys import).
 Threshold mode: M of N cosigners each hold a FROST share of the key and sign
-together (cosigner shard); no machine holds the key.`,
+together; no machine holds the key. 'cosigner shard' splits an existing key;
+'cosigner shard --no-key' then 'cosigner dkg' makes one that no machine ever
+held; 'cosigner reshare' moves it to other hosts or another M-of-N; 'cosigner
+migrate horcrux|tmkms' keeps what a Horcrux or TMKMS setup already has.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
