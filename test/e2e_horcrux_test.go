@@ -88,6 +88,19 @@ func TestMigrateFromHorcrux(t *testing.T) {
 		t.Fatal(err)
 	}
 	node.Start(ctx)
+	// Freshly started, Horcrux v3.3.2 at times fails its first requests
+	// ("ecies: invalid message", "signature is invalid"; see
+	// test/latency/README.md); CometBFT does not ask again for a vote it
+	// failed to get, and a one-validator chain then waits for ever. A node
+	// restart asks again; Horcrux is not what this test proves.
+	for restarts := 0; ; restarts++ {
+		if h := waitHeightFor(ctx, node, 1, 30*time.Second); h >= 1 || restarts == 2 {
+			break
+		}
+		t.Logf("horcrux signed nothing for height 1 in 30 s (its known first-request failure): restarting the node")
+		node.Stop()
+		node.Start(ctx)
+	}
 	node.WaitHeight(ctx, horcruxBlocks, 2*time.Minute)
 	if err := hc.Stop(); err != nil {
 		t.Fatal(err)
@@ -170,4 +183,20 @@ func TestMigrateFromHorcrux(t *testing.T) {
 	t.Logf("e2e: horcrux %s 2-of-3 (leader %d) signed heights 1..%d (%d signatures logged); migrated, fingerprint %s; "+
 		"cosigner (leader %d) signed on to %d: %d commits verified with the same key, %d signatures and %d shares, none below Horcrux's marks",
 		harness.HorcruxVersion, leader, switched, hc.Signed(), first, next.ID, top, verified, len(sigs), shares)
+}
+
+// waitHeightFor polls node until it reaches height h or d passes, and
+// returns the last height seen (0 if it never answered).
+func waitHeightFor(ctx context.Context, node *harness.Node, h int64, d time.Duration) int64 {
+	deadline := time.Now().Add(d)
+	var last int64
+	for {
+		if got, err := node.Height(ctx); err == nil {
+			last = got
+		}
+		if last >= h || time.Now().After(deadline) {
+			return last
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
