@@ -206,9 +206,7 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		if p.ID == t.ID {
 			continue
 		}
-		conn, err := grpc.NewClient(p.Address,
-			grpc.WithTransportCredentials(credentials.NewTLS(ctls.ClientTLSConfig(p.ID))),
-			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 2 * time.Second, PermitWithoutStream: true}))
+		conn, err := grpc.NewClient(p.Address, clientOptions(ctls.ClientTLSConfig(p.ID))...)
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("cosigner %d at %s: %w", p.ID, p.Address, err)
@@ -556,5 +554,27 @@ func serverOptions(cfg *tls.Config) []grpc.ServerOption {
 		grpc.Creds(credentials.NewTLS(cfg)),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		grpc.InitialWindowSize(windowSize),
+		grpc.InitialConnWindowSize(windowSize),
+	}
+}
+
+// windowSize is the HTTP/2 flow-control window of every cluster stream and
+// connection, both ways. Cluster messages are a few kilobytes, far below
+// it. A window set by hand also turns off grpc-go's bandwidth-delay
+// estimator, which otherwise answers received data with PING frames and
+// window updates: work on both ends of every share RPC for nothing on
+// these small messages.
+const windowSize = 1 << 20
+
+// clientOptions are the options of a cluster gRPC connection, over cfg:
+// keepalive pings every 5 s (idle too, so a dead peer shows before a
+// request needs it) and the window of windowSize.
+func clientOptions(cfg *tls.Config) []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(credentials.NewTLS(cfg)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 2 * time.Second, PermitWithoutStream: true}),
+		grpc.WithInitialWindowSize(windowSize),
+		grpc.WithInitialConnWindowSize(windowSize),
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/cosigner/cosigner/cosigner/clustertls"
 	"github.com/cosigner/cosigner/cosigner/share"
@@ -161,7 +160,7 @@ func (gc *grpcCluster) dial(t testing.TB, from, to int) *grpc.ClientConn {
 
 func dialWith(t testing.TB, addr string, cfg *tls.Config) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	conn, err := grpc.NewClient(addr, clientOptions(cfg)...)
 	if err != nil {
 		t.Fatal(err)
 	}
