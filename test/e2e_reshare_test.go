@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cosigner/cosigner/cosigner/cluster"
+	"github.com/cosigner/cosigner/raft"
 	"github.com/cosigner/cosigner/test/harness"
 )
 
@@ -225,6 +226,11 @@ func TestReshareReplaceHost(t *testing.T) {
 	for _, l := range p.Lines() {
 		if strings.Contains(l, harness.Msg(cluster.LogReleasedShare)) {
 			t.Fatalf("the restored old-epoch cosigner released a share: %s", l)
+		}
+		// Its Raft links fail their handshake (the epoch is their TLS
+		// application protocol): it never learns of a leader, nor leads.
+		if a := harness.ParseSlogText(l); a["msg"] == raft.LogLeadership && a["leader"] != "0" {
+			t.Fatalf("the restored old-epoch cosigner took part in Raft: %s", l)
 		}
 	}
 	verified, err := node.VerifyChain(ctx, node.PubKey, 1, again-1)

@@ -192,7 +192,10 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 	}
 	// Replicated records are held to the bound this cosigner's shares are:
 	// one far above the chain must not become the cluster's last signature.
-	c.node, err = raft.NewNode(rcfg, raft.Options{ServerTLS: ctls.ServerTLSConfig(), ClientTLS: ctls.ClientTLSConfig, Logger: log,
+	// Raft's links carry the epoch in their TLS handshake (epochRaftTLS):
+	// a cosigner of another epoch takes no part in elections.
+	raftServerTLS, raftClientTLS := epochRaftTLS(epochs.Epoch(), ctls.ServerTLSConfig(), ctls.ClientTLSConfig)
+	c.node, err = raft.NewNode(rcfg, raft.Options{ServerTLS: raftServerTLS, ClientTLS: raftClientTLS, Logger: log,
 		CheckRecord: c.keys.CheckRecord})
 	if err != nil {
 		c.lis.Close()
