@@ -80,6 +80,21 @@ func TestCoordinatorRoutesAroundCosignerAhead(t *testing.T) {
 	}
 
 	// Cosigner 3 down: cosigner 2 is the only other one, and it refuses.
+	// First let the leader hold cosigner 2 healthy with commitments: on a
+	// loaded machine (the race detector, other packages' tests) a health
+	// probe or top-up that timed out drops them, and the request would end
+	// with "no quorum" before cosigner 2 could refuse it.
+	p2, key := tc.coord.peers[1], tc.coord.keyOf(testChain)
+	for deadline := time.Now().Add(20 * time.Second); !(p2.usable(time.Now()) && p2.held(key) > 0); {
+		if time.Now().After(deadline) {
+			p2.mu.Lock()
+			last := p2.lastErr
+			p2.mu.Unlock()
+			t.Fatalf("the leader holds no commitments of a healthy cosigner 2 after 20 s (last error %v)", last)
+		}
+		tc.coord.fetch(ctx, p2, key, 8)
+		time.Sleep(50 * time.Millisecond)
+	}
 	tc.peers[2].set(true, false)
 	_, err := tc.coord.Sign(ctx, vote(22, 0, privval.StepPrevote, "A", t0))
 	var refusal *signstate.Refusal
