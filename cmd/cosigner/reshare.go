@@ -181,23 +181,8 @@ See ` + reshareDoc + `.`,
 			if err := threshold.CheckThreshold(m, n); err != nil {
 				return usagef("--threshold %d --shares %d: %v", m, n, err)
 			}
-			if chainID != "" {
-				if err := config.ValidateChainID(chainID); err != nil {
-					return usageError{err}
-				}
-				if len(nodes) == 0 {
-					return usagef("--chain-id %s needs at least one --node (the node's priv_validator_laddr)", chainID)
-				}
-			}
-			for _, a := range nodes {
-				if err := config.ValidateNodeAddress(a); err != nil {
-					return usageError{err}
-				}
-			}
-			for _, a := range rpc {
-				if err := config.ValidateRPCAddress(a); err != nil {
-					return usageError{err}
-				}
+			if err := validateChainFlags(chainID, nodes, rpc); err != nil {
+				return err
 			}
 			kept := map[int]int{}
 			for _, k := range keep {

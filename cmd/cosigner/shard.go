@@ -94,26 +94,8 @@ generate the validator key among themselves and no machine ever holds it
 			if 2*m <= n {
 				return usagef("--threshold %d of --shares %d: the threshold must be more than half the shares (at least %d), or two quorums could sign different blocks", m, n, n/2+1)
 			}
-			if chainID != "" {
-				if err := config.ValidateChainID(chainID); err != nil {
-					return usageError{err}
-				}
-				if len(nodes) == 0 {
-					return usagef("--chain-id %s needs at least one --node (the node's priv_validator_laddr)", chainID)
-				}
-			}
-			for _, a := range nodes {
-				if err := config.ValidateNodeAddress(a); err != nil {
-					return usageError{err}
-				}
-			}
-			if len(rpc) > 0 && chainID == "" {
-				return usagef("--rpc needs --chain-id: the rpc addresses belong to the chain's [[chain]] table")
-			}
-			for _, a := range rpc {
-				if err := config.ValidateRPCAddress(a); err != nil {
-					return usageError{err}
-				}
+			if err := validateChainFlags(chainID, nodes, rpc); err != nil {
+				return err
 			}
 			so := share.Options{
 				Threshold: m, Shares: n, Peers: peers, ChainID: chainID, Nodes: nodes, Bech32Prefix: prefix, RPC: rpc,
@@ -223,15 +205,8 @@ func runShardAdd(cmd *cobra.Command, keyFile, dir string, opts share.AddOptions)
 	if err := config.ValidateChainID(opts.ChainID); err != nil {
 		return usageError{err}
 	}
-	for _, a := range opts.Nodes {
-		if err := config.ValidateNodeAddress(a); err != nil {
-			return usageError{err}
-		}
-	}
-	for _, a := range opts.RPC {
-		if err := config.ValidateRPCAddress(a); err != nil {
-			return usageError{err}
-		}
+	if err := validateChainFlags(opts.ChainID, opts.Nodes, opts.RPC); err != nil {
+		return err
 	}
 	key, warning, err := keys.LoadImportChainKey(keyFile)
 	if err != nil {
@@ -272,5 +247,34 @@ next:
   4. confirm with 'cosigner keys show --home <dir>' which key signs which chain
   5. move %[3]s off-line
 `, opts.ChainID, group.Threshold(), keyFile)
+	return nil
+}
+
+// validateChainFlags checks the flags that fill a new home's [[chain]]
+// table (shard, shard --add-to, reshare prepare): a valid chain id, which
+// needs at least one --node; valid node addresses; --rpc only with a chain,
+// each a valid address.
+func validateChainFlags(chainID string, nodes, rpc []string) error {
+	if chainID != "" {
+		if err := config.ValidateChainID(chainID); err != nil {
+			return usageError{err}
+		}
+		if len(nodes) == 0 {
+			return usagef("--chain-id %s needs at least one --node (the node's priv_validator_laddr)", chainID)
+		}
+	}
+	for _, a := range nodes {
+		if err := config.ValidateNodeAddress(a); err != nil {
+			return usageError{err}
+		}
+	}
+	if len(rpc) > 0 && chainID == "" {
+		return usagef("--rpc needs --chain-id: the rpc addresses belong to the chain's [[chain]] table")
+	}
+	for _, a := range rpc {
+		if err := config.ValidateRPCAddress(a); err != nil {
+			return usageError{err}
+		}
+	}
 	return nil
 }
