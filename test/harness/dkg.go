@@ -1,14 +1,11 @@
 package harness
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 )
@@ -55,34 +52,22 @@ func DKGPubKey(output string) (ed25519.PublicKey, error) {
 // forgets ValidatorKeyFile: the chain's key no longer exists as a file.
 // Call it before the node first starts.
 func (n *Node) SetGenesisValidator(pub ed25519.PublicKey) error {
-	path := n.genesisPath()
-	data, err := os.ReadFile(path)
+	err := n.updateGenesis(func(g map[string]any) error {
+		vals, _ := g["validators"].([]any)
+		if len(vals) != 1 {
+			return fmt.Errorf("genesis has %d validators, want 1", len(vals))
+		}
+		v, _ := vals[0].(map[string]any)
+		pk, _ := v["pub_key"].(map[string]any)
+		if v == nil || pk == nil {
+			return fmt.Errorf("genesis validator has no pub_key")
+		}
+		sum := sha256.Sum256(pub)
+		v["address"] = strings.ToUpper(hex.EncodeToString(sum[:20]))
+		pk["value"] = base64.StdEncoding.EncodeToString(pub)
+		return nil
+	})
 	if err != nil {
-		return err
-	}
-	var g map[string]any
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := dec.Decode(&g); err != nil {
-		return fmt.Errorf("parse %s: %w", path, err)
-	}
-	vals, _ := g["validators"].([]any)
-	if len(vals) != 1 {
-		return fmt.Errorf("genesis has %d validators, want 1", len(vals))
-	}
-	v, _ := vals[0].(map[string]any)
-	pk, _ := v["pub_key"].(map[string]any)
-	if v == nil || pk == nil {
-		return fmt.Errorf("genesis validator has no pub_key")
-	}
-	sum := sha256.Sum256(pub)
-	v["address"] = strings.ToUpper(hex.EncodeToString(sum[:20]))
-	pk["value"] = base64.StdEncoding.EncodeToString(pub)
-	out, err := json.MarshalIndent(g, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, out, 0o600); err != nil {
 		return err
 	}
 	n.PubKey = pub

@@ -207,6 +207,29 @@ func (n *Node) genesisPath() string { return filepath.Join(n.Home, "config", "ge
 // vote extensions start at (0.38: consensus_params.abci, 1.0:
 // consensus_params.feature).
 func (n *Node) editGenesis(veHeight int64) error {
+	return n.updateGenesis(func(g map[string]any) error {
+		g["chain_id"] = n.ChainID
+		cp, _ := g["consensus_params"].(map[string]any)
+		for _, group := range []string{"abci", "feature"} {
+			m, ok := cp[group].(map[string]any)
+			if !ok {
+				continue
+			}
+			if _, ok := m["vote_extensions_enable_height"]; !ok {
+				continue
+			}
+			if veHeight > 0 {
+				m["vote_extensions_enable_height"] = fmt.Sprint(veHeight)
+				n.VoteExtensionsHeight = veHeight
+			}
+		}
+		return nil
+	})
+}
+
+// updateGenesis reads the node's genesis.json (numbers kept as written),
+// lets edit change it and writes it back.
+func (n *Node) updateGenesis(edit func(g map[string]any) error) error {
 	path := n.genesisPath()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -218,20 +241,8 @@ func (n *Node) editGenesis(veHeight int64) error {
 	if err := dec.Decode(&g); err != nil {
 		return fmt.Errorf("parse %s: %w", path, err)
 	}
-	g["chain_id"] = n.ChainID
-	cp, _ := g["consensus_params"].(map[string]any)
-	for _, group := range []string{"abci", "feature"} {
-		m, ok := cp[group].(map[string]any)
-		if !ok {
-			continue
-		}
-		if _, ok := m["vote_extensions_enable_height"]; !ok {
-			continue
-		}
-		if veHeight > 0 {
-			m["vote_extensions_enable_height"] = fmt.Sprint(veHeight)
-			n.VoteExtensionsHeight = veHeight
-		}
+	if err := edit(g); err != nil {
+		return err
 	}
 	out, err := json.MarshalIndent(g, "", "  ")
 	if err != nil {
