@@ -103,11 +103,10 @@ generate the validator key among themselves and no machine ever holds it
 			if noKey {
 				return prepareNoKey(cmd, out, so)
 			}
-			key, warning, err := keys.LoadImportChainKey(keyFile)
+			key, err := loadShardKey(cmd, keyFile)
 			if err != nil {
-				return withHint(err, "give a CometBFT priv_validator_key.json, a TMKMS base64 ed25519 key or a key file 'keys reassemble' wrote")
+				return err
 			}
-			warnOpenKey(cmd, warning)
 			var group *threshold.GroupKey
 			if key.Scalar != nil {
 				group, err = share.ShardScalar(key.Scalar, out, so)
@@ -208,11 +207,10 @@ func runShardAdd(cmd *cobra.Command, keyFile, dir string, opts share.AddOptions)
 	if err := validateChainFlags(opts.ChainID, opts.Nodes, opts.RPC); err != nil {
 		return err
 	}
-	key, warning, err := keys.LoadImportChainKey(keyFile)
+	key, err := loadShardKey(cmd, keyFile)
 	if err != nil {
-		return withHint(err, "give a CometBFT priv_validator_key.json, a TMKMS base64 ed25519 key or a key file 'keys reassemble' wrote")
+		return err
 	}
-	warnOpenKey(cmd, warning)
 	var group *threshold.GroupKey
 	if key.Scalar != nil {
 		group, err = share.AddScalar(key.Scalar, dir, opts)
@@ -277,4 +275,15 @@ func validateChainFlags(chainID string, nodes, rpc []string) error {
 		}
 	}
 	return nil
+}
+
+// loadShardKey reads the key shard splits (any form LoadImportChainKey
+// reads), warning when the file is open to group or others.
+func loadShardKey(cmd *cobra.Command, keyFile string) (*keys.ChainKey, error) {
+	key, warning, err := keys.LoadImportChainKey(keyFile)
+	if err != nil {
+		return nil, withHint(err, "give a CometBFT priv_validator_key.json, a TMKMS base64 ed25519 key or a key file 'keys reassemble' wrote")
+	}
+	warnOpenKey(cmd, warning)
+	return key, nil
 }
