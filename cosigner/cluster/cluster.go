@@ -49,6 +49,7 @@ type Cosigner struct {
 	keys    *Keyring
 	node    *raft.Node
 	grpc    *grpc.Server
+	service *Service
 	lis     net.Listener
 	conns   []*grpc.ClientConn
 	peers   map[int]PeerClient
@@ -202,7 +203,8 @@ func New(ctx context.Context, cfg *config.Config, identity ed25519.PrivateKey, o
 		return nil, err
 	}
 	c.grpc = grpc.NewServer(serverOptions(ctls.ServerTLSConfig())...)
-	cosignerv1.RegisterCosignerServer(c.grpc, NewService(c.keys, raftControl{c.node}, opts.Version, epochs))
+	c.service = NewService(c.keys, raftControl{c.node}, opts.Version, epochs)
+	cosignerv1.RegisterCosignerServer(c.grpc, c.service)
 
 	c.peers = map[int]PeerClient{t.ID: LocalPeer{c.keys}}
 	for _, p := range t.Peers {
@@ -373,6 +375,9 @@ func (c *Cosigner) Run(outer context.Context) error {
 	})
 	g.Go(func() error {
 		<-ctx.Done()
+		// The leader's sign streams end first: GracefulStop waits for
+		// every stream to end.
+		c.service.Stop()
 		c.grpc.GracefulStop()
 		return nil
 	})

@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"sync"
 	"time"
 
 	"github.com/cosigner/cosigner/cosigner/clustertls"
@@ -45,6 +47,9 @@ type Service struct {
 	raft    RaftControl
 	version string
 	epochs  *EpochGuard
+	// stopping is closed by Stop: SignStream handlers return.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 var _ cosignerv1.CosignerServer = (*Service)(nil)
@@ -52,7 +57,77 @@ var _ cosignerv1.CosignerServer = (*Service)(nil)
 // NewService returns the service of the keys' share signers, checking
 // callers against rc's view of the leader and their epoch against epochs.
 func NewService(keys *Keyring, rc RaftControl, version string, epochs *EpochGuard) *Service {
-	return &Service{keys: keys, raft: rc, version: version, epochs: epochs}
+	return &Service{keys: keys, raft: rc, version: version, epochs: epochs, stopping: make(chan struct{})}
+}
+
+// Stop ends every SignStream, open or opened later, with UNAVAILABLE. Call
+// it before the gRPC server's GracefulStop, which otherwise waits for the
+// leader to close its streams, that is for ever.
+func (s *Service) Stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
+
+// errStopping ends the SignStreams of a stopping cosigner.
+var errStopping = status.Error(codes.Unavailable, "the cosigner is stopping")
+
+// SignStream serves the Sign requests of one stream, one after the other,
+// each as Sign serves it. An error of one request (a status Sign would
+// have returned) is answered and the stream goes on; the stream ends when
+// the caller closes it, it breaks, or Stop is called.
+//
+// The requests are read, served and answered in a goroutine of their own,
+// so that the handler can return as soon as Stop is called, while that
+// goroutine may still be reading; it sends no answer after the handler
+// has returned.
+func (s *Service) SignStream(stream cosignerv1.Cosigner_SignStreamServer) error {
+	caller, err := callerID(stream.Context())
+	if err != nil {
+		return err
+	}
+	var (
+		mu     sync.Mutex
+		closed bool
+	)
+	done := make(chan error, 1)
+	go func() {
+		for {
+			in, err := stream.Recv()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				done <- err
+				return
+			}
+			out := &cosignerv1.SignStreamResponse{Id: in.GetId()}
+			if in.GetRequest() == nil {
+				out.ErrorCode, out.ErrorMessage = uint32(codes.InvalidArgument), "stream request without a sign request"
+			} else if resp, err := s.sign(caller, in.GetRequest()); err != nil {
+				st := status.Convert(err)
+				out.ErrorCode, out.ErrorMessage = uint32(st.Code()), st.Message()
+			} else {
+				out.Response = resp
+			}
+			mu.Lock()
+			if closed {
+				mu.Unlock()
+				return
+			}
+			err = stream.Send(out)
+			mu.Unlock()
+			if err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-s.stopping:
+		mu.Lock()
+		closed = true
+		mu.Unlock()
+		return errStopping
+	}
 }
 
 // epochRefusal returns an EPOCH_MISMATCH refusal unless the caller's epoch
@@ -134,6 +209,12 @@ func (s *Service) Sign(ctx context.Context, req *cosignerv1.SignRequest) (*cosig
 	if err != nil {
 		return nil, err
 	}
+	return s.sign(caller, req)
+}
+
+// sign serves a Sign request of caller, a unary call's or one on a
+// SignStream. Its error is a gRPC status.
+func (s *Service) sign(caller int, req *cosignerv1.SignRequest) (*cosignerv1.SignResponse, error) {
 	resp := &cosignerv1.SignResponse{SignerId: uint32(s.keys.ID()), Epoch: s.epochs.Proto()}
 	refuseAll := func(r *cosignerv1.Refusal) *cosignerv1.SignResponse {
 		resp.Results = make([]*cosignerv1.SignResult, max(1, len(req.GetMessages())))
@@ -322,6 +403,8 @@ type GRPCPeer struct {
 	id     int
 	client cosignerv1.CosignerClient
 	epochs *EpochGuard
+	// streams carries the share requests (see signstream.go).
+	streams signStreams
 }
 
 var _ PeerClient = (*GRPCPeer)(nil)
@@ -330,7 +413,11 @@ var _ PeerClient = (*GRPCPeer)(nil)
 // requests carry this cosigner's epoch, and an answer of another epoch
 // is refused (epochs logs and counts it).
 func NewGRPCPeer(id int, conn grpc.ClientConnInterface, epochs *EpochGuard) *GRPCPeer {
-	return &GRPCPeer{id: id, client: cosignerv1.NewCosignerClient(conn), epochs: epochs}
+	g := &GRPCPeer{id: id, client: cosignerv1.NewCosignerClient(conn), epochs: epochs}
+	g.streams.open = func(ctx context.Context) (cosignerv1.Cosigner_SignStreamClient, error) {
+		return g.client.SignStream(ctx)
+	}
+	return g
 }
 
 // checkEpoch returns a RefusedEpochMismatch refusal when the answer of
@@ -379,9 +466,14 @@ func (g *GRPCPeer) Commitments(ctx context.Context, key ed25519.PublicKey, n int
 	return out, nil
 }
 
-// Sign asks for signature shares.
+// Sign asks for signature shares, on the cosigner's sign stream, or in a
+// call of its own to a cosigner without one.
 func (g *GRPCPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
-	resp, err := g.client.Sign(ctx, shareRequestToProto(req, g.epochs.Proto()))
+	pr := shareRequestToProto(req, g.epochs.Proto())
+	resp, err := g.streams.sign(ctx, pr)
+	if errors.Is(err, errNoSignStream) {
+		resp, err = g.client.Sign(ctx, pr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -793,6 +793,131 @@ func (x *SignRequest) GetEpoch() *Epoch {
 	return nil
 }
 
+type SignStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the leader, unique on the stream; the answer carries it.
+	Id            uint64       `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Request       *SignRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignStreamRequest) Reset() {
+	*x = SignStreamRequest{}
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignStreamRequest) ProtoMessage() {}
+
+func (x *SignStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignStreamRequest.ProtoReflect.Descriptor instead.
+func (*SignStreamRequest) Descriptor() ([]byte, []int) {
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SignStreamRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SignStreamRequest) GetRequest() *SignRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+type SignStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The id of the request answered.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The answer Sign would have returned; unset when error_code is set.
+	Response *SignResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	// The gRPC status code, other than OK, with which Sign would have failed
+	// (INVALID_ARGUMENT, INTERNAL), and its message; the stream stays open.
+	ErrorCode     uint32 `protobuf:"varint,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage  string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignStreamResponse) Reset() {
+	*x = SignStreamResponse{}
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignStreamResponse) ProtoMessage() {}
+
+func (x *SignStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignStreamResponse.ProtoReflect.Descriptor instead.
+func (*SignStreamResponse) Descriptor() ([]byte, []int) {
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SignStreamResponse) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *SignStreamResponse) GetResponse() *SignResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
+func (x *SignStreamResponse) GetErrorCode() uint32 {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return 0
+}
+
+func (x *SignStreamResponse) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
 type SignMessage struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Kind   SignKind               `protobuf:"varint,1,opt,name=kind,proto3,enum=cosigner.v1.SignKind" json:"kind,omitempty"`
@@ -814,7 +939,7 @@ type SignMessage struct {
 
 func (x *SignMessage) Reset() {
 	*x = SignMessage{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[7]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -826,7 +951,7 @@ func (x *SignMessage) String() string {
 func (*SignMessage) ProtoMessage() {}
 
 func (x *SignMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[7]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -839,7 +964,7 @@ func (x *SignMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignMessage.ProtoReflect.Descriptor instead.
 func (*SignMessage) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{7}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SignMessage) GetKind() SignKind {
@@ -891,7 +1016,7 @@ type SignResponse struct {
 
 func (x *SignResponse) Reset() {
 	*x = SignResponse{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[8]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +1028,7 @@ func (x *SignResponse) String() string {
 func (*SignResponse) ProtoMessage() {}
 
 func (x *SignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[8]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +1041,7 @@ func (x *SignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignResponse.ProtoReflect.Descriptor instead.
 func (*SignResponse) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{8}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SignResponse) GetSignerId() uint32 {
@@ -953,7 +1078,7 @@ type SignResult struct {
 
 func (x *SignResult) Reset() {
 	*x = SignResult{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[9]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -965,7 +1090,7 @@ func (x *SignResult) String() string {
 func (*SignResult) ProtoMessage() {}
 
 func (x *SignResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[9]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -978,7 +1103,7 @@ func (x *SignResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignResult.ProtoReflect.Descriptor instead.
 func (*SignResult) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{9}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SignResult) GetResult() isSignResult_Result {
@@ -1035,7 +1160,7 @@ type SignatureShare struct {
 
 func (x *SignatureShare) Reset() {
 	*x = SignatureShare{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[10]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1172,7 @@ func (x *SignatureShare) String() string {
 func (*SignatureShare) ProtoMessage() {}
 
 func (x *SignatureShare) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[10]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1185,7 @@ func (x *SignatureShare) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignatureShare.ProtoReflect.Descriptor instead.
 func (*SignatureShare) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{10}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SignatureShare) GetSignerId() uint32 {
@@ -1097,7 +1222,7 @@ type Refusal struct {
 
 func (x *Refusal) Reset() {
 	*x = Refusal{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[11]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1234,7 @@ func (x *Refusal) String() string {
 func (*Refusal) ProtoMessage() {}
 
 func (x *Refusal) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[11]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1247,7 @@ func (x *Refusal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Refusal.ProtoReflect.Descriptor instead.
 func (*Refusal) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{11}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Refusal) GetReason() RefusalReason {
@@ -1184,7 +1309,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[12]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1321,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[12]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1334,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{12}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PingRequest) GetEpoch() *Epoch {
@@ -1236,7 +1361,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[13]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1248,7 +1373,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[13]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1261,7 +1386,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{13}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PingResponse) GetSignerId() uint32 {
@@ -1321,7 +1446,7 @@ type RaftView struct {
 
 func (x *RaftView) Reset() {
 	*x = RaftView{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[14]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1333,7 +1458,7 @@ func (x *RaftView) String() string {
 func (*RaftView) ProtoMessage() {}
 
 func (x *RaftView) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[14]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1346,7 +1471,7 @@ func (x *RaftView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftView.ProtoReflect.Descriptor instead.
 func (*RaftView) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{14}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RaftView) GetTerm() uint64 {
@@ -1395,7 +1520,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[15]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1532,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[15]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1545,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{15}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TransferLeadershipRequest) GetTargetId() uint32 {
@@ -1443,7 +1568,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[16]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1455,7 +1580,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cosigner_v1_cosigner_proto_msgTypes[16]
+	mi := &file_cosigner_v1_cosigner_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1468,7 +1593,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{16}
+	return file_cosigner_v1_cosigner_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() uint32 {
@@ -1525,7 +1650,16 @@ const file_cosigner_v1_cosigner_proto_rawDesc = "" +
 	"\bmessages\x18\x02 \x03(\v2\x18.cosigner.v1.SignMessageR\bmessages\x12\x12\n" +
 	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x1b\n" +
 	"\tgroup_key\x18\x04 \x01(\fR\bgroupKey\x12(\n" +
-	"\x05epoch\x18\x05 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"\xc5\x01\n" +
+	"\x05epoch\x18\x05 \x01(\v2\x12.cosigner.v1.EpochR\x05epoch\"W\n" +
+	"\x11SignStreamRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x122\n" +
+	"\arequest\x18\x02 \x01(\v2\x18.cosigner.v1.SignRequestR\arequest\"\x9f\x01\n" +
+	"\x12SignStreamResponse\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x125\n" +
+	"\bresponse\x18\x02 \x01(\v2\x19.cosigner.v1.SignResponseR\bresponse\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\rR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\"\xc5\x01\n" +
 	"\vSignMessage\x12)\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x15.cosigner.v1.SignKindR\x04kind\x12\x16\n" +
 	"\x06height\x18\x02 \x01(\x03R\x06height\x12\x14\n" +
@@ -1599,11 +1733,13 @@ const file_cosigner_v1_cosigner_proto_rawDesc = "" +
 	"\x12RAFT_ROLE_FOLLOWER\x10\x01\x12\x17\n" +
 	"\x13RAFT_ROLE_CANDIDATE\x10\x02\x12\x14\n" +
 	"\x10RAFT_ROLE_LEADER\x10\x03\x12\x16\n" +
-	"\x12RAFT_ROLE_SHUTDOWN\x10\x042\xbc\x03\n" +
+	"\x12RAFT_ROLE_SHUTDOWN\x10\x042\x8f\x04\n" +
 	"\bCosigner\x12e\n" +
 	"\x12PublishCommitments\x12&.cosigner.v1.PublishCommitmentsRequest\x1a'.cosigner.v1.PublishCommitmentsResponse\x12h\n" +
 	"\x13GetNonceCommitments\x12'.cosigner.v1.GetNonceCommitmentsRequest\x1a(.cosigner.v1.GetNonceCommitmentsResponse\x12;\n" +
-	"\x04Sign\x12\x18.cosigner.v1.SignRequest\x1a\x19.cosigner.v1.SignResponse\x12;\n" +
+	"\x04Sign\x12\x18.cosigner.v1.SignRequest\x1a\x19.cosigner.v1.SignResponse\x12Q\n" +
+	"\n" +
+	"SignStream\x12\x1e.cosigner.v1.SignStreamRequest\x1a\x1f.cosigner.v1.SignStreamResponse(\x010\x01\x12;\n" +
 	"\x04Ping\x12\x18.cosigner.v1.PingRequest\x1a\x19.cosigner.v1.PingResponse\x12e\n" +
 	"\x12TransferLeadership\x12&.cosigner.v1.TransferLeadershipRequest\x1a'.cosigner.v1.TransferLeadershipResponseB;Z9github.com/cosigner/cosigner/proto/cosigner/v1;cosignerv1b\x06proto3"
 
@@ -1620,7 +1756,7 @@ func file_cosigner_v1_cosigner_proto_rawDescGZIP() []byte {
 }
 
 var file_cosigner_v1_cosigner_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_cosigner_v1_cosigner_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_cosigner_v1_cosigner_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_cosigner_v1_cosigner_proto_goTypes = []any{
 	(SignKind)(0),                       // 0: cosigner.v1.SignKind
 	(RefusalReason)(0),                  // 1: cosigner.v1.RefusalReason
@@ -1632,55 +1768,61 @@ var file_cosigner_v1_cosigner_proto_goTypes = []any{
 	(*GetNonceCommitmentsRequest)(nil),  // 7: cosigner.v1.GetNonceCommitmentsRequest
 	(*GetNonceCommitmentsResponse)(nil), // 8: cosigner.v1.GetNonceCommitmentsResponse
 	(*SignRequest)(nil),                 // 9: cosigner.v1.SignRequest
-	(*SignMessage)(nil),                 // 10: cosigner.v1.SignMessage
-	(*SignResponse)(nil),                // 11: cosigner.v1.SignResponse
-	(*SignResult)(nil),                  // 12: cosigner.v1.SignResult
-	(*SignatureShare)(nil),              // 13: cosigner.v1.SignatureShare
-	(*Refusal)(nil),                     // 14: cosigner.v1.Refusal
-	(*PingRequest)(nil),                 // 15: cosigner.v1.PingRequest
-	(*PingResponse)(nil),                // 16: cosigner.v1.PingResponse
-	(*RaftView)(nil),                    // 17: cosigner.v1.RaftView
-	(*TransferLeadershipRequest)(nil),   // 18: cosigner.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil),  // 19: cosigner.v1.TransferLeadershipResponse
+	(*SignStreamRequest)(nil),           // 10: cosigner.v1.SignStreamRequest
+	(*SignStreamResponse)(nil),          // 11: cosigner.v1.SignStreamResponse
+	(*SignMessage)(nil),                 // 12: cosigner.v1.SignMessage
+	(*SignResponse)(nil),                // 13: cosigner.v1.SignResponse
+	(*SignResult)(nil),                  // 14: cosigner.v1.SignResult
+	(*SignatureShare)(nil),              // 15: cosigner.v1.SignatureShare
+	(*Refusal)(nil),                     // 16: cosigner.v1.Refusal
+	(*PingRequest)(nil),                 // 17: cosigner.v1.PingRequest
+	(*PingResponse)(nil),                // 18: cosigner.v1.PingResponse
+	(*RaftView)(nil),                    // 19: cosigner.v1.RaftView
+	(*TransferLeadershipRequest)(nil),   // 20: cosigner.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil),  // 21: cosigner.v1.TransferLeadershipResponse
 }
 var file_cosigner_v1_cosigner_proto_depIdxs = []int32{
 	3,  // 0: cosigner.v1.PublishCommitmentsRequest.commitments:type_name -> cosigner.v1.NonceCommitment
 	4,  // 1: cosigner.v1.PublishCommitmentsRequest.epoch:type_name -> cosigner.v1.Epoch
-	14, // 2: cosigner.v1.PublishCommitmentsResponse.refusal:type_name -> cosigner.v1.Refusal
+	16, // 2: cosigner.v1.PublishCommitmentsResponse.refusal:type_name -> cosigner.v1.Refusal
 	4,  // 3: cosigner.v1.GetNonceCommitmentsRequest.epoch:type_name -> cosigner.v1.Epoch
 	3,  // 4: cosigner.v1.GetNonceCommitmentsResponse.commitments:type_name -> cosigner.v1.NonceCommitment
-	14, // 5: cosigner.v1.GetNonceCommitmentsResponse.refusal:type_name -> cosigner.v1.Refusal
+	16, // 5: cosigner.v1.GetNonceCommitmentsResponse.refusal:type_name -> cosigner.v1.Refusal
 	4,  // 6: cosigner.v1.GetNonceCommitmentsResponse.epoch:type_name -> cosigner.v1.Epoch
-	10, // 7: cosigner.v1.SignRequest.messages:type_name -> cosigner.v1.SignMessage
+	12, // 7: cosigner.v1.SignRequest.messages:type_name -> cosigner.v1.SignMessage
 	4,  // 8: cosigner.v1.SignRequest.epoch:type_name -> cosigner.v1.Epoch
-	0,  // 9: cosigner.v1.SignMessage.kind:type_name -> cosigner.v1.SignKind
-	3,  // 10: cosigner.v1.SignMessage.commitments:type_name -> cosigner.v1.NonceCommitment
-	12, // 11: cosigner.v1.SignResponse.results:type_name -> cosigner.v1.SignResult
-	4,  // 12: cosigner.v1.SignResponse.epoch:type_name -> cosigner.v1.Epoch
-	13, // 13: cosigner.v1.SignResult.share:type_name -> cosigner.v1.SignatureShare
-	14, // 14: cosigner.v1.SignResult.refusal:type_name -> cosigner.v1.Refusal
-	1,  // 15: cosigner.v1.Refusal.reason:type_name -> cosigner.v1.RefusalReason
-	4,  // 16: cosigner.v1.Refusal.epoch:type_name -> cosigner.v1.Epoch
-	4,  // 17: cosigner.v1.PingRequest.epoch:type_name -> cosigner.v1.Epoch
-	17, // 18: cosigner.v1.PingResponse.raft:type_name -> cosigner.v1.RaftView
-	4,  // 19: cosigner.v1.PingResponse.epoch:type_name -> cosigner.v1.Epoch
-	2,  // 20: cosigner.v1.RaftView.role:type_name -> cosigner.v1.RaftRole
-	14, // 21: cosigner.v1.TransferLeadershipResponse.refusal:type_name -> cosigner.v1.Refusal
-	5,  // 22: cosigner.v1.Cosigner.PublishCommitments:input_type -> cosigner.v1.PublishCommitmentsRequest
-	7,  // 23: cosigner.v1.Cosigner.GetNonceCommitments:input_type -> cosigner.v1.GetNonceCommitmentsRequest
-	9,  // 24: cosigner.v1.Cosigner.Sign:input_type -> cosigner.v1.SignRequest
-	15, // 25: cosigner.v1.Cosigner.Ping:input_type -> cosigner.v1.PingRequest
-	18, // 26: cosigner.v1.Cosigner.TransferLeadership:input_type -> cosigner.v1.TransferLeadershipRequest
-	6,  // 27: cosigner.v1.Cosigner.PublishCommitments:output_type -> cosigner.v1.PublishCommitmentsResponse
-	8,  // 28: cosigner.v1.Cosigner.GetNonceCommitments:output_type -> cosigner.v1.GetNonceCommitmentsResponse
-	11, // 29: cosigner.v1.Cosigner.Sign:output_type -> cosigner.v1.SignResponse
-	16, // 30: cosigner.v1.Cosigner.Ping:output_type -> cosigner.v1.PingResponse
-	19, // 31: cosigner.v1.Cosigner.TransferLeadership:output_type -> cosigner.v1.TransferLeadershipResponse
-	27, // [27:32] is the sub-list for method output_type
-	22, // [22:27] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	9,  // 9: cosigner.v1.SignStreamRequest.request:type_name -> cosigner.v1.SignRequest
+	13, // 10: cosigner.v1.SignStreamResponse.response:type_name -> cosigner.v1.SignResponse
+	0,  // 11: cosigner.v1.SignMessage.kind:type_name -> cosigner.v1.SignKind
+	3,  // 12: cosigner.v1.SignMessage.commitments:type_name -> cosigner.v1.NonceCommitment
+	14, // 13: cosigner.v1.SignResponse.results:type_name -> cosigner.v1.SignResult
+	4,  // 14: cosigner.v1.SignResponse.epoch:type_name -> cosigner.v1.Epoch
+	15, // 15: cosigner.v1.SignResult.share:type_name -> cosigner.v1.SignatureShare
+	16, // 16: cosigner.v1.SignResult.refusal:type_name -> cosigner.v1.Refusal
+	1,  // 17: cosigner.v1.Refusal.reason:type_name -> cosigner.v1.RefusalReason
+	4,  // 18: cosigner.v1.Refusal.epoch:type_name -> cosigner.v1.Epoch
+	4,  // 19: cosigner.v1.PingRequest.epoch:type_name -> cosigner.v1.Epoch
+	19, // 20: cosigner.v1.PingResponse.raft:type_name -> cosigner.v1.RaftView
+	4,  // 21: cosigner.v1.PingResponse.epoch:type_name -> cosigner.v1.Epoch
+	2,  // 22: cosigner.v1.RaftView.role:type_name -> cosigner.v1.RaftRole
+	16, // 23: cosigner.v1.TransferLeadershipResponse.refusal:type_name -> cosigner.v1.Refusal
+	5,  // 24: cosigner.v1.Cosigner.PublishCommitments:input_type -> cosigner.v1.PublishCommitmentsRequest
+	7,  // 25: cosigner.v1.Cosigner.GetNonceCommitments:input_type -> cosigner.v1.GetNonceCommitmentsRequest
+	9,  // 26: cosigner.v1.Cosigner.Sign:input_type -> cosigner.v1.SignRequest
+	10, // 27: cosigner.v1.Cosigner.SignStream:input_type -> cosigner.v1.SignStreamRequest
+	17, // 28: cosigner.v1.Cosigner.Ping:input_type -> cosigner.v1.PingRequest
+	20, // 29: cosigner.v1.Cosigner.TransferLeadership:input_type -> cosigner.v1.TransferLeadershipRequest
+	6,  // 30: cosigner.v1.Cosigner.PublishCommitments:output_type -> cosigner.v1.PublishCommitmentsResponse
+	8,  // 31: cosigner.v1.Cosigner.GetNonceCommitments:output_type -> cosigner.v1.GetNonceCommitmentsResponse
+	13, // 32: cosigner.v1.Cosigner.Sign:output_type -> cosigner.v1.SignResponse
+	11, // 33: cosigner.v1.Cosigner.SignStream:output_type -> cosigner.v1.SignStreamResponse
+	18, // 34: cosigner.v1.Cosigner.Ping:output_type -> cosigner.v1.PingResponse
+	21, // 35: cosigner.v1.Cosigner.TransferLeadership:output_type -> cosigner.v1.TransferLeadershipResponse
+	30, // [30:36] is the sub-list for method output_type
+	24, // [24:30] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_cosigner_v1_cosigner_proto_init() }
@@ -1688,7 +1830,7 @@ func file_cosigner_v1_cosigner_proto_init() {
 	if File_cosigner_v1_cosigner_proto != nil {
 		return
 	}
-	file_cosigner_v1_cosigner_proto_msgTypes[9].OneofWrappers = []any{
+	file_cosigner_v1_cosigner_proto_msgTypes[11].OneofWrappers = []any{
 		(*SignResult_Share)(nil),
 		(*SignResult_Refusal)(nil),
 	}
@@ -1698,7 +1840,7 @@ func file_cosigner_v1_cosigner_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cosigner_v1_cosigner_proto_rawDesc), len(file_cosigner_v1_cosigner_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   17,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,6 +48,7 @@ const (
 	Cosigner_PublishCommitments_FullMethodName  = "/cosigner.v1.Cosigner/PublishCommitments"
 	Cosigner_GetNonceCommitments_FullMethodName = "/cosigner.v1.Cosigner/GetNonceCommitments"
 	Cosigner_Sign_FullMethodName                = "/cosigner.v1.Cosigner/Sign"
+	Cosigner_SignStream_FullMethodName          = "/cosigner.v1.Cosigner/SignStream"
 	Cosigner_Ping_FullMethodName                = "/cosigner.v1.Cosigner/Ping"
 	Cosigner_TransferLeadership_FullMethodName  = "/cosigner.v1.Cosigner/TransferLeadership"
 )
@@ -77,6 +78,16 @@ type CosignerClient interface {
 	// consumes the nonces named by its own commitments in the request whether
 	// it signs or refuses, so a commitment is never used twice.
 	Sign(ctx context.Context, in *SignRequest, opts ...grpc.CallOption) (*SignResponse, error)
+	// SignStream is Sign on one long-lived stream: the leader opens one per
+	// cosigner and sends each request on it as a SignStreamRequest, and the
+	// cosigner answers each, in the order received, with the
+	// SignStreamResponse of the same id. Every request is checked and served
+	// exactly as a Sign call (caller, leader, epoch, sign state, nonces); the
+	// stream only spares each request the setup of a call of its own. A leader
+	// falls back to Sign on a cosigner that answers UNIMPLEMENTED (a build
+	// that predates it). A cosigner that stops ends its streams with
+	// UNAVAILABLE; the leader opens a new one for its next request.
+	SignStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SignStreamRequest, SignStreamResponse], error)
 	// Ping reports a cosigner's health and Raft view. Cheap; the leader uses it
 	// to rank cosigners by latency.
 	Ping(ctx context.Context, in *PingRequest, opts ...grpc.CallOption) (*PingResponse, error)
@@ -125,6 +136,19 @@ func (c *cosignerClient) Sign(ctx context.Context, in *SignRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *cosignerClient) SignStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SignStreamRequest, SignStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Cosigner_ServiceDesc.Streams[0], Cosigner_SignStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SignStreamRequest, SignStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cosigner_SignStreamClient = grpc.BidiStreamingClient[SignStreamRequest, SignStreamResponse]
+
 func (c *cosignerClient) Ping(ctx context.Context, in *PingRequest, opts ...grpc.CallOption) (*PingResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PingResponse)
@@ -170,6 +194,16 @@ type CosignerServer interface {
 	// consumes the nonces named by its own commitments in the request whether
 	// it signs or refuses, so a commitment is never used twice.
 	Sign(context.Context, *SignRequest) (*SignResponse, error)
+	// SignStream is Sign on one long-lived stream: the leader opens one per
+	// cosigner and sends each request on it as a SignStreamRequest, and the
+	// cosigner answers each, in the order received, with the
+	// SignStreamResponse of the same id. Every request is checked and served
+	// exactly as a Sign call (caller, leader, epoch, sign state, nonces); the
+	// stream only spares each request the setup of a call of its own. A leader
+	// falls back to Sign on a cosigner that answers UNIMPLEMENTED (a build
+	// that predates it). A cosigner that stops ends its streams with
+	// UNAVAILABLE; the leader opens a new one for its next request.
+	SignStream(grpc.BidiStreamingServer[SignStreamRequest, SignStreamResponse]) error
 	// Ping reports a cosigner's health and Raft view. Cheap; the leader uses it
 	// to rank cosigners by latency.
 	Ping(context.Context, *PingRequest) (*PingResponse, error)
@@ -196,6 +230,9 @@ func (UnimplementedCosignerServer) GetNonceCommitments(context.Context, *GetNonc
 }
 func (UnimplementedCosignerServer) Sign(context.Context, *SignRequest) (*SignResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Sign not implemented")
+}
+func (UnimplementedCosignerServer) SignStream(grpc.BidiStreamingServer[SignStreamRequest, SignStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method SignStream not implemented")
 }
 func (UnimplementedCosignerServer) Ping(context.Context, *PingRequest) (*PingResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Ping not implemented")
@@ -278,6 +315,13 @@ func _Cosigner_Sign_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cosigner_SignStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(CosignerServer).SignStream(&grpc.GenericServerStream[SignStreamRequest, SignStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Cosigner_SignStreamServer = grpc.BidiStreamingServer[SignStreamRequest, SignStreamResponse]
+
 func _Cosigner_Ping_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PingRequest)
 	if err := dec(in); err != nil {
@@ -342,6 +386,13 @@ var Cosigner_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Cosigner_TransferLeadership_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SignStream",
+			Handler:       _Cosigner_SignStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "cosigner/v1/cosigner.proto",
 }
