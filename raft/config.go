@@ -53,8 +53,10 @@ type Config struct {
 	// it sends followers the commit index anyway (randomised up to twice as
 	// long); it bounds how stale a follower's FSM is in a quiet cluster.
 	// Each such send is an AppendEntries RPC to every follower, on top of
-	// the heartbeats (every HeartbeatTimeout/10), so it is most of what an
-	// idle leader spends if set short.
+	// the heartbeats (one per member every HeartbeatTimeout/3 or
+	// LeaderLeaseTimeout/2, whichever is shorter: see the transport's
+	// paceHeartbeat), so it is most of what an idle leader spends if set
+	// short.
 	CommitTimeout time.Duration
 	// IOTimeout bounds each dial, TLS handshake and RPC write of the stream
 	// layer and transport.
@@ -85,8 +87,11 @@ type Config struct {
 // term commits, whatever it had applied as a follower, and a follower
 // decides nothing from its FSM (`cosigner status` shows it). What a
 // short one costs is an AppendEntries to every follower every 20-40 ms of
-// an idle cluster; at 250 ms the heartbeats alone remain (about 22 a
-// second per follower, which only HeartbeatTimeout can change).
+// an idle cluster; at 250 ms the heartbeats alone remain: hashicorp/raft
+// sends about 22 a second per follower (every HeartbeatTimeout/10 to /5),
+// which the transport holds to 10 (every 100 ms, a third of
+// HeartbeatTimeout, so a follower still hears from the leader three times
+// before it would start an election).
 func DefaultConfig() Config {
 	return Config{
 		HeartbeatTimeout:   300 * time.Millisecond,

@@ -223,6 +223,7 @@ func NewNode(cfg Config, opts Options) (n *Node, err error) {
 		Logger:  hlog.Named("transport"),
 	}, logger)
 	closers = append(closers, transport.Close)
+	transport.heartbeatEvery = min(cfg.HeartbeatTimeout/3, cfg.LeaderLeaseTimeout/2)
 
 	hc := hraft.DefaultConfig()
 	hc.LocalID = serverID(cfg.ID)

@@ -41,6 +41,12 @@ type memberTransport struct {
 	consumer chan hraft.RPC  // checked RPCs, for Raft
 	logger   *slog.Logger
 
+	// heartbeatEvery is the least time between two heartbeats to one
+	// member (see paceHeartbeat); 0: as hashicorp/raft sends them.
+	heartbeatEvery time.Duration
+	hbMu           sync.Mutex
+	hbLast         map[hraft.ServerID]time.Time // the last heartbeat sent to each member
+
 	closed    chan struct{}
 	closeOnce sync.Once
 	closeErr  error
@@ -73,6 +79,7 @@ func newMemberTransport(stream *StreamLayer, self int, peers []Peer, nc hraft.Ne
 		members:  make(map[int]*member),
 		consumer: make(chan hraft.RPC),
 		logger:   logger,
+		hbLast:   make(map[hraft.ServerID]time.Time),
 		closed:   make(chan struct{}),
 	}
 	nc.Stream = &memberStream{layer: stream, closed: make(chan struct{})}
@@ -294,5 +301,53 @@ func (s sender) is(id hraft.ServerID) error {
 	if s.id != string(id) {
 		return fmt.Errorf("%s names server id %q, the certificate is member %s's", s.rpc, s.id, id)
 	}
+	return nil
+}
+
+// AppendEntries sends an AppendEntries RPC. A heartbeat (an empty
+// AppendEntries that names no log position, as hashicorp/raft's heartbeat
+// loop sends) to a member that had one less than heartbeatEvery ago waits
+// first, for at most the rest of that interval (see paceHeartbeat).
+func (t *memberTransport) AppendEntries(id hraft.ServerID, target hraft.ServerAddress, args *hraft.AppendEntriesRequest, resp *hraft.AppendEntriesResponse) error {
+	if t.heartbeatEvery > 0 && isHeartbeat(args) {
+		if err := t.paceHeartbeat(id); err != nil {
+			return err
+		}
+	}
+	return t.NetworkTransport.AppendEntries(id, target, args, resp)
+}
+
+// isHeartbeat reports whether args is one of hashicorp/raft's heartbeats:
+// no entries, no previous entry and no commit index. Replication always
+// names the previous entry or carries entries.
+func isHeartbeat(args *hraft.AppendEntriesRequest) bool {
+	return len(args.Entries) == 0 && args.PrevLogEntry == 0 && args.PrevLogTerm == 0 && args.LeaderCommitIndex == 0
+}
+
+// paceHeartbeat holds heartbeats to member id to one per heartbeatEvery.
+// hashicorp/raft sends each follower one every HeartbeatTimeout/10 to /5
+// (30-60 ms with our defaults), and cannot be told otherwise; on an idle
+// leader they are most of its CPU. A follower needs one well within its
+// HeartbeatTimeout, and the leader's lease needs contact with a quorum
+// within LeaderLeaseTimeout; heartbeatEvery is set below both (Node uses
+// the smaller of a third of the one and half of the other), so neither
+// runs out. Only the heartbeat loop of id waits here; replication and
+// votes go as they come.
+func (t *memberTransport) paceHeartbeat(id hraft.ServerID) error {
+	t.hbMu.Lock()
+	wait := time.Until(t.hbLast[id].Add(t.heartbeatEvery))
+	t.hbMu.Unlock()
+	if wait > 0 {
+		timer := time.NewTimer(wait)
+		select {
+		case <-timer.C:
+		case <-t.closed:
+			timer.Stop()
+			return hraft.ErrTransportShutdown
+		}
+	}
+	t.hbMu.Lock()
+	t.hbLast[id] = time.Now()
+	t.hbMu.Unlock()
 	return nil
 }

@@ -3,6 +3,7 @@ package raft
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -274,5 +275,43 @@ func TestSenderIs(t *testing.T) {
 				t.Error("accepted")
 			}
 		})
+	}
+}
+
+// TestHeartbeatPacing: only hashicorp/raft's heartbeats are paced, each
+// member's apart from the others', and a heartbeat waiting its turn gives
+// up when the transport closes.
+func TestHeartbeatPacing(t *testing.T) {
+	if !isHeartbeat(&hraft.AppendEntriesRequest{Term: 3, RPCHeader: hraft.RPCHeader{ID: []byte("1")}}) {
+		t.Error("a heartbeat is not taken for one")
+	}
+	for _, r := range []*hraft.AppendEntriesRequest{
+		{Term: 3, PrevLogEntry: 5, PrevLogTerm: 2, LeaderCommitIndex: 5}, // replication with nothing new
+		{Term: 3, LeaderCommitIndex: 4},                                  // the commit index
+		{Term: 3, Entries: []*hraft.Log{{Index: 1, Term: 3}}},            // the first entries
+	} {
+		if isHeartbeat(r) {
+			t.Errorf("%+v is taken for a heartbeat", r)
+		}
+	}
+	tr := &memberTransport{heartbeatEvery: time.Hour, hbLast: map[hraft.ServerID]time.Time{}, closed: make(chan struct{})}
+	if err := tr.paceHeartbeat("2"); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan error, 1)
+	go func() { waiting <- tr.paceHeartbeat("2") }()
+	// Member 3's first heartbeat does not wait for member 2's turn (it
+	// would hang the test for an hour).
+	if err := tr.paceHeartbeat("3"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-waiting:
+		t.Fatalf("member 2's second heartbeat went within the hour: %v", err)
+	default:
+	}
+	close(tr.closed)
+	if err := <-waiting; !errors.Is(err, hraft.ErrTransportShutdown) {
+		t.Fatalf("a waiting heartbeat on a closed transport: %v", err)
 	}
 }
