@@ -42,6 +42,15 @@ type Prober interface {
 	Probe(ctx context.Context) (time.Duration, BootID, error)
 }
 
+// Starter is a PeerClient that can send a share request without waiting
+// for its answer: StartSign sends req and returns a function that waits for
+// the shares (until ctx ends) and says when they arrived. The leader sends
+// to such cosigners from the request's own goroutine, with no goroutine
+// started, and waits once its own share is done.
+type Starter interface {
+	StartSign(ctx context.Context, req *ShareRequest) func() ([]threshold.SignatureShare, time.Time, error)
+}
+
 // Replicated is the cluster's replicated sign state as the leader uses it:
 // the last record of each chain, and a way to replicate a new one.
 type Replicated interface {
@@ -1052,19 +1061,21 @@ type shareReply struct {
 // fanOut sends share to every cosigner of quorum within one attempt's
 // timeout and returns their replies, in quorum order, with the signing
 // packages of share's messages. The other cosigners are sent to first:
-// their round trip is the longest part of the round. Meanwhile this leader
-// derives the signing packages it aggregates with, and its own share
-// reuses them.
+// their round trip is the longest part of the round. A Starter is sent to
+// from this goroutine (a goroutine started per cosigner costs a thread's
+// wake-up before the request leaves), any other PeerClient from a
+// goroutine of its own. Meanwhile this leader derives the signing packages
+// it aggregates with, and its own share reuses them; the answers are
+// collected last, each timed from its send to its arrival.
 func (c *Coordinator) fanOut(ctx context.Context, share *ShareRequest, quorum []*peer) ([]shareReply, []*threshold.SigningPackage, error) {
 	attemptCtx, cancel := context.WithTimeout(ctx, c.cfg.AttemptTimeout)
 	defer cancel()
 	n := len(share.Messages)
 	replies := make([]shareReply, len(quorum))
 	var wg sync.WaitGroup
-	call := func(i int, p *peer, r *ShareRequest) {
-		start := time.Now()
-		shares, err := p.client.Sign(attemptCtx, r)
-		c.cfg.Metrics.ObservePeerRPC(p.id, time.Since(start))
+	// done records cosigner p's answer, sent at start, arrived at at.
+	done := func(i int, p *peer, start, at time.Time, shares []threshold.SignatureShare, err error) {
+		c.cfg.Metrics.ObservePeerRPC(p.id, at.Sub(start))
 		if err == nil && len(shares) != n {
 			err = fmt.Errorf("cosigner %d returned %d shares for %d messages", p.id, len(shares), n)
 		}
@@ -1074,14 +1085,39 @@ func (c *Coordinator) fanOut(ctx context.Context, share *ShareRequest, quorum []
 		// restarted yet after 'shard --add-to'), is healthy: the request
 		// was wrong for it, and its commitments of other keys stay good.
 		if errors.As(err, &refusal) && (refusal.Final() || refusal.Reason == signstate.RefusedUnknownChain) {
-			p.result(time.Since(start), nil)
+			p.result(at.Sub(start), nil)
 		} else {
-			p.result(time.Since(start), err)
+			p.result(at.Sub(start), err)
 		}
 		replies[i] = shareReply{shares, err}
 	}
+	call := func(i int, p *peer, r *ShareRequest) {
+		start := time.Now()
+		shares, err := p.client.Sign(attemptCtx, r)
+		done(i, p, start, time.Now(), shares, err)
+	}
+	// The answers of the cosigners sent to from here, collected at the end.
+	type started struct {
+		i     int
+		p     *peer
+		start time.Time
+		wait  func() ([]threshold.SignatureShare, time.Time, error)
+	}
+	var pending []started
+	collect := func() {
+		for _, st := range pending {
+			shares, at, err := st.wait()
+			done(st.i, st.p, st.start, at, shares, err)
+		}
+		wg.Wait()
+	}
 	for i, p := range quorum {
-		if p.id != c.self {
+		if p.id == c.self {
+			continue
+		}
+		if s, ok := p.client.(Starter); ok {
+			pending = append(pending, started{i, p, time.Now(), s.StartSign(attemptCtx, share)})
+		} else {
 			wg.Go(func() { call(i, p, share) })
 		}
 	}
@@ -1094,7 +1130,7 @@ func (c *Coordinator) fanOut(ctx context.Context, share *ShareRequest, quorum []
 		var err error
 		if pkgs[k], err = threshold.NewSigningPackage(c.keys[c.keyOf(share.ChainID)], m.SignBytes, plain); err != nil {
 			cancel()
-			wg.Wait()
+			collect()
 			return nil, nil, err
 		}
 	}
@@ -1107,7 +1143,7 @@ func (c *Coordinator) fanOut(ctx context.Context, share *ShareRequest, quorum []
 			call(i, p, &local)
 		}
 	}
-	wg.Wait()
+	collect()
 	return replies, pkgs, nil
 }
 

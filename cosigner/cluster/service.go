@@ -469,14 +469,65 @@ func (g *GRPCPeer) Commitments(ctx context.Context, key ed25519.PublicKey, n int
 // Sign asks for signature shares, on the cosigner's sign stream, or in a
 // call of its own to a cosigner without one.
 func (g *GRPCPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.SignatureShare, error) {
+	shares, _, err := g.StartSign(ctx, req)()
+	return shares, err
+}
+
+var _ Starter = (*GRPCPeer)(nil)
+
+// StartSign sends req on the cosigner's sign stream and returns at once;
+// the function it returns waits for the shares (until ctx ends) and says
+// when they arrived. To a cosigner without a sign stream the request goes
+// as a unary call, in a goroutine of its own.
+func (g *GRPCPeer) StartSign(ctx context.Context, req *ShareRequest) func() ([]threshold.SignatureShare, time.Time, error) {
 	pr := shareRequestToProto(req, g.epochs.Proto())
-	resp, err := g.streams.sign(ctx, pr)
-	if errors.Is(err, errNoSignStream) {
-		resp, err = g.client.Sign(ctx, pr)
+	pending, err := g.streams.start(ctx, pr)
+	if err != nil && !errors.Is(err, errNoSignStream) {
+		at := time.Now()
+		return func() ([]threshold.SignatureShare, time.Time, error) { return nil, at, err }
 	}
-	if err != nil {
-		return nil, err
+	unary := func() ([]threshold.SignatureShare, time.Time, error) {
+		resp, err := g.client.Sign(ctx, pr)
+		at := time.Now()
+		if err != nil {
+			return nil, at, err
+		}
+		shares, err := g.shares(req, resp)
+		return shares, at, err
 	}
+	if pending == nil {
+		type result struct {
+			shares []threshold.SignatureShare
+			at     time.Time
+			err    error
+		}
+		done := make(chan result, 1)
+		go func() {
+			shares, at, err := unary()
+			done <- result{shares, at, err}
+		}()
+		return func() ([]threshold.SignatureShare, time.Time, error) {
+			r := <-done
+			return r.shares, r.at, r.err
+		}
+	}
+	return func() ([]threshold.SignatureShare, time.Time, error) {
+		resp, at, err := pending.wait(ctx)
+		if errors.Is(err, errNoSignStream) {
+			// Never served: the cosigner has no sign stream.
+			return unary()
+		}
+		if err != nil {
+			return nil, at, err
+		}
+		shares, err := g.shares(req, resp)
+		return shares, at, err
+	}
+}
+
+// shares checks the cosigner's answer to req and returns its shares, or
+// its refusal.
+func (g *GRPCPeer) shares(req *ShareRequest, resp *cosignerv1.SignResponse) ([]threshold.SignatureShare, error) {
 	if err := g.checkEpoch(resp.GetEpoch()); err != nil {
 		return nil, err
 	}
@@ -501,6 +552,7 @@ func (g *GRPCPeer) Sign(ctx context.Context, req *ShareRequest) ([]threshold.Sig
 			return nil, fmt.Errorf("cosigner %d: share is %d bytes", g.id, len(sh.GetZ()))
 		}
 		copy(buf[2:], sh.GetZ())
+		var err error
 		if out[i], err = threshold.DecodeSignatureShare(buf); err != nil {
 			return nil, fmt.Errorf("cosigner %d: %w", g.id, err)
 		}

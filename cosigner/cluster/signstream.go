@@ -58,13 +58,20 @@ type signStream struct {
 type streamAnswer struct {
 	resp *cosignerv1.SignResponse
 	err  error
+	at   time.Time // when the answer, or the failure, arrived
 }
 
-// sign sends req on the stream, opening it first if need be, and waits for
-// its answer until ctx ends. It returns errNoSignStream when the cosigner
-// has no SignStream: nothing was sent that it served, so the caller sends
-// req as a unary call.
-func (ss *signStreams) sign(ctx context.Context, req *cosignerv1.SignRequest) (*cosignerv1.SignResponse, error) {
+// pendingSign is a request sent on a stream, waiting for its answer.
+type pendingSign struct {
+	s  *signStream
+	id uint64
+	ch chan streamAnswer
+}
+
+// start sends req on the stream, opening it first if need be. It returns
+// errNoSignStream when the cosigner has no SignStream: nothing was sent
+// that it served, so the caller sends req as a unary call.
+func (ss *signStreams) start(ctx context.Context, req *cosignerv1.SignRequest) (*pendingSign, error) {
 	s, id, err := ss.stream(ctx)
 	if err != nil {
 		return nil, err
@@ -80,12 +87,19 @@ func (ss *signStreams) sign(ctx context.Context, req *cosignerv1.SignRequest) (*
 		// io.EOF: the stream ended, and its receiver will report why.
 		s.fail(ss, err)
 	}
+	return &pendingSign{s: s, id: id, ch: ch}, nil
+}
+
+// wait returns the answer and when it arrived, or ctx's error once ctx
+// ends. A stream that broke answers errNoSignStream when the cosigner has
+// no SignStream.
+func (p *pendingSign) wait(ctx context.Context) (*cosignerv1.SignResponse, time.Time, error) {
 	select {
-	case a := <-ch:
-		return a.resp, a.err
+	case a := <-p.ch:
+		return a.resp, a.at, a.err
 	case <-ctx.Done():
-		s.unregister(id)
-		return nil, status.FromContextError(ctx.Err()).Err()
+		p.s.unregister(p.id)
+		return nil, time.Now(), status.FromContextError(ctx.Err()).Err()
 	}
 }
 
@@ -175,9 +189,9 @@ func (s *signStream) receive(ss *signStreams) {
 			s.fail(ss, err)
 			return
 		}
-		a := streamAnswer{resp: in.GetResponse()}
+		a := streamAnswer{resp: in.GetResponse(), at: time.Now()}
 		if c := codes.Code(in.GetErrorCode()); c != codes.OK {
-			a = streamAnswer{err: status.Error(c, in.GetErrorMessage())}
+			a = streamAnswer{err: status.Error(c, in.GetErrorMessage()), at: a.at}
 		} else if a.resp == nil {
 			a.err = status.Error(codes.Internal, "sign stream answer without a response")
 		}
@@ -209,8 +223,9 @@ func (s *signStream) fail(ss *signStreams, err error) {
 	s.waiting = nil
 	s.mu.Unlock()
 	s.cancel()
+	now := time.Now()
 	for _, ch := range waiting {
-		ch <- streamAnswer{err: err}
+		ch <- streamAnswer{err: err, at: now}
 	}
 	ss.mu.Lock()
 	if ss.cur == s {
