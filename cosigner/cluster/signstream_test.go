@@ -58,6 +58,16 @@ func serveCounting(t *testing.T, gc *grpcCluster, id int, svc *countingService, 
 	return srv, lis.Addr().String()
 }
 
+// servedCosigner3 serves cosigner 3 of a fresh 2-of-3 gRPC cluster with
+// svc, and returns the cluster, cosigner 3's server and address, and
+// leader 1's GRPCPeer for it.
+func servedCosigner3(t *testing.T, svc *countingService) (*grpcCluster, *grpc.Server, string, *GRPCPeer) {
+	t.Helper()
+	gc := serveGRPCCosigners(t, 2, 3)
+	srv, addr := serveCounting(t, gc, 3, svc, "127.0.0.1:0")
+	return gc, srv, addr, NewGRPCPeer(3, dialWith(t, addr, gc.tls[0].ClientTLSConfig(3)), gc.guard(1))
+}
+
 // prevoteRequest is a share request for a prevote at height h with fresh
 // commitments of cosigners 1 and 3, and its signing package.
 func prevoteRequest(t *testing.T, gc *grpcCluster, h int64) (*ShareRequest, *threshold.SigningPackage) {
@@ -83,10 +93,8 @@ func prevoteRequest(t *testing.T, gc *grpcCluster, h int64) (*ShareRequest, *thr
 // stream, not as calls of their own, and concurrent requests on it each get
 // their own share.
 func TestSignStreamCarriesShareRequests(t *testing.T) {
-	gc := serveGRPCCosigners(t, 2, 3)
 	svc := &countingService{}
-	_, addr := serveCounting(t, gc, 3, svc, "127.0.0.1:0")
-	peer := NewGRPCPeer(3, dialWith(t, addr, gc.tls[0].ClientTLSConfig(3)), gc.guard(1))
+	gc, _, _, peer := servedCosigner3(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -121,10 +129,8 @@ func TestSignStreamCarriesShareRequests(t *testing.T) {
 // answers UNIMPLEMENTED; the leader signs with it by unary calls, the
 // first request included, and does not try a stream again at once.
 func TestSignStreamFallsBackToUnary(t *testing.T) {
-	gc := serveGRPCCosigners(t, 2, 3)
 	svc := &countingService{noStream: true}
-	_, addr := serveCounting(t, gc, 3, svc, "127.0.0.1:0")
-	peer := NewGRPCPeer(3, dialWith(t, addr, gc.tls[0].ClientTLSConfig(3)), gc.guard(1))
+	gc, _, _, peer := servedCosigner3(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for h := int64(2); h < 5; h++ {
@@ -151,10 +157,8 @@ func TestSignStreamFallsBackToUnary(t *testing.T) {
 // TestSignStreamReopens: when the cosigner restarts, the stream breaks,
 // and the leader's next requests open a new one.
 func TestSignStreamReopens(t *testing.T) {
-	gc := serveGRPCCosigners(t, 2, 3)
 	first := &countingService{}
-	srv, addr := serveCounting(t, gc, 3, first, "127.0.0.1:0")
-	peer := NewGRPCPeer(3, dialWith(t, addr, gc.tls[0].ClientTLSConfig(3)), gc.guard(1))
+	gc, srv, addr, peer := servedCosigner3(t, first)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	req, _ := prevoteRequest(t, gc, 2)
@@ -188,10 +192,8 @@ func TestSignStreamReopens(t *testing.T) {
 // not wait for the leader's open stream, and the stream's requests fail
 // with UNAVAILABLE rather than hang.
 func TestServiceStopEndsSignStreams(t *testing.T) {
-	gc := serveGRPCCosigners(t, 2, 3)
 	svc := &countingService{}
-	srv, addr := serveCounting(t, gc, 3, svc, "127.0.0.1:0")
-	peer := NewGRPCPeer(3, dialWith(t, addr, gc.tls[0].ClientTLSConfig(3)), gc.guard(1))
+	gc, srv, _, peer := servedCosigner3(t, svc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := prevoteRequest(t, gc, 2)
