@@ -60,6 +60,10 @@ type Options struct {
 	// DialInterval is the wait between dials of a peer that is not up yet;
 	// 0 means 250 ms.
 	DialInterval time.Duration
+	// Command is what every host runs for this ceremony, named in the
+	// hints of errors ("start 'cosigner reshare' on every host ...");
+	// empty means "cosigner dkg".
+	Command string
 	// Logger receives progress; nil discards.
 	Logger *slog.Logger
 	// Random is the randomness for the nonce and long-term key; nil means
@@ -251,6 +255,7 @@ type run struct {
 	addr        map[int]string
 	params      []byte // the participant list, then Options.Params
 	extra       []byte // Options.Extra
+	command     string // Options.Command, for hints
 	log         *slog.Logger
 	newProtocol NewProtocol
 
@@ -286,11 +291,14 @@ func newRun(opts Options) (*run, error) {
 	if len(opts.Extra) > MaxExtra {
 		return nil, fmt.Errorf("ceremony: extra of %d bytes, at most %d", len(opts.Extra), MaxExtra)
 	}
-	c := &run{self: opts.Self, addr: map[int]string{}, log: opts.Logger, writers: map[int]*writer{},
+	c := &run{self: opts.Self, addr: map[int]string{}, log: opts.Logger, command: opts.Command, writers: map[int]*writer{},
 		connected: map[int]bool{}, dialErr: map[int]error{}, hellos: map[int]*hello{},
 		confirms: map[int][]byte{}, dones: map[int][]byte{}}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	}
+	if c.command == "" {
+		c.command = "cosigner dkg"
 	}
 	for _, p := range opts.Participants {
 		if p.ID < 1 || p.ID > clustertls.MaxID {
@@ -712,7 +720,7 @@ func (c *run) timeoutErr(ctx context.Context) error {
 			}
 			waiting = append(waiting, s)
 		}
-		return &Error{Reason: fmt.Sprintf("timed out waiting for the hello of %s: start 'cosigner dkg' on every host within the timeout, and check addresses and firewalls", strings.Join(waiting, ", ")), Err: cause}
+		return &Error{Reason: fmt.Sprintf("timed out waiting for the hello of %s: start '%s' on every host within the timeout, and check addresses and firewalls", strings.Join(waiting, ", "), c.command), Err: cause}
 	case phaseConfirm:
 		for _, id := range c.others() {
 			if _, ok := c.confirms[id]; !ok {

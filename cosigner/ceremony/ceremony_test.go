@@ -314,6 +314,18 @@ func TestRunTimeoutNamesTheMissing(t *testing.T) {
 	if !errors.Is(res[0].err, context.DeadlineExceeded) && !errors.Is(res[1].err, context.DeadlineExceeded) {
 		t.Errorf("neither %v nor %v wraps context.DeadlineExceeded", res[0].err, res[1].err)
 	}
+	wantAllFail(t, res, "start 'cosigner dkg' on every host", "start 'cosigner dkg' on every host")
+
+	// A resharing names its own command in the hint.
+	c = newCluster(t, 3)
+	opts, protos = fresh(c, 2)
+	c.lns[2].Close()
+	for i := range opts {
+		opts[i].Timeout = 500 * time.Millisecond
+		opts[i].Command = "cosigner reshare"
+	}
+	res = runAll(opts[:2], protos[:2])
+	wantAllFail(t, res, "start 'cosigner reshare' on every host", "start 'cosigner reshare' on every host")
 }
 
 func TestRunForeignCluster(t *testing.T) {

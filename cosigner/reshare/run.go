@@ -147,7 +147,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	log.Info("reshare: joining the ceremony", "cosigner", self, "old_share", me.OldID, "epoch", plan.Epoch,
 		"from", fmt.Sprintf("%d-of-%d", plan.OldThreshold, plan.OldShares), "to", fmt.Sprintf("%d-of-%d", plan.Threshold, plan.Shares))
 	ks, group, err := ceremony.Run(ctx, ceremony.Options{Self: self, Participants: parts, TLS: ident, Params: plan.params(oldEpoch),
-		Extra: extra, Timeout: opts.Timeout, Listener: opts.Listener, DialInterval: opts.DialInterval, Logger: log}, newProtocol)
+		Extra: extra, Timeout: opts.Timeout, Listener: opts.Listener, DialInterval: opts.DialInterval, Command: "cosigner reshare", Logger: log}, newProtocol)
 	now := time.Now
 	if opts.Now != nil {
 		now = opts.Now
