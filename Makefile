@@ -34,8 +34,12 @@ promtool:
 test-unit:
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
+# The whole verbose log goes to a file of its own (named first and last), so
+# that two runs on one machine keep theirs; the terminal gets the summary.
 test-e2e:
-	$(GO) test -count=1 -timeout 20m -v ./test/... 2>&1 | tee /tmp/cosigner-e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e:' ; exit $${PIPESTATUS[0]}
+	@log=$$(mktemp "$${TMPDIR:-/tmp}/cosigner-e2e.XXXXXX"); echo "test-e2e: the whole log is $$log"; \
+	$(GO) test -count=1 -timeout 20m -v ./test/... 2>&1 | tee "$$log" | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e:'; \
+	rc=$${PIPESTATUS[0]}; echo "test-e2e: the whole log is $$log"; exit $$rc
 
 $(STATICCHECK):
 	GOBIN=$(TOOLS_BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
