@@ -370,6 +370,9 @@ func (a *softsignBackend) Status(context.Context) admin.Status {
 			info := keys.DescribePubKey(pub, a.prefixes[st.Chains[i].ID])
 			st.Chains[i].Address, st.Chains[i].PubKey = info.Address, info.Bech32
 		}
+		if limit, ok := a.signer.HeightLimit(st.Chains[i].ID); ok {
+			st.Chains[i].MaxHeight = &limit
+		}
 	}
 	st.Nodes = a.tracker.NodeReports()
 	return st

@@ -29,8 +29,10 @@ leader's view on the leader; a follower pings the others itself), whether a
 quorum can sign, what the cluster's shape withstands (cosigners that may be
 down, cosigners that may be compromised without a double sign, shares an
 attacker needs to sign on its own; softsign is a cluster of one: 0, 0, 1), each
-chain's last signature, how long ago and the validator key that signs it, nonce
-pools and node connections.
+chain's last signature, how long ago, the validator key that signs it and the
+highest height this process signs now (max_height_ahead and max_height_rate, a
+cluster's [threshold] or softsign's [softsign] bound), nonce pools and node
+connections.
 
 Exit status: 0 when the cosigner answers and (threshold mode) a quorum is
 available; 1 when no quorum is available or no cosigner runs with --home.`,
@@ -133,6 +135,11 @@ func printStatus(w io.Writer, st admin.Status) {
 		fmt.Fprintf(w, "  %s: last signed %d/%d/%s, %s (%s)\n", c.ID, c.Height, c.Round, c.Step, when, c.Source)
 		if c.Address != "" {
 			fmt.Fprintf(w, "    key: %s (address %s)\n", c.PubKey, c.Address)
+		}
+		if c.MaxHeight != nil {
+			fmt.Fprintf(w, "    signs up to height %d now (max_height_ahead, max_height_rate)\n", *c.MaxHeight)
+		} else {
+			fmt.Fprintf(w, "    no height bound (max_height_ahead = 0)\n")
 		}
 	}
 	fmt.Fprintf(w, "\nnode connections:\n")

@@ -30,7 +30,11 @@ func TestStatusCommand(t *testing.T) {
 	}
 	// A free port for this test.
 	cfgPath := filepath.Join(home, config.FileName)
-	if err := os.WriteFile(cfgPath, []byte(strings.Replace(string(cfg), "127.0.0.1:26680", "127.0.0.1:0", 1)), 0o600); err != nil {
+	// And a height bound that grows a height per 1000 s, to see it in
+	// status: mark 7 + 100.
+	edited := strings.Replace(string(cfg), "127.0.0.1:26680", "127.0.0.1:0", 1)
+	edited = strings.Replace(edited, "max_height_ahead = 0\nmax_height_rate = 10", "max_height_ahead = 100\nmax_height_rate = 0.001", 1)
+	if err := os.WriteFile(cfgPath, []byte(edited), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	mustCLI(t, "keys", "import", "--home", home, keyFile)
@@ -54,6 +58,7 @@ func TestStatusCommand(t *testing.T) {
 
 	out := mustCLI(t, "status", "--home", home)
 	for _, want := range []string{"softsign", "kira-1: last signed 7/0/none", "tcp://127.0.0.1:1: not connected",
+		"    signs up to height 107 now (max_height_ahead, max_height_rate)\n",
 		// A whole key is a cluster of one: nothing may be down or
 		// compromised, and its one share signs.
 		"what a 1-of-1 cluster withstands:",
@@ -69,7 +74,8 @@ func TestStatusCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &st); err != nil {
 		t.Fatal(err)
 	}
-	if st.Mode != "softsign" || !st.Quorum || st.Ready || len(st.Chains) != 1 || st.Chains[0].Height != 7 {
+	if st.Mode != "softsign" || !st.Quorum || st.Ready || len(st.Chains) != 1 || st.Chains[0].Height != 7 ||
+		st.Chains[0].MaxHeight == nil || *st.Chains[0].MaxHeight != 107 {
 		t.Errorf("status --json = %+v", st)
 	}
 	for _, want := range []string{`"down_tolerated": 0,`, `"compromised_tolerated": 0,`, `"shares_to_sign": 1,`} {

@@ -112,6 +112,10 @@ type ChainReport struct {
 	// the chain.
 	Address string `json:"address,omitempty"`
 	PubKey  string `json:"pubkey,omitempty"`
+	// MaxHeight is the highest height this process signs (a share of, in
+	// a cluster) now, by max_height_ahead and max_height_rate; nil when
+	// that bound is off. It grows by max_height_rate a second.
+	MaxHeight *int64 `json:"max_height,omitempty"`
 }
 
 // NodeReport is one node connection in a Status.

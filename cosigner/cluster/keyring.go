@@ -115,6 +115,15 @@ func (k *Keyring) Mark(chainID string) (signstate.Mark, bool) {
 	return signstate.Mark{}, false
 }
 
+// HeightLimit returns the highest height chainID's share signer releases a
+// share for now, and false when none signs it or its bound is off.
+func (k *Keyring) HeightLimit(chainID string) (int64, bool) {
+	if s := k.ForChain(chainID); s != nil {
+		return s.HeightLimit(chainID)
+	}
+	return 0, false
+}
+
 // PublicKey returns the validator key that signs chainID, or nil.
 func (k *Keyring) PublicKey(chainID string) ed25519.PublicKey {
 	if s := k.ForChain(chainID); s != nil {

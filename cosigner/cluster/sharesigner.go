@@ -171,6 +171,20 @@ func (s *ShareSigner) admitBound(chainID string, height int64) {
 	}
 }
 
+// HeightLimit returns the highest height this cosigner releases a share
+// for on chainID now, by its height bound (max_height_ahead,
+// max_height_rate), and false when it does not sign the chain or the
+// bound is off.
+func (s *ShareSigner) HeightLimit(chainID string) (int64, bool) {
+	s.boundMu.Lock()
+	b, ok := s.bounds[chainID]
+	s.boundMu.Unlock()
+	if !ok || b.Off() {
+		return 0, false
+	}
+	return b.Limit(s.now()), true
+}
+
 // Mark returns the high-water mark of chainID.
 func (s *ShareSigner) Mark(chainID string) (signstate.Mark, bool) {
 	st, ok := s.chains[chainID]

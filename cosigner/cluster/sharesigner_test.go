@@ -91,7 +91,14 @@ func TestShareSignerBoundDoesNotRatchet(t *testing.T) {
 	if m, _ := p.s2.Mark(testChain); m.Height != 100 {
 		t.Fatalf("mark after 50 jumps = %d, want 100", m.Height)
 	}
-	// Within the bound it still signs: 1 + 100 is the limit now.
+	// Within the bound it still signs: 1 + 100 is the limit now, and
+	// HeightLimit (what status shows) says so.
+	if l, ok := p.s2.HeightLimit(testChain); !ok || l != 101 {
+		t.Fatalf("HeightLimit = %d, %t, want 101", l, ok)
+	}
+	if _, ok := p.s2.HeightLimit("other-chain"); ok {
+		t.Fatal("HeightLimit of a chain this cosigner does not sign")
+	}
 	if err := p.ask(t, 101); err != nil {
 		t.Fatalf("height 101 (the limit): %v", err)
 	}
@@ -100,6 +107,9 @@ func TestShareSignerBoundDoesNotRatchet(t *testing.T) {
 	}
 	// The limit grows with time only: 10 heights a second.
 	p.clock.Advance(3 * time.Second)
+	if l, _ := p.s2.HeightLimit(testChain); l != 131 {
+		t.Fatalf("HeightLimit three seconds later = %d, want 131", l)
+	}
 	if err := p.ask(t, 131); err != nil {
 		t.Fatalf("height 131 three seconds later: %v", err)
 	}

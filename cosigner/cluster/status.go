@@ -79,6 +79,9 @@ func (c *Cosigner) Status(ctx context.Context) admin.Status {
 			info := keys.DescribePubKey(c.keys.PublicKey(ch.ID), ch.Prefix())
 			st.Chains[i].Address, st.Chains[i].PubKey = info.Address, info.Bech32
 		}
+		if limit, ok := c.keys.HeightLimit(st.Chains[i].ID); ok {
+			st.Chains[i].MaxHeight = &limit
+		}
 	}
 	st.Nodes = c.tracker.NodeReports()
 	return st

@@ -184,6 +184,22 @@ func (s *Signer) Mark(chainID string) (signstate.Mark, bool) {
 	return c.state.Mark(), true
 }
 
+// HeightLimit returns the highest height chainID may be signed at now by
+// its height bound (max_height_ahead, max_height_rate), and false when the
+// chain is unknown or its bound is off.
+func (s *Signer) HeightLimit(chainID string) (int64, bool) {
+	c, ok := s.chains[chainID]
+	if !ok {
+		return 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bound.Off() {
+		return 0, false
+	}
+	return c.bound.Limit(s.opts.Now()), true
+}
+
 // Sign signs req under the chain's sign-state rules and, if configured,
 // its height bound (an error wrapping signstate.ErrTooFarAhead). The vote
 // extension, if asked for, is signed fresh every time, as FilePV does:
