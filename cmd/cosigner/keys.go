@@ -173,8 +173,10 @@ func newKeysImportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "import FILE",
 		Short: "Import a priv_validator_key.json or TMKMS softsign key for a chain",
-		Long: `import reads a CometBFT priv_validator_key.json or a TMKMS softsign key (base64
-of the 32-byte seed, or of 64 bytes seed||pubkey), checks it and stores it as the
+		Long: `import reads a CometBFT priv_validator_key.json, a TMKMS softsign key (base64
+of the 32-byte seed) or the base64 of CometBFT's 64 bytes seed||pubkey (a TMKMS
+v0.15 64-byte expanded key holds no seed: 'cosigner migrate tmkms' reads it),
+checks it and stores it as the
 chain's key file (0600, priv_validator_key.json format). It refuses to replace
 an existing key unless --force is given, and refuses while 'cosigner start' runs
 on the home (stop cosigner first). It warns when FILE is open to group or others

@@ -67,7 +67,8 @@ func keyFromBytes(raw []byte) (ed25519.PrivateKey, error) {
 	case ed25519.PrivateKeySize:
 		key := ed25519.NewKeyFromSeed(raw[:32])
 		if !bytes.Equal(key[32:], raw[32:]) {
-			return nil, errors.New("64-byte key: the public half does not belong to the seed (corrupt key)")
+			return nil, errors.New("64-byte key: the public half does not belong to the seed (a corrupt seed||public key; " +
+				"or a TMKMS v0.15 expanded key, which holds no seed: 'cosigner migrate tmkms' reads those)")
 		}
 		return key, nil
 	}

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"crypto/ed25519"
+	"crypto/sha512"
 	"encoding/base64"
 	"errors"
 	"os"
@@ -61,6 +62,7 @@ func TestParseKeyBad(t *testing.T) {
 	mismatch = strings.Replace(mismatch, base64.StdEncoding.EncodeToString(k1[32:]), base64.StdEncoding.EncodeToString(k2[32:]), 1)
 	badAddr := strings.Replace(string(MarshalPrivValidatorKey(k1)), Address(k1.Public().(ed25519.PublicKey)), Address(k2.Public().(ed25519.PublicKey)), 1)
 	torn := append(append([]byte{}, k1[:32]...), k2[32:]...)
+	expanded := sha512.Sum512(other)
 
 	tests := []struct {
 		name, data, want string
@@ -69,6 +71,9 @@ func TestParseKeyBad(t *testing.T) {
 		{"garbage", "not a key!", "not a priv_validator_key.json"},
 		{"short seed", base64.StdEncoding.EncodeToString(make([]byte, 31)), "31 bytes"},
 		{"64 bytes torn", base64.StdEncoding.EncodeToString(torn), "does not belong"},
+		// TMKMS v0.15's expanded key (SHA-512 of a seed: scalar, prefix)
+		// holds no seed: the error points at the command that reads it.
+		{"tmkms expanded key", base64.StdEncoding.EncodeToString(expanded[:]), "'cosigner migrate tmkms' reads those"},
 		{"bad json", `{"priv_key":`, "malformed key JSON"},
 		{"bad base64 value", `{"priv_key":{"type":"tendermint/PrivKeyEd25519","value":"!!!!"}}`, "priv_key.value is not base64"},
 		{"trailing data", string(MarshalPrivValidatorKey(k1)) + "{}", "malformed key JSON"},
