@@ -482,20 +482,8 @@ var _ Starter = (*GRPCPeer)(nil)
 func (g *GRPCPeer) StartSign(ctx context.Context, req *ShareRequest) func() ([]threshold.SignatureShare, time.Time, error) {
 	pr := shareRequestToProto(req, g.epochs.Proto())
 	pending, err := g.streams.start(ctx, pr)
-	if err != nil && !errors.Is(err, errNoSignStream) {
-		at := time.Now()
-		return func() ([]threshold.SignatureShare, time.Time, error) { return nil, at, err }
-	}
-	unary := func() ([]threshold.SignatureShare, time.Time, error) {
-		resp, err := g.client.Sign(ctx, pr)
-		at := time.Now()
-		if err != nil {
-			return nil, at, err
-		}
-		shares, err := g.shares(req, resp)
-		return shares, at, err
-	}
-	if pending == nil {
+	switch {
+	case errors.Is(err, errNoSignStream):
 		type result struct {
 			shares []threshold.SignatureShare
 			at     time.Time
@@ -503,19 +491,22 @@ func (g *GRPCPeer) StartSign(ctx context.Context, req *ShareRequest) func() ([]t
 		}
 		done := make(chan result, 1)
 		go func() {
-			shares, at, err := unary()
+			shares, at, err := g.unarySign(ctx, req, pr)
 			done <- result{shares, at, err}
 		}()
 		return func() ([]threshold.SignatureShare, time.Time, error) {
 			r := <-done
 			return r.shares, r.at, r.err
 		}
+	case err != nil:
+		at := time.Now()
+		return func() ([]threshold.SignatureShare, time.Time, error) { return nil, at, err }
 	}
 	return func() ([]threshold.SignatureShare, time.Time, error) {
 		resp, at, err := pending.wait(ctx)
 		if errors.Is(err, errNoSignStream) {
 			// Never served: the cosigner has no sign stream.
-			return unary()
+			return g.unarySign(ctx, req, pr)
 		}
 		if err != nil {
 			return nil, at, err
@@ -523,6 +514,18 @@ func (g *GRPCPeer) StartSign(ctx context.Context, req *ShareRequest) func() ([]t
 		shares, err := g.shares(req, resp)
 		return shares, at, err
 	}
+}
+
+// unarySign sends pr, the encoding of req, as a Sign call of its own, and
+// returns the shares and when the answer arrived.
+func (g *GRPCPeer) unarySign(ctx context.Context, req *ShareRequest, pr *cosignerv1.SignRequest) ([]threshold.SignatureShare, time.Time, error) {
+	resp, err := g.client.Sign(ctx, pr)
+	at := time.Now()
+	if err != nil {
+		return nil, at, err
+	}
+	shares, err := g.shares(req, resp)
+	return shares, at, err
 }
 
 // shares checks the cosigner's answer to req and returns its shares, or
